@@ -1,0 +1,452 @@
+//! The streaming graph executor.
+//!
+//! A `Session` owns one instance of every node of a manifest. Inline nodes run on the thread
+//! that delivers their input, so a graph of cheap nodes costs no thread hop at all. Dedicated
+//! nodes run on their own thread behind a bounded queue: a full queue blocks the sender, which
+//! is the backpressure. Outputs of sink nodes and `is_output_node` nodes go to an `OutputSink`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+use std::{fmt, thread};
+
+use crate::data::{Packet, RuntimeData};
+use crate::manifest::Manifest;
+use crate::node::{Emitter, Node, StreamFormat, Threading};
+
+/// Capacity of a dedicated node's input queue, in packets.
+pub const QUEUE_CAPACITY: usize = 16;
+
+/// Something a node of the graph delivered.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub node_id: Arc<str>,
+    pub data: RuntimeData,
+    pub pts: Option<u64>,
+}
+
+/// A node that failed at run time, named.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuntimeError {
+    pub node_id: String,
+    pub message: String,
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node {:?}: {}", self.node_id, self.message)
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+/// Receives a session's outputs and the errors of its dedicated nodes. Called from the
+/// sending thread for inline nodes and from node threads otherwise; must not block for long.
+pub trait OutputSink: Send + Sync {
+    fn output(&self, output: Output);
+    fn error(&self, error: RuntimeError);
+}
+
+/// The static shape of a manifest: who feeds whom, formats, latency.
+pub struct Graph {
+    manifest: Manifest,
+    ids: Vec<Arc<str>>,
+    succ: Vec<Vec<usize>>,
+    /// First predecessor of each node (its format source), if any.
+    first_pred: Vec<Option<usize>>,
+    sources: Vec<usize>,
+    is_output: Vec<bool>,
+}
+
+impl Graph {
+    pub fn new(manifest: Manifest) -> Self {
+        let n = manifest.nodes.len();
+        let mut succ = vec![Vec::new(); n];
+        let mut first_pred = vec![None; n];
+        for &(from, to) in &manifest.connections {
+            succ[from].push(to);
+            first_pred[to].get_or_insert(from);
+        }
+        let sources = (0..n).filter(|&i| first_pred[i].is_none()).collect();
+        let is_output = (0..n)
+            .map(|i| succ[i].is_empty() || manifest.nodes[i].is_output_node)
+            .collect();
+        let ids = manifest
+            .nodes
+            .iter()
+            .map(|e| Arc::from(e.id.as_str()))
+            .collect();
+        Self {
+            manifest,
+            ids,
+            succ,
+            first_pred,
+            sources,
+            is_output,
+        }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// True when some node runs on a thread of its own, so outputs can arrive at any time.
+    pub fn has_dedicated_nodes(&self) -> bool {
+        self.manifest
+            .nodes
+            .iter()
+            .any(|n| n.spec.threading == Threading::Dedicated)
+    }
+
+    /// The output format of every node for this input format.
+    pub fn formats(&self, input: &StreamFormat) -> Result<Vec<StreamFormat>, RuntimeError> {
+        let mut formats = vec![StreamFormat::Any; self.ids.len()];
+        for &i in &self.manifest.topo_order {
+            let node = &self.manifest.nodes[i];
+            let node_in = self.first_pred[i].map_or(input, |p| &formats[p]);
+            formats[i] =
+                (node.spec.format)(&node.params, node_in).map_err(|message| RuntimeError {
+                    node_id: node.id.clone(),
+                    message: format!("cannot take {node_in}: {message}"),
+                })?;
+        }
+        Ok(formats)
+    }
+
+    /// The format of the media the graph delivers: the first output node (in manifest order)
+    /// that delivers audio or video, else the first output node.
+    pub fn output_format(&self, input: &StreamFormat) -> Result<StreamFormat, RuntimeError> {
+        let formats = self.formats(input)?;
+        let outputs: Vec<&StreamFormat> = (0..formats.len())
+            .filter(|&i| self.is_output[i])
+            .map(|i| &formats[i])
+            .collect();
+        Ok(outputs
+            .iter()
+            .find(|f| matches!(f, StreamFormat::Audio { .. } | StreamFormat::Video))
+            .or(outputs.first())
+            .map_or(StreamFormat::Any, |f| (*f).clone()))
+    }
+
+    /// The longest path of node latencies from the input to an output, in ns.
+    pub fn latency_ns(&self, input: &StreamFormat) -> u64 {
+        let Ok(formats) = self.formats(input) else {
+            return 0;
+        };
+        let mut total = vec![0u64; self.ids.len()];
+        let mut worst = 0;
+        for &i in &self.manifest.topo_order {
+            let node = &self.manifest.nodes[i];
+            let node_in = self.first_pred[i].map_or(input, |p| &formats[p]);
+            total[i] += (node.spec.latency_ns)(&node.params, node_in);
+            for &s in &self.succ[i] {
+                total[s] = total[s].max(total[i]);
+            }
+            if self.is_output[i] {
+                worst = worst.max(total[i]);
+            }
+        }
+        worst
+    }
+}
+
+/// Per-node counters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeMetrics {
+    pub node_id: String,
+    pub processed: u64,
+    pub busy_ns: u64,
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    processed: AtomicU64,
+    busy_ns: AtomicU64,
+    errors: AtomicU64,
+}
+
+enum Msg {
+    Data(Packet, u64),
+    Finish(SyncSender<()>),
+    Reset(SyncSender<()>),
+    Stop,
+}
+
+enum Slot {
+    Inline(Mutex<Box<dyn Node>>),
+    Dedicated(SyncSender<Msg>),
+}
+
+struct Shared {
+    graph: Arc<Graph>,
+    slots: Vec<Slot>,
+    counters: Vec<Counters>,
+    sink: Arc<dyn OutputSink>,
+    /// Bumped by every reset; queued packets of an older epoch are dropped.
+    epoch: AtomicU64,
+}
+
+/// One running instance of a graph, with its own node state.
+pub struct Session {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl Shared {
+    fn error(&self, idx: usize, message: String) -> RuntimeError {
+        RuntimeError {
+            node_id: self.graph.ids[idx].to_string(),
+            message,
+        }
+    }
+
+    /// Runs `f` on node `idx`, timing it and turning a panic into an error.
+    fn run(
+        &self,
+        idx: usize,
+        node: &mut dyn Node,
+        pts: Option<u64>,
+        f: impl FnOnce(&mut dyn Node, &mut Emitter) -> Result<(), String>,
+    ) -> Result<Vec<Packet>, RuntimeError> {
+        let mut emitter = Emitter {
+            packets: Vec::new(),
+            current_pts: pts,
+        };
+        let start = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| f(node, &mut emitter)));
+        let c = &self.counters[idx];
+        c.busy_ns
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        c.processed.fetch_add(1, Ordering::Relaxed);
+        let result = match result {
+            Ok(r) => r,
+            Err(payload) => Err(format!("panicked: {}", panic_message(&*payload))),
+        };
+        result.map(|()| emitter.packets).map_err(|m| {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+            self.error(idx, m)
+        })
+    }
+
+    fn deliver(&self, idx: usize, packet: Packet) -> Result<(), RuntimeError> {
+        match &self.slots[idx] {
+            Slot::Inline(node) => {
+                let pts = packet.pts;
+                let emitted = {
+                    let mut node = node.lock().unwrap_or_else(PoisonError::into_inner);
+                    self.run(idx, node.as_mut(), pts, |n, e| n.process(packet, e))?
+                };
+                self.route(idx, emitted)
+            }
+            Slot::Dedicated(tx) => tx
+                .send(Msg::Data(packet, self.epoch.load(Ordering::Acquire)))
+                .map_err(|_| self.error(idx, "node thread has stopped".into())),
+        }
+    }
+
+    fn route(&self, idx: usize, packets: Vec<Packet>) -> Result<(), RuntimeError> {
+        let succ = &self.graph.succ[idx];
+        for packet in packets {
+            if self.graph.is_output[idx] {
+                self.sink.output(Output {
+                    node_id: Arc::clone(&self.graph.ids[idx]),
+                    data: packet.data.clone(),
+                    pts: packet.pts,
+                });
+            }
+            if let Some((&last, rest)) = succ.split_last() {
+                for &s in rest {
+                    self.deliver(s, packet.clone())?;
+                }
+                self.deliver(last, packet)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn worker(&self, idx: usize, mut node: Box<dyn Node>, rx: Receiver<Msg>) {
+        for msg in rx {
+            match msg {
+                Msg::Data(packet, epoch) => {
+                    if epoch != self.epoch.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    let pts = packet.pts;
+                    let result = self
+                        .run(idx, node.as_mut(), pts, |n, e| n.process(packet, e))
+                        .and_then(|emitted| self.route(idx, emitted));
+                    if let Err(e) = result {
+                        self.sink.error(e);
+                    }
+                }
+                Msg::Finish(ack) => {
+                    let result = self
+                        .run(idx, node.as_mut(), None, |n, e| n.finish(e))
+                        .and_then(|emitted| self.route(idx, emitted));
+                    if let Err(e) = result {
+                        self.sink.error(e);
+                    }
+                    let _ = ack.send(());
+                }
+                Msg::Reset(ack) => {
+                    node.reset();
+                    let _ = ack.send(());
+                }
+                Msg::Stop => break,
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Instantiates every node of the graph and starts the dedicated ones.
+    pub fn new(graph: Arc<Graph>, sink: Arc<dyn OutputSink>) -> Result<Self, RuntimeError> {
+        let mut slots = Vec::new();
+        let mut pending = Vec::new();
+        for (idx, entry) in graph.manifest.nodes.iter().enumerate() {
+            let node = (entry.spec.create)(&entry.params).map_err(|message| RuntimeError {
+                node_id: entry.id.clone(),
+                message,
+            })?;
+            match entry.spec.threading {
+                Threading::Inline => slots.push(Slot::Inline(Mutex::new(node))),
+                Threading::Dedicated => {
+                    let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+                    slots.push(Slot::Dedicated(tx));
+                    pending.push((idx, node, rx));
+                }
+            }
+        }
+        let counters = slots.iter().map(|_| Counters::default()).collect();
+        let shared = Arc::new(Shared {
+            graph,
+            slots,
+            counters,
+            sink,
+            epoch: AtomicU64::new(0),
+        });
+        let mut workers = Vec::new();
+        for (idx, node, rx) in pending {
+            let worker_shared = Arc::clone(&shared);
+            let name = format!("rm-{}", shared.graph.ids[idx]);
+            let spawned = thread::Builder::new()
+                .name(name.chars().take(15).collect())
+                .spawn(move || worker_shared.worker(idx, node, rx));
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(e) => {
+                    let session = Self { shared, workers };
+                    return Err(session
+                        .shared
+                        .error(idx, format!("cannot start node thread: {e}")));
+                }
+            }
+        }
+        Ok(Self { shared, workers })
+    }
+
+    pub fn graph(&self) -> &Arc<Graph> {
+        &self.shared.graph
+    }
+
+    /// Feeds one input to every source node. Blocks while a dedicated node's queue is full.
+    pub fn send(&self, data: RuntimeData) -> Result<(), RuntimeError> {
+        let packet = Packet::new(data);
+        let sources = &self.shared.graph.sources;
+        if let Some((&last, rest)) = sources.split_last() {
+            for &s in rest {
+                self.shared.deliver(s, packet.clone())?;
+            }
+            self.shared.deliver(last, packet)?;
+        }
+        Ok(())
+    }
+
+    /// End of stream: every node, in graph order, processes what is queued and emits what
+    /// it held back. Returns when all of it reached the sink.
+    pub fn drain(&self) -> Result<(), RuntimeError> {
+        let mut first_error = None;
+        for &idx in &self.shared.graph.manifest.topo_order {
+            let result = match &self.shared.slots[idx] {
+                Slot::Inline(node) => {
+                    let emitted = {
+                        let mut node = node.lock().unwrap_or_else(PoisonError::into_inner);
+                        self.shared
+                            .run(idx, node.as_mut(), None, |n, e| n.finish(e))
+                    };
+                    emitted.and_then(|p| self.shared.route(idx, p))
+                }
+                Slot::Dedicated(tx) => self.round_trip(idx, tx, Msg::Finish),
+            };
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Flush: drops queued data and resets every node's state.
+    pub fn reset(&self) {
+        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        for (idx, slot) in self.shared.slots.iter().enumerate() {
+            match slot {
+                Slot::Inline(node) => node.lock().unwrap_or_else(PoisonError::into_inner).reset(),
+                Slot::Dedicated(tx) => {
+                    let _ = self.round_trip(idx, tx, Msg::Reset);
+                }
+            }
+        }
+    }
+
+    fn round_trip(
+        &self,
+        idx: usize,
+        tx: &SyncSender<Msg>,
+        msg: fn(SyncSender<()>) -> Msg,
+    ) -> Result<(), RuntimeError> {
+        let (ack_tx, ack_rx) = sync_channel(1);
+        tx.send(msg(ack_tx))
+            .ok()
+            .and_then(|()| ack_rx.recv().ok())
+            .ok_or_else(|| self.shared.error(idx, "node thread has stopped".into()))
+    }
+
+    pub fn metrics(&self) -> Vec<NodeMetrics> {
+        self.shared
+            .counters
+            .iter()
+            .zip(&self.shared.graph.ids)
+            .map(|(c, id)| NodeMetrics {
+                node_id: id.to_string(),
+                processed: c.processed.load(Ordering::Relaxed),
+                busy_ns: c.busy_ns.load(Ordering::Relaxed),
+                errors: c.errors.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for slot in &self.shared.slots {
+            if let Slot::Dedicated(tx) = slot {
+                let _ = tx.send(Msg::Stop);
+            }
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! RemoteMedia runtime bridge: manifests, `RuntimeData`, the node registry, the streaming
+//! graph executor and the native nodes. Free of GStreamer, gRPC, Python and WebRTC so that
+//! every transport can share it.
+
+pub mod data;
+pub mod executor;
+pub mod manifest;
+pub mod node;
+pub mod nodes;
+pub mod params;
+pub mod registry;
+pub mod session;
+
+pub use data::{AudioFrame, AudioSamples, Packet, RuntimeData, SampleStorage};
+pub use executor::{Graph, NodeMetrics, Output, OutputSink, RuntimeError, Session};
+pub use manifest::{Manifest, ManifestError, ManifestReport};
+pub use node::{Node, NodeSpec, StreamFormat};
+pub use registry::Registry;
+pub use session::{StreamSession, execute_unary};
+
+/// Loads a manifest from text with the built-in node registry and builds its graph.
+pub fn load_graph(text: &str, source: &str) -> Result<std::sync::Arc<Graph>, ManifestReport> {
+    manifest::parse(text, source, Registry::builtin()).map(|m| std::sync::Arc::new(Graph::new(m)))
+}
+
+/// Loads a manifest file with the built-in node registry and builds its graph.
+pub fn load_graph_file(path: &std::path::Path) -> Result<std::sync::Arc<Graph>, ManifestReport> {
+    manifest::load_file(path, Registry::builtin()).map(|m| std::sync::Arc::new(Graph::new(m)))
+}

@@ -1,0 +1,100 @@
+//! The node contract: what a node declares (its spec) and what it does (the `Node` trait).
+
+use std::fmt;
+
+use crate::data::{Packet, RuntimeData};
+use crate::params::{ParamSpec, Params};
+
+/// The format of a stream between two nodes, as far as it is known before data flows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamFormat {
+    Audio { rate: u32, channels: u16 },
+    Video,
+    Text,
+    Json,
+    Any,
+}
+
+impl fmt::Display for StreamFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Audio { rate, channels } => write!(f, "audio {rate} Hz, {channels} channel(s)"),
+            Self::Video => f.write_str("video"),
+            Self::Text => f.write_str("text"),
+            Self::Json => f.write_str("json"),
+            Self::Any => f.write_str("any"),
+        }
+    }
+}
+
+/// Where a node runs in a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threading {
+    /// Synchronous and cheap: runs on the thread that delivers its input.
+    Inline,
+    /// Heavy or blocking: gets its own thread behind a bounded queue.
+    Dedicated,
+}
+
+/// A node type as the registry knows it. One `static` per node type.
+pub struct NodeSpec {
+    pub node_type: &'static str,
+    pub aliases: &'static [&'static str],
+    pub doc: &'static str,
+    pub params: &'static [ParamSpec],
+    pub threading: Threading,
+    /// Builds an instance; an error here is reported at manifest load with the node id.
+    pub create: fn(&Params) -> Result<Box<dyn Node>, String>,
+    /// The output format for an input format, or why the input cannot be taken.
+    pub format: fn(&Params, &StreamFormat) -> Result<StreamFormat, String>,
+    /// How long (ns) the node may hold data back for this input format.
+    pub latency_ns: fn(&Params, &StreamFormat) -> u64,
+}
+
+/// `format` for nodes that do not change the stream format.
+pub fn same_format(_: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
+    Ok(input.clone())
+}
+
+/// `latency_ns` for nodes that never hold data back.
+pub fn no_latency(_: &Params, _: &StreamFormat) -> u64 {
+    0
+}
+
+impl fmt::Debug for NodeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.node_type)
+    }
+}
+
+/// Collects what a node emits while it processes one input.
+#[derive(Default)]
+pub struct Emitter {
+    pub(crate) packets: Vec<Packet>,
+    pub(crate) current_pts: Option<u64>,
+}
+
+impl Emitter {
+    /// Emits data; text/JSON take the timestamp of the input being processed.
+    pub fn emit(&mut self, data: RuntimeData) {
+        let pts = data.pts().or(self.current_pts);
+        self.packets.push(Packet::at(data, pts));
+    }
+
+    pub fn emit_at(&mut self, data: RuntimeData, pts: Option<u64>) {
+        self.packets.push(Packet::at(data, pts));
+    }
+}
+
+pub trait Node: Send {
+    /// Handles one input and emits zero or more outputs.
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String>;
+
+    /// End of stream: emit whatever is held back.
+    fn finish(&mut self, _out: &mut Emitter) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Flush: forget held data and state, as if the stream started anew.
+    fn reset(&mut self) {}
+}

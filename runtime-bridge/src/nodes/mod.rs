@@ -1,0 +1,18 @@
+//! The native nodes. Registering a node takes one line in `register_builtin`.
+
+mod audio_format;
+pub mod chunker;
+pub mod locate;
+pub mod passthrough;
+pub mod resample;
+pub mod silero_model;
+pub mod silero_vad;
+
+use crate::registry::Registry;
+
+pub fn register_builtin(r: &mut Registry) {
+    r.register(&passthrough::SPEC);
+    r.register(&chunker::SPEC);
+    r.register(&resample::SPEC);
+    r.register(&silero_vad::SPEC);
+}

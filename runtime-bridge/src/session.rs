@@ -1,0 +1,82 @@
+//! The two ways RemoteMedia's runtime core is called: unary (inputs in, all outputs back) and
+//! streaming sessions (create / send / recv / close).
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::time::Duration;
+
+use crate::data::RuntimeData;
+use crate::executor::{Graph, NodeMetrics, Output, OutputSink, RuntimeError, Session};
+
+struct ChannelSink(Sender<Result<Output, RuntimeError>>);
+
+impl OutputSink for ChannelSink {
+    fn output(&self, output: Output) {
+        let _ = self.0.send(Ok(output));
+    }
+    fn error(&self, error: RuntimeError) {
+        let _ = self.0.send(Err(error));
+    }
+}
+
+/// A streaming session. Outputs wait in the session until `recv` takes them.
+pub struct StreamSession {
+    session: Session,
+    rx: Receiver<Result<Output, RuntimeError>>,
+}
+
+impl StreamSession {
+    pub fn create(graph: Arc<Graph>) -> Result<Self, RuntimeError> {
+        let (tx, rx) = channel();
+        let session = Session::new(graph, Arc::new(ChannelSink(tx)))?;
+        Ok(Self { session, rx })
+    }
+
+    pub fn send(&self, data: RuntimeData) -> Result<(), RuntimeError> {
+        self.session.send(data)
+    }
+
+    /// The next output, if one is ready.
+    pub fn try_recv(&self) -> Option<Result<Output, RuntimeError>> {
+        match self.rx.try_recv() {
+            Ok(item) => Some(item),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+        }
+    }
+
+    /// Waits up to `timeout` for the next output.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Result<Output, RuntimeError>> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(item) => Some(item),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    pub fn metrics(&self) -> Vec<NodeMetrics> {
+        self.session.metrics()
+    }
+
+    /// Ends the stream: drains every node and returns the outputs not received yet.
+    pub fn close(self) -> Result<Vec<Output>, RuntimeError> {
+        let drained = self.session.drain();
+        drop(self.session);
+        let mut outputs = Vec::new();
+        for item in self.rx.try_iter() {
+            outputs.push(item?);
+        }
+        drained.map(|()| outputs)
+    }
+}
+
+/// Runs `inputs` through a fresh session of `graph`, drains it and returns every output in
+/// the order it was produced.
+pub fn execute_unary(
+    graph: Arc<Graph>,
+    inputs: impl IntoIterator<Item = RuntimeData>,
+) -> Result<Vec<Output>, RuntimeError> {
+    let session = StreamSession::create(graph)?;
+    for input in inputs {
+        session.send(input)?;
+    }
+    session.close()
+}
