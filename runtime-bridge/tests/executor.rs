@@ -1,0 +1,287 @@
+//! The graph executor with test nodes: ordering, fan-out and fan-in, backpressure, drain,
+//! flush, errors and the session APIs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use remotemedia_runtime::data::Packet;
+use remotemedia_runtime::manifest::parse;
+use remotemedia_runtime::node::{Emitter, Node, NodeSpec, Threading, no_latency, same_format};
+use remotemedia_runtime::params::{ParamDefault, ParamSpec, ParamType};
+use remotemedia_runtime::{
+    Graph, Output, OutputSink, Registry, RuntimeData, RuntimeError, Session, StreamSession,
+    execute_unary,
+};
+
+static SUFFIX: &[ParamSpec] = &[ParamSpec::new("suffix", ParamType::Str, ParamDefault::Str(""), "appended")];
+
+/// Appends its suffix to text; "boom" fails, "panic" panics.
+struct Tag(String);
+impl Node for Tag {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+        match input.data {
+            RuntimeData::Text(t) if t == "boom" => Err("cannot take boom".into()),
+            RuntimeData::Text(t) if t == "panic" => panic!("node bug"),
+            RuntimeData::Text(t) => {
+                out.emit(RuntimeData::Text(t + &self.0));
+                Ok(())
+            }
+            other => {
+                out.emit(other);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn tag(p: &remotemedia_runtime::params::Params) -> Result<Box<dyn Node>, String> {
+    Ok(Box::new(Tag(p.str("suffix").unwrap_or_default().to_string())))
+}
+
+static TAG: NodeSpec = NodeSpec {
+    node_type: "Tag",
+    aliases: &[],
+    doc: "test",
+    params: SUFFIX,
+    threading: Threading::Inline,
+    create: tag,
+    format: same_format,
+    latency_ns: no_latency,
+};
+
+static THREADED_TAG: NodeSpec = NodeSpec {
+    node_type: "ThreadedTag",
+    threading: Threading::Dedicated,
+    ..TAG
+};
+
+/// Holds everything until end of stream.
+#[derive(Default)]
+struct Hold(Vec<Packet>);
+impl Node for Hold {
+    fn process(&mut self, input: Packet, _: &mut Emitter) -> Result<(), String> {
+        self.0.push(input);
+        Ok(())
+    }
+    fn finish(&mut self, out: &mut Emitter) -> Result<(), String> {
+        for p in self.0.drain(..) {
+            out.emit_at(p.data, p.pts);
+        }
+        Ok(())
+    }
+    fn reset(&mut self) {
+        self.0.clear();
+    }
+}
+
+static HOLD: NodeSpec = NodeSpec {
+    node_type: "Hold",
+    aliases: &[],
+    doc: "test",
+    params: &[],
+    threading: Threading::Inline,
+    create: |_| Ok(Box::<Hold>::default()),
+    format: same_format,
+    latency_ns: no_latency,
+};
+
+/// A dedicated node that waits until the gate opens before each input.
+static GATE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+static GATE_PASSED: AtomicUsize = AtomicUsize::new(0);
+struct Gate;
+impl Node for Gate {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+        let mut open = GATE.0.lock().unwrap();
+        while !*open {
+            open = GATE.1.wait(open).unwrap();
+        }
+        GATE_PASSED.fetch_add(1, Ordering::SeqCst);
+        out.emit_at(input.data, input.pts);
+        Ok(())
+    }
+}
+
+static GATE_SPEC: NodeSpec = NodeSpec {
+    node_type: "Gate",
+    aliases: &[],
+    doc: "test",
+    params: &[],
+    threading: Threading::Dedicated,
+    create: |_| Ok(Box::new(Gate)),
+    format: same_format,
+    latency_ns: no_latency,
+};
+
+fn graph(text: &str) -> Arc<Graph> {
+    let mut r = Registry::empty();
+    for spec in [&TAG, &THREADED_TAG, &HOLD, &GATE_SPEC] {
+        r.register(spec);
+    }
+    Arc::new(Graph::new(parse(text, "test", &r).unwrap_or_else(|e| panic!("{e}"))))
+}
+
+fn texts(outputs: &[Output]) -> Vec<String> {
+    outputs
+        .iter()
+        .map(|o| match &o.data {
+            RuntimeData::Text(t) => format!("{}:{t}", o.node_id),
+            other => format!("{}:{other:?}", o.node_id),
+        })
+        .collect()
+}
+
+fn send_all(g: &Arc<Graph>, items: &[&str]) -> Result<Vec<Output>, RuntimeError> {
+    execute_unary(Arc::clone(g), items.iter().map(|s| RuntimeData::Text(s.to_string())))
+}
+
+#[test]
+fn order_is_kept_through_threads() {
+    let g = graph(
+        r#"{"version":"v1","nodes":[
+          {"id":"a","node_type":"Tag","params":{"suffix":"a"}},
+          {"id":"t","node_type":"ThreadedTag","params":{"suffix":"t"}},
+          {"id":"b","node_type":"Tag","params":{"suffix":"b"}}],
+          "connections":[{"from":"a","to":"t"},{"from":"t","to":"b"}]}"#,
+    );
+    let items: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+    let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+    let out = send_all(&g, &refs).unwrap();
+    let expected: Vec<String> = (0..200).map(|i| format!("b:{i}atb")).collect();
+    assert_eq!(texts(&out), expected);
+}
+
+#[test]
+fn fan_out_and_fan_in() {
+    let g = graph(
+        r#"{"version":"v1","nodes":[
+          {"id":"src","node_type":"Tag"},
+          {"id":"left","node_type":"Tag","params":{"suffix":"L"}},
+          {"id":"right","node_type":"ThreadedTag","params":{"suffix":"R"}},
+          {"id":"join","node_type":"Tag","params":{"suffix":"!"}}],
+          "connections":[{"from":"src","to":"left"},{"from":"src","to":"right"},
+                         {"from":"left","to":"join"},{"from":"right","to":"join"}]}"#,
+    );
+    let out = texts(&send_all(&g, &["x", "y"]).unwrap());
+    let mut sorted = out.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec!["join:xL!", "join:xR!", "join:yL!", "join:yR!"]);
+    // The inline branch delivers synchronously, so x's left copy precedes y's.
+    let pos = |s: &str| out.iter().position(|o| o == s).unwrap();
+    assert!(pos("join:xL!") < pos("join:yL!") && pos("join:xR!") < pos("join:yR!"));
+}
+
+#[test]
+fn output_nodes_and_sinks_deliver() {
+    let g = graph(
+        r#"{"version":"v1","nodes":[
+          {"id":"mid","node_type":"Tag","params":{"suffix":"1"},"is_output_node":true},
+          {"id":"end","node_type":"Tag","params":{"suffix":"2"}}],
+          "connections":[{"from":"mid","to":"end"}]}"#,
+    );
+    assert_eq!(texts(&send_all(&g, &["x"]).unwrap()), vec!["mid:x1", "end:x12"]);
+}
+
+#[test]
+fn drain_flushes_held_data_in_graph_order() {
+    let g = graph(
+        r#"{"version":"v1","nodes":[
+          {"id":"t","node_type":"ThreadedTag","params":{"suffix":"t"}},
+          {"id":"hold","node_type":"Hold"},
+          {"id":"after","node_type":"Tag","params":{"suffix":"!"}}],
+          "connections":[{"from":"t","to":"hold"},{"from":"hold","to":"after"}]}"#,
+    );
+    let s = StreamSession::create(Arc::clone(&g)).unwrap();
+    for i in 0..5 {
+        s.send(RuntimeData::Text(i.to_string())).unwrap();
+    }
+    assert!(s.recv_timeout(Duration::from_millis(100)).is_none(), "held until drain");
+    let out = s.close().unwrap();
+    assert_eq!(texts(&out), vec!["after:0t!", "after:1t!", "after:2t!", "after:3t!", "after:4t!"]);
+}
+
+struct Collect(Mutex<Vec<Result<Output, RuntimeError>>>);
+impl OutputSink for Collect {
+    fn output(&self, output: Output) {
+        self.0.lock().unwrap().push(Ok(output));
+    }
+    fn error(&self, error: RuntimeError) {
+        self.0.lock().unwrap().push(Err(error));
+    }
+}
+
+#[test]
+fn reset_forgets_held_state() {
+    let g = graph(r#"{"version":"v1","nodes":[{"id":"hold","node_type":"Hold"}]}"#);
+    let sink = Arc::new(Collect(Mutex::new(Vec::new())));
+    let s = Session::new(g, sink.clone()).unwrap();
+    s.send(RuntimeData::Text("old".into())).unwrap();
+    s.reset();
+    s.send(RuntimeData::Text("new".into())).unwrap();
+    s.drain().unwrap();
+    let got = sink.0.lock().unwrap();
+    assert_eq!(got.len(), 1);
+    assert!(matches!(&got[0], Ok(o) if matches!(&o.data, RuntimeData::Text(t) if t == "new")));
+}
+
+#[test]
+fn bounded_queue_blocks_the_sender() {
+    let g = graph(r#"{"version":"v1","nodes":[{"id":"gate","node_type":"Gate"}]}"#);
+    let sink = Arc::new(Collect(Mutex::new(Vec::new())));
+    let s = Arc::new(Session::new(g, sink.clone()).unwrap());
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let (s, sent) = (Arc::clone(&s), Arc::clone(&sent));
+        std::thread::spawn(move || {
+            for i in 0..100 {
+                s.send(RuntimeData::Text(i.to_string())).unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    // Give the sender every chance to run ahead; it must stop at the queue's capacity
+    // (+1 taken by the node that waits at the gate).
+    std::thread::sleep(Duration::from_millis(300));
+    let ahead = sent.load(Ordering::SeqCst);
+    assert!(ahead <= remotemedia_runtime::executor::QUEUE_CAPACITY + 1, "sent {ahead} while blocked");
+    assert!(ahead >= remotemedia_runtime::executor::QUEUE_CAPACITY, "queue holds its capacity");
+    *GATE.0.lock().unwrap() = true;
+    GATE.1.notify_all();
+    sender.join().unwrap();
+    s.drain().unwrap();
+    assert_eq!(GATE_PASSED.load(Ordering::SeqCst), 100);
+    assert_eq!(sink.0.lock().unwrap().len(), 100);
+}
+
+#[test]
+fn errors_name_the_node_and_panics_are_caught() {
+    let g = graph(
+        r#"{"version":"v1","nodes":[{"id":"first","node_type":"Tag"},{"id":"second","node_type":"Tag"}],
+            "connections":[{"from":"first","to":"second"}]}"#,
+    );
+    let e = send_all(&g, &["ok", "boom"]).unwrap_err();
+    assert_eq!(e.node_id, "first");
+    assert_eq!(e.to_string(), "node \"first\": cannot take boom");
+    let e = send_all(&g, &["panic"]).unwrap_err();
+    assert!(e.message.contains("panicked: node bug"), "{e}");
+
+    // A dedicated node's error reaches the sink, and the node goes on with the next input.
+    let g = graph(r#"{"version":"v1","nodes":[{"id":"t","node_type":"ThreadedTag"}]}"#);
+    let s = StreamSession::create(g).unwrap();
+    for item in ["a", "boom", "b"] {
+        s.send(RuntimeData::Text(item.into())).unwrap();
+    }
+    let mut seen = Vec::new();
+    while let Some(item) = s.recv_timeout(Duration::from_secs(5)) {
+        seen.push(item.map(|o| texts(&[o])[0].clone()).map_err(|e| e.to_string()));
+        if seen.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![Ok("t:a".to_string()), Err("node \"t\": cannot take boom".to_string()), Ok("t:b".to_string())]
+    );
+    let m = s.metrics();
+    assert_eq!((m[0].processed, m[0].errors), (3, 1));
+}

@@ -1,0 +1,66 @@
+//! SileroVADNode's native inference against the reference: the same ONNX file run by the
+//! onnxruntime Python package as silero-vad's OnnxWrapper runs it, on the shipped sample.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use remotemedia_runtime::nodes::silero_model::{SileroModel, model_file};
+use remotemedia_runtime::{AudioFrame, AudioSamples, RuntimeData, execute_unary, load_graph};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The shipped sample as 16 kHz mono f32, resampled by FastResampleNode.
+pub fn sample_16k() -> Vec<f32> {
+    let mut reader = hound::WavReader::open(root().join("examples/launch/speech.wav")).unwrap();
+    let spec = reader.spec();
+    let samples: Vec<f32> = reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect();
+    let graph = load_graph(
+        r#"{"version":"v1","nodes":[{"id":"r","node_type":"FastResampleNode",
+            "params":{"target_rate":16000,"channels":1}}]}"#,
+        "test",
+    )
+    .unwrap();
+    let input = AudioFrame::new(AudioSamples::from_vec(samples), spec.sample_rate, spec.channels);
+    let out = execute_unary(graph, [RuntimeData::Audio(input)]).unwrap();
+    out.into_iter()
+        .flat_map(|o| match o.data {
+            RuntimeData::Audio(a) => a.samples.to_vec(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn probabilities_match_the_onnxruntime_python_reference() {
+    let audio = sample_16k();
+    let raw = std::env::temp_dir().join(format!("rm-vad-ref-{}.f32", std::process::id()));
+    std::fs::write(&raw, bytemuck::cast_slice::<f32, u8>(&audio)).unwrap();
+    let python = root().join(".venv/bin/python");
+    let out = Command::new(&python)
+        .arg(root().join("tests/reference_vad.py"))
+        .arg(&raw)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} (run the README's setup): {e}", python.display()));
+    let _ = std::fs::remove_file(&raw);
+    assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    let reference: Vec<f32> = serde_json::from_slice(&out.stdout).unwrap();
+
+    let mut model = SileroModel::load(&model_file(None).unwrap(), 16000).unwrap();
+    let ours: Vec<f32> = audio.chunks_exact(512).map(|f| model.infer(f).unwrap()).collect();
+
+    assert_eq!(ours.len(), reference.len());
+    assert!(ours.len() > 300, "the sample is over 10 s long");
+    let worst = ours
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 0.02, "largest difference {worst}");
+    // The sample has speech and silence: the model must see both.
+    assert!(ours.iter().any(|p| *p > 0.9) && ours.iter().any(|p| *p < 0.1));
+}

@@ -1,0 +1,56 @@
+"""Reference Silero VAD probabilities: the silero-vad package's ONNX model run by the
+onnxruntime Python package exactly as silero_vad.utils_vad.OnnxWrapper runs it (512-sample
+frames at 16 kHz, each prefixed with the previous frame's last 64 samples, one thread).
+
+Usage: python reference_vad.py audio.f32 [--bench]
+audio.f32 holds raw little-endian float32 mono 16 kHz samples. Prints a JSON list of
+probabilities, or with --bench the CPU seconds per frame of the loop.
+"""
+
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+import onnxruntime
+
+
+def model_path() -> str:
+    # Locate the file without importing silero_vad (its __init__ imports torch).
+    for entry in sys.path:
+        candidate = pathlib.Path(entry) / "silero_vad" / "data" / "silero_vad.onnx"
+        if candidate.is_file():
+            return str(candidate)
+    raise SystemExit("silero_vad/data/silero_vad.onnx not found on sys.path")
+
+
+def main() -> None:
+    samples = np.fromfile(sys.argv[1], dtype="<f4")
+    opts = onnxruntime.SessionOptions()
+    opts.inter_op_num_threads = 1
+    opts.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        model_path(), providers=["CPUExecutionProvider"], sess_options=opts
+    )
+    state = np.zeros((2, 1, 128), dtype=np.float32)
+    context = np.zeros((1, 64), dtype=np.float32)
+    sr = np.array(16000, dtype=np.int64)
+    frames = len(samples) // 512
+    probs = []
+    start = time.process_time()
+    for i in range(frames):
+        x = samples[i * 512 : (i + 1) * 512].reshape(1, 512)
+        x = np.concatenate([context, x], axis=1)
+        out, state = session.run(None, {"input": x, "state": state, "sr": sr})
+        context = x[..., -64:]
+        probs.append(float(out[0][0]))
+    cpu = time.process_time() - start
+    if "--bench" in sys.argv:
+        print(json.dumps({"frames": frames, "cpu_s_per_frame": cpu / max(frames, 1)}))
+    else:
+        print(json.dumps(probs))
+
+
+if __name__ == "__main__":
+    main()
