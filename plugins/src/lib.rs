@@ -1,1 +1,21 @@
-fn main() {}
+//! `libgstremotemedia.so`: GStreamer elements that run RemoteMedia pipelines.
+
+use gst::glib;
+
+mod pipeline;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    pipeline::register(plugin)
+}
+
+gst::plugin_define!(
+    remotemedia,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);

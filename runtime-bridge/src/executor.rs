@@ -116,19 +116,28 @@ impl Graph {
         Ok(formats)
     }
 
-    /// The format of the media the graph delivers: the first output node (in manifest order)
-    /// that delivers audio or video, else the first output node.
+    /// The output node whose media is the graph's media output: the first output node (in
+    /// manifest order) that delivers audio or video, else the first output node.
+    fn primary_output(&self, formats: &[StreamFormat]) -> Option<usize> {
+        let mut outputs = (0..formats.len()).filter(|&i| self.is_output[i]);
+        outputs
+            .clone()
+            .find(|&i| matches!(formats[i], StreamFormat::Audio { .. } | StreamFormat::Video))
+            .or_else(|| outputs.next())
+    }
+
+    /// The format of the media the graph delivers for this input.
     pub fn output_format(&self, input: &StreamFormat) -> Result<StreamFormat, RuntimeError> {
         let formats = self.formats(input)?;
-        let outputs: Vec<&StreamFormat> = (0..formats.len())
-            .filter(|&i| self.is_output[i])
-            .map(|i| &formats[i])
-            .collect();
-        Ok(outputs
-            .iter()
-            .find(|f| matches!(f, StreamFormat::Audio { .. } | StreamFormat::Video))
-            .or(outputs.first())
-            .map_or(StreamFormat::Any, |f| (*f).clone()))
+        Ok(self
+            .primary_output(&formats)
+            .map_or(StreamFormat::Any, |i| formats[i].clone()))
+    }
+
+    /// The id of the node that delivers the graph's media output for this input.
+    pub fn media_output_node(&self, input: &StreamFormat) -> Option<&str> {
+        let formats = self.formats(input).ok()?;
+        self.primary_output(&formats).map(|i| &*self.ids[i])
     }
 
     /// The longest path of node latencies from the input to an output, in ns.
@@ -173,6 +182,7 @@ enum Msg {
     Data(Packet, u64),
     Finish(SyncSender<()>),
     Reset(SyncSender<()>),
+    Barrier(SyncSender<()>),
     Stop,
 }
 
@@ -304,6 +314,9 @@ impl Shared {
                     node.reset();
                     let _ = ack.send(());
                 }
+                Msg::Barrier(ack) => {
+                    let _ = ack.send(());
+                }
                 Msg::Stop => break,
             }
         }
@@ -395,6 +408,16 @@ impl Session {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Returns once every input sent so far has been processed by every node (without
+    /// ending the stream), so what comes next is ordered after its outputs.
+    pub fn barrier(&self) {
+        for &idx in &self.shared.graph.manifest.topo_order {
+            if let Slot::Dedicated(tx) = &self.shared.slots[idx] {
+                let _ = self.round_trip(idx, tx, Msg::Barrier);
+            }
+        }
     }
 
     /// Flush: drops queued data and resets every node's state.

@@ -14,7 +14,12 @@ use remotemedia_runtime::{
     execute_unary,
 };
 
-static SUFFIX: &[ParamSpec] = &[ParamSpec::new("suffix", ParamType::Str, ParamDefault::Str(""), "appended")];
+static SUFFIX: &[ParamSpec] = &[ParamSpec::new(
+    "suffix",
+    ParamType::Str,
+    ParamDefault::Str(""),
+    "appended",
+)];
 
 /// Appends its suffix to text; "boom" fails, "panic" panics.
 struct Tag(String);
@@ -36,7 +41,10 @@ impl Node for Tag {
 }
 
 fn tag(p: &remotemedia_runtime::params::Params) -> Result<Box<dyn Node>, String> {
-    Ok(Box::new(Tag(p.str("suffix").unwrap_or_default().to_string())))
+    Ok(Box::new(Tag(p
+        .str("suffix")
+        .unwrap_or_default()
+        .to_string())))
 }
 
 static TAG: NodeSpec = NodeSpec {
@@ -118,7 +126,9 @@ fn graph(text: &str) -> Arc<Graph> {
     for spec in [&TAG, &THREADED_TAG, &HOLD, &GATE_SPEC] {
         r.register(spec);
     }
-    Arc::new(Graph::new(parse(text, "test", &r).unwrap_or_else(|e| panic!("{e}"))))
+    Arc::new(Graph::new(
+        parse(text, "test", &r).unwrap_or_else(|e| panic!("{e}")),
+    ))
 }
 
 fn texts(outputs: &[Output]) -> Vec<String> {
@@ -132,7 +142,10 @@ fn texts(outputs: &[Output]) -> Vec<String> {
 }
 
 fn send_all(g: &Arc<Graph>, items: &[&str]) -> Result<Vec<Output>, RuntimeError> {
-    execute_unary(Arc::clone(g), items.iter().map(|s| RuntimeData::Text(s.to_string())))
+    execute_unary(
+        Arc::clone(g),
+        items.iter().map(|s| RuntimeData::Text(s.to_string())),
+    )
 }
 
 #[test]
@@ -179,7 +192,10 @@ fn output_nodes_and_sinks_deliver() {
           {"id":"end","node_type":"Tag","params":{"suffix":"2"}}],
           "connections":[{"from":"mid","to":"end"}]}"#,
     );
-    assert_eq!(texts(&send_all(&g, &["x"]).unwrap()), vec!["mid:x1", "end:x12"]);
+    assert_eq!(
+        texts(&send_all(&g, &["x"]).unwrap()),
+        vec!["mid:x1", "end:x12"]
+    );
 }
 
 #[test]
@@ -195,9 +211,21 @@ fn drain_flushes_held_data_in_graph_order() {
     for i in 0..5 {
         s.send(RuntimeData::Text(i.to_string())).unwrap();
     }
-    assert!(s.recv_timeout(Duration::from_millis(100)).is_none(), "held until drain");
+    assert!(
+        s.recv_timeout(Duration::from_millis(100)).is_none(),
+        "held until drain"
+    );
     let out = s.close().unwrap();
-    assert_eq!(texts(&out), vec!["after:0t!", "after:1t!", "after:2t!", "after:3t!", "after:4t!"]);
+    assert_eq!(
+        texts(&out),
+        vec![
+            "after:0t!",
+            "after:1t!",
+            "after:2t!",
+            "after:3t!",
+            "after:4t!"
+        ]
+    );
 }
 
 struct Collect(Mutex<Vec<Result<Output, RuntimeError>>>);
@@ -243,8 +271,14 @@ fn bounded_queue_blocks_the_sender() {
     // (+1 taken by the node that waits at the gate).
     std::thread::sleep(Duration::from_millis(300));
     let ahead = sent.load(Ordering::SeqCst);
-    assert!(ahead <= remotemedia_runtime::executor::QUEUE_CAPACITY + 1, "sent {ahead} while blocked");
-    assert!(ahead >= remotemedia_runtime::executor::QUEUE_CAPACITY, "queue holds its capacity");
+    assert!(
+        ahead <= remotemedia_runtime::executor::QUEUE_CAPACITY + 1,
+        "sent {ahead} while blocked"
+    );
+    assert!(
+        ahead >= remotemedia_runtime::executor::QUEUE_CAPACITY,
+        "queue holds its capacity"
+    );
     *GATE.0.lock().unwrap() = true;
     GATE.1.notify_all();
     sender.join().unwrap();
@@ -273,14 +307,21 @@ fn errors_name_the_node_and_panics_are_caught() {
     }
     let mut seen = Vec::new();
     while let Some(item) = s.recv_timeout(Duration::from_secs(5)) {
-        seen.push(item.map(|o| texts(&[o])[0].clone()).map_err(|e| e.to_string()));
+        seen.push(
+            item.map(|o| texts(&[o])[0].clone())
+                .map_err(|e| e.to_string()),
+        );
         if seen.len() == 3 {
             break;
         }
     }
     assert_eq!(
         seen,
-        vec![Ok("t:a".to_string()), Err("node \"t\": cannot take boom".to_string()), Ok("t:b".to_string())]
+        vec![
+            Ok("t:a".to_string()),
+            Err("node \"t\": cannot take boom".to_string()),
+            Ok("t:b".to_string())
+        ]
     );
     let m = s.metrics();
     assert_eq!((m[0].processed, m[0].errors), (3, 1));

@@ -25,7 +25,11 @@ pub fn sample_16k() -> Vec<f32> {
         "test",
     )
     .unwrap();
-    let input = AudioFrame::new(AudioSamples::from_vec(samples), spec.sample_rate, spec.channels);
+    let input = AudioFrame::new(
+        AudioSamples::from_vec(samples),
+        spec.sample_rate,
+        spec.channels,
+    );
     let out = execute_unary(graph, [RuntimeData::Audio(input)]).unwrap();
     out.into_iter()
         .flat_map(|o| match o.data {
@@ -45,13 +49,25 @@ fn probabilities_match_the_onnxruntime_python_reference() {
         .arg(root().join("tests/reference_vad.py"))
         .arg(&raw)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (run the README's setup): {e}", python.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (run the README's setup): {e}",
+                python.display()
+            )
+        });
     let _ = std::fs::remove_file(&raw);
-    assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "reference failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reference: Vec<f32> = serde_json::from_slice(&out.stdout).unwrap();
 
     let mut model = SileroModel::load(&model_file(None).unwrap(), 16000).unwrap();
-    let ours: Vec<f32> = audio.chunks_exact(512).map(|f| model.infer(f).unwrap()).collect();
+    let ours: Vec<f32> = audio
+        .chunks_exact(512)
+        .map(|f| model.infer(f).unwrap())
+        .collect();
 
     assert_eq!(ours.len(), reference.len());
     assert!(ours.len() > 300, "the sample is over 10 s long");

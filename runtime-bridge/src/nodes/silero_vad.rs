@@ -241,6 +241,12 @@ impl Node for SileroVad {
                 self.cfg.rate, frame.sample_rate, frame.channels
             ));
         }
+        if let Some(bad) = frame.samples.iter().position(|s| !s.is_finite()) {
+            // One NaN would poison the model's recurrent state for the rest of the stream.
+            return Err(format!(
+                "input sample {bad} of this buffer is not a finite number"
+            ));
+        }
         if let Some(pts) = frame.pts {
             // Anchor the timeline on the first input, and again after a gap of over 20 ms.
             let expected = self

@@ -1,0 +1,739 @@
+//! The element: pads, properties, state changes, and the path from buffers through the
+//! graph to the src pad, the `text` pad and the bus.
+//!
+//! Graphs of inline nodes run on the streaming thread and their outputs are pushed from it
+//! straight away. Graphs with dedicated nodes produce outputs on other threads; a src pad
+//! task pushes them. Either way outputs, node errors and serialized events pass through one
+//! ordered queue.
+
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use remotemedia_runtime::{Graph, Output, RuntimeData, Session};
+
+use super::convert::{self, InputCaps};
+use super::queue::{Item, OutQueue, QueueSink};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "remotemediapipeline",
+        gst::DebugColorFlags::empty(),
+        Some("RemoteMedia pipeline element"),
+    )
+});
+
+/// Outputs waiting for the src pad task when nodes run on their own threads.
+const THREADED_QUEUE_CAPACITY: usize = 64;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    manifest: Option<String>,
+    manifest_json: Option<String>,
+    post_messages: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            manifest: None,
+            manifest_json: None,
+            post_messages: true,
+        }
+    }
+}
+
+/// Everything that lives from NULL->READY to READY->NULL.
+struct Running {
+    graph: Arc<Graph>,
+    session: Arc<Session>,
+    queue: Arc<OutQueue>,
+    threaded: bool,
+}
+
+#[derive(Default)]
+struct StreamState {
+    input: Option<InputCaps>,
+    latency_ns: u64,
+    /// The node whose audio/video goes to the src pad.
+    media_node: Option<Arc<str>>,
+    segment: Option<gst::Event>,
+    stream_id: Option<String>,
+}
+
+pub struct RemoteMediaPipeline {
+    sinkpad: gst::Pad,
+    srcpad: gst::Pad,
+    textpad: Mutex<Option<gst::Pad>>,
+    settings: Mutex<Settings>,
+    running: Mutex<Option<Running>>,
+    stream: Mutex<StreamState>,
+    /// The last flow return of the src pad task, returned by the chain function.
+    last_flow: Mutex<Result<gst::FlowSuccess, gst::FlowError>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl RemoteMediaPipeline {
+    fn running(&self) -> Option<(Arc<Session>, Arc<OutQueue>, bool)> {
+        lock(&self.running)
+            .as_ref()
+            .map(|r| (Arc::clone(&r.session), Arc::clone(&r.queue), r.threaded))
+    }
+
+    /// Loads the manifest and starts a session; the error text carries the loader's report.
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let graph = match (&settings.manifest_json, &settings.manifest) {
+            (Some(json), _) => remotemedia_runtime::load_graph(json, "manifest-json"),
+            (None, Some(path)) => remotemedia_runtime::load_graph_file(&PathBuf::from(path)),
+            (None, None) => {
+                return Err(gst::error_msg!(
+                    gst::LibraryError::Settings,
+                    ["Set the \"manifest\" (a path) or \"manifest-json\" property"]
+                ));
+            }
+        }
+        .map_err(|report| gst::error_msg!(gst::LibraryError::Settings, ["{}", report]))?;
+        let threaded = graph.has_dedicated_nodes();
+        let capacity = if threaded {
+            THREADED_QUEUE_CAPACITY
+        } else {
+            usize::MAX
+        };
+        let queue = Arc::new(OutQueue::new(capacity));
+        let session = Session::new(Arc::clone(&graph), Arc::new(QueueSink(Arc::clone(&queue))))
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["{}", e]))?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "loaded manifest {:?} with {} nodes{}",
+            graph.manifest().name,
+            graph.manifest().nodes.len(),
+            if threaded {
+                ", dedicated node threads"
+            } else {
+                ""
+            }
+        );
+        *lock(&self.running) = Some(Running {
+            graph,
+            session: Arc::new(session),
+            queue,
+            threaded,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) {
+        if let Some(r) = lock(&self.running).take() {
+            r.queue.set_flushing(true);
+            drop(r);
+        }
+        *lock(&self.stream) = StreamState::default();
+        if let Some(pad) = lock(&self.textpad).take() {
+            let _ = pad.set_active(false);
+            let _ = self.obj().remove_pad(&pad);
+        }
+    }
+
+    // ----- sink side -------------------------------------------------------------------
+
+    fn sink_chain(
+        &self,
+        _pad: &gst::Pad,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some((session, queue, threaded)) = self.running() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let Some(input) = lock(&self.stream).input.clone() else {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ["No caps before the first buffer"]
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let data = input.to_data(buffer).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Decode, ["{}", e]);
+            gst::FlowError::Error
+        })?;
+        if let Err(e) = session.send(data) {
+            self.node_failed(&e);
+            return Err(gst::FlowError::Error);
+        }
+        if threaded {
+            *lock(&self.last_flow)
+        } else {
+            self.push_ready(&queue)
+        }
+    }
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        gst::log!(CAT, obj = pad, "event {:?}", event.type_());
+        match event.view() {
+            EventView::Caps(c) => {
+                let caps = c.caps_owned();
+                return self.set_input_caps(&caps);
+            }
+            EventView::StreamStart(s) => {
+                lock(&self.stream).stream_id = Some(s.stream_id().to_string());
+            }
+            EventView::Segment(_) => {
+                lock(&self.stream).segment = Some(event.clone());
+            }
+            EventView::FlushStart(_) => {
+                if let Some((_, queue, threaded)) = self.running() {
+                    queue.set_flushing(true);
+                    self.forward_to_text(&event);
+                    let ok = self.srcpad.push_event(event);
+                    if threaded {
+                        let _ = self.srcpad.pause_task();
+                    }
+                    return ok;
+                }
+            }
+            EventView::FlushStop(_) => {
+                if let Some((session, queue, threaded)) = self.running() {
+                    session.reset();
+                    queue.set_flushing(false);
+                    *lock(&self.last_flow) = Ok(gst::FlowSuccess::Ok);
+                    self.forward_to_text(&event);
+                    let ok = self.srcpad.push_event(event);
+                    if threaded {
+                        self.start_task();
+                    }
+                    return ok;
+                }
+            }
+            EventView::Eos(_) => {
+                if let Some((session, queue, threaded)) = self.running() {
+                    // Drain the graph: everything it holds goes out before EOS.
+                    if let Err(e) = session.drain() {
+                        self.node_failed(&e);
+                    }
+                    queue.push(Item::Event(event));
+                    if !threaded {
+                        let _ = self.push_ready(&queue);
+                    }
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        if event.is_serialized() {
+            self.enqueue_event(event)
+        } else {
+            self.srcpad.push_event(event)
+        }
+    }
+
+    /// Serialized events keep their place among the graph's outputs.
+    fn enqueue_event(&self, event: gst::Event) -> bool {
+        let Some((session, queue, threaded)) = self.running() else {
+            return self.srcpad.push_event(event);
+        };
+        if threaded {
+            // Outputs of earlier buffers first, then the event.
+            session.barrier();
+            queue.push(Item::Event(event));
+            true
+        } else {
+            queue.push(Item::Event(event));
+            self.push_ready(&queue).is_ok()
+        }
+    }
+
+    fn set_input_caps(&self, caps: &gst::Caps) -> bool {
+        let input = match InputCaps::parse(caps) {
+            Ok(i) => i,
+            Err(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("Caps {} refused: {}", caps, e)
+                );
+                return false;
+            }
+        };
+        let Some(graph) = lock(&self.running).as_ref().map(|r| Arc::clone(&r.graph)) else {
+            return false;
+        };
+        let format = input.stream_format();
+        let out_format = match graph.output_format(&format) {
+            Ok(f) => f,
+            Err(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("The manifest cannot take {}: {}", caps, e)
+                );
+                return false;
+            }
+        };
+        let out_caps = convert::output_caps(&out_format).unwrap_or_else(|| caps.clone());
+        gst::debug!(CAT, imp = self, "input {caps} -> output {out_caps}");
+        {
+            let mut st = lock(&self.stream);
+            st.input = Some(input);
+            st.latency_ns = graph.latency_ns(&format);
+            st.media_node = graph.media_output_node(&format).map(Arc::from);
+        }
+        let _ = self
+            .obj()
+            .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        self.enqueue_event(gst::event::Caps::new(&out_caps))
+    }
+
+    // ----- pushing side -----------------------------------------------------------------
+
+    /// Pushes what the queue holds now (inline graphs, on the streaming thread).
+    fn push_ready(&self, queue: &OutQueue) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut flow = Ok(gst::FlowSuccess::Ok);
+        while let Some(item) = queue.try_pop() {
+            let f = self.push_item(item);
+            if f.is_err() {
+                flow = f;
+            }
+        }
+        flow
+    }
+
+    fn start_task(&self) {
+        let imp = self.ref_counted();
+        let started = self.srcpad.start_task(move || imp.src_loop());
+        if let Err(e) = started {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Thread,
+                ["Cannot start the src task: {}", e]
+            );
+        }
+    }
+
+    fn src_loop(&self) {
+        let Some((_, queue, _)) = self.running() else {
+            let _ = self.srcpad.pause_task();
+            return;
+        };
+        let Some(item) = queue.pop() else {
+            let _ = self.srcpad.pause_task();
+            return;
+        };
+        let is_eos = matches!(&item, Item::Event(e) if e.type_() == gst::EventType::Eos);
+        let flow = self.push_item(item);
+        *lock(&self.last_flow) = flow;
+        match flow {
+            Err(gst::FlowError::Flushing) => {
+                let _ = self.srcpad.pause_task();
+            }
+            Err(gst::FlowError::Eos) | Ok(_) if is_eos => {
+                let _ = self.srcpad.pause_task();
+            }
+            Err(e) if e != gst::FlowError::Eos && e != gst::FlowError::NotLinked => {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ["Streaming stopped, reason {:?}", e]
+                );
+                let _ = self.srcpad.push_event(gst::event::Eos::new());
+                let _ = self.srcpad.pause_task();
+            }
+            _ => {}
+        }
+    }
+
+    fn push_item(&self, item: Item) -> Result<gst::FlowSuccess, gst::FlowError> {
+        match item {
+            Item::Output(out) => self.push_output(out),
+            Item::Error(e) => {
+                self.node_failed(&e);
+                Err(gst::FlowError::Error)
+            }
+            Item::Event(event) => {
+                if matches!(event.type_(), gst::EventType::Eos) {
+                    self.forward_to_text(&event);
+                }
+                if event.type_() == gst::EventType::Segment {
+                    self.forward_to_text(&event);
+                }
+                self.srcpad.push_event(event);
+                Ok(gst::FlowSuccess::Ok)
+            }
+        }
+    }
+
+    fn push_output(&self, out: Output) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let media_node = lock(&self.stream).media_node.clone();
+        let is_media = media_node.as_deref() == Some(&*out.node_id);
+        match &out.data {
+            RuntimeData::Audio(frame) if is_media => self.srcpad.push(convert::audio_buffer(frame)),
+            RuntimeData::Video(frame) if is_media => self.srcpad.push(convert::video_buffer(frame)),
+            RuntimeData::Audio(_) | RuntimeData::Video(_) => Ok(gst::FlowSuccess::Ok),
+            RuntimeData::Text(text) => {
+                self.post_result(&out, "text", text.clone());
+                self.push_text(text.as_bytes().to_vec(), out.pts, false)
+            }
+            RuntimeData::Json(json) => {
+                let text = json.to_string();
+                self.post_result(&out, "json", text.clone());
+                self.push_text(text.into_bytes(), out.pts, true)
+            }
+            RuntimeData::Binary(b) => {
+                self.post_result(
+                    &out,
+                    "binary",
+                    serde_json::json!({"bytes": b.len()}).to_string(),
+                );
+                Ok(gst::FlowSuccess::Ok)
+            }
+            RuntimeData::Tensor(t) => {
+                let summary =
+                    serde_json::json!({"shape": t.shape, "dtype": format!("{:?}", t.dtype)});
+                self.post_result(&out, "tensor", summary.to_string());
+                Ok(gst::FlowSuccess::Ok)
+            }
+            RuntimeData::Control(c) => {
+                self.post_result(
+                    &out,
+                    "control",
+                    serde_json::json!({"control": format!("{c:?}")}).to_string(),
+                );
+                Ok(gst::FlowSuccess::Ok)
+            }
+        }
+    }
+
+    fn post_result(&self, out: &Output, kind: &str, json: String) {
+        if !lock(&self.settings).post_messages {
+            return;
+        }
+        let pts = out.pts.map(gst::ClockTime::from_nseconds);
+        let s = gst::Structure::builder("remotemedia")
+            .field("node-id", &*out.node_id)
+            .field("kind", kind)
+            .field("json", json)
+            .field("pts", pts)
+            .build();
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+
+    /// Pushes a text/JSON result on the `text` pad, adding the pad on first use.
+    fn push_text(
+        &self,
+        bytes: Vec<u8>,
+        pts: Option<u64>,
+        json: bool,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let existing = lock(&self.textpad).clone();
+        let pad = existing.unwrap_or_else(|| self.add_text_pad(json));
+        let mut buffer = gst::Buffer::from_mut_slice(bytes);
+        buffer
+            .get_mut()
+            .expect("a new buffer is writable")
+            .set_pts(pts.map(gst::ClockTime::from_nseconds));
+        match pad.push(buffer) {
+            // Nobody has to listen to the text pad.
+            Err(gst::FlowError::NotLinked) => Ok(gst::FlowSuccess::Ok),
+            other => other,
+        }
+    }
+
+    fn add_text_pad(&self, json: bool) -> gst::Pad {
+        let templ = self.obj().pad_template("text").expect("text template");
+        let pad = gst::Pad::builder_from_template(&templ).name("text").build();
+        let _ = pad.set_active(true);
+        let (stream_id, segment) = {
+            let st = lock(&self.stream);
+            (st.stream_id.clone(), st.segment.clone())
+        };
+        let stream_id = format!("{}/text", stream_id.unwrap_or_else(|| "remotemedia".into()));
+        let _ = pad.store_sticky_event(&gst::event::StreamStart::new(&stream_id));
+        let caps = if json {
+            convert::json_caps()
+        } else {
+            convert::text_caps()
+        };
+        let _ = pad.store_sticky_event(&gst::event::Caps::new(&caps));
+        let segment = segment.unwrap_or_else(|| {
+            gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())
+        });
+        let _ = pad.store_sticky_event(&segment);
+        *lock(&self.textpad) = Some(pad.clone());
+        let _ = self.obj().add_pad(&pad);
+        pad
+    }
+
+    fn forward_to_text(&self, event: &gst::Event) {
+        if let Some(pad) = lock(&self.textpad).clone() {
+            pad.push_event(event.clone());
+        }
+    }
+
+    fn node_failed(&self, e: &remotemedia_runtime::RuntimeError) {
+        let details = gst::Structure::builder("remotemedia-error")
+            .field("node-id", &e.node_id)
+            .field("message", &e.message)
+            .build();
+        gst::element_imp_error!(
+            self,
+            gst::StreamError::Failed,
+            ("Node {:?} failed: {}", e.node_id, e.message),
+            details: details
+        );
+    }
+
+    // ----- src side -------------------------------------------------------------------
+
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let mut upstream = gst::query::Latency::new();
+            if !self.sinkpad.peer_query(&mut upstream) {
+                return false;
+            }
+            let (live, min, max) = upstream.result();
+            let ours = gst::ClockTime::from_nseconds(lock(&self.stream).latency_ns);
+            q.set(live, min + ours, max.map(|m| m + ours));
+            return true;
+        }
+        gst::Pad::query_default(pad, Some(&*self.obj()), query)
+    }
+
+    fn metrics_json(&self) -> String {
+        let metrics = lock(&self.running)
+            .as_ref()
+            .map(|r| r.session.metrics())
+            .unwrap_or_default();
+        let nodes: Vec<serde_json::Value> = metrics
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "node_id": m.node_id, "processed": m.processed,
+                    "busy_ms": m.busy_ns as f64 / 1e6, "errors": m.errors,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(nodes).to_string()
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for RemoteMediaPipeline {
+    const NAME: &'static str = "GstRemoteMediaPipeline";
+    type Type = super::RemoteMediaPipeline;
+    type ParentType = gst::Element;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let sinkpad = gst::Pad::builder_from_template(&klass.pad_template("sink").expect("sink"))
+            .chain_function(|pad, parent, buffer| {
+                RemoteMediaPipeline::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |this| this.sink_chain(pad, buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                RemoteMediaPipeline::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |this| this.sink_event(pad, event),
+                )
+            })
+            .build();
+        let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").expect("src"))
+            .query_function(|pad, parent, query| {
+                RemoteMediaPipeline::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |this| this.src_query(pad, query),
+                )
+            })
+            .build();
+        Self {
+            sinkpad,
+            srcpad,
+            textpad: Mutex::new(None),
+            settings: Mutex::new(Settings::default()),
+            running: Mutex::new(None),
+            stream: Mutex::new(StreamState::default()),
+            last_flow: Mutex::new(Ok(gst::FlowSuccess::Ok)),
+        }
+    }
+}
+
+impl ObjectImpl for RemoteMediaPipeline {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("manifest")
+                    .nick("Manifest")
+                    .blurb("Path of the RemoteMedia manifest (JSON, version v1) to run; read at NULL->READY")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("manifest-json")
+                    .nick("Manifest JSON")
+                    .blurb("The manifest itself, inline; takes precedence over \"manifest\"")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("post-messages")
+                    .nick("Post messages")
+                    .blurb("Post a \"remotemedia\" element message (node-id, kind, json, pts) on the bus for every text/JSON result")
+                    .default_value(true)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("metrics")
+                    .nick("Metrics")
+                    .blurb("Per-node counters as JSON: inputs processed, busy time, errors")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        match pspec.name() {
+            "manifest" => s.manifest = value.get().expect("type checked upstream"),
+            "manifest-json" => s.manifest_json = value.get().expect("type checked upstream"),
+            "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            other => gst::warning!(CAT, imp = self, "no writable property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            "manifest" => lock(&self.settings).manifest.to_value(),
+            "manifest-json" => lock(&self.settings).manifest_json.to_value(),
+            "post-messages" => lock(&self.settings).post_messages.to_value(),
+            "metrics" => self.metrics_json().to_value(),
+            other => {
+                gst::warning!(CAT, imp = self, "no readable property {other}");
+                None::<String>.to_value()
+            }
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).expect("adding the sink pad");
+        obj.add_pad(&self.srcpad).expect("adding the src pad");
+    }
+}
+
+impl GstObjectImpl for RemoteMediaPipeline {}
+
+impl ElementImpl for RemoteMediaPipeline {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "RemoteMedia pipeline",
+                "Filter/Audio/Video/Analyzer",
+                "Runs a RemoteMedia manifest (VAD, resampling, speech and other nodes) on the \
+                 buffers that flow through it; media results go to src, text/JSON results to \
+                 the text pad and the bus",
+                "RemoteMedia for GStreamer developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let sink_caps = gst::Caps::builder_full()
+                .structure(
+                    gst::Structure::builder("audio/x-raw")
+                        .field("format", "F32LE")
+                        .field("layout", "interleaved")
+                        .field("rate", gst::IntRange::new(1, i32::MAX))
+                        .field("channels", gst::IntRange::new(1, i32::MAX))
+                        .build(),
+                )
+                .structure(
+                    gst::Structure::builder("video/x-raw")
+                        .field("format", gst::List::new(["I420", "NV12", "RGB", "RGBA"]))
+                        .build(),
+                )
+                .structure(
+                    gst::Structure::builder("text/x-raw")
+                        .field("format", "utf8")
+                        .build(),
+                )
+                .build();
+            let mut src_caps = sink_caps.clone();
+            src_caps.merge(convert::json_caps());
+            let text_caps = {
+                let mut c = convert::text_caps();
+                c.merge(convert::json_caps());
+                c
+            };
+            vec![
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &sink_caps,
+                )
+                .expect("sink template"),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &src_caps,
+                )
+                .expect("src template"),
+                gst::PadTemplate::new(
+                    "text",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &text_caps,
+                )
+                .expect("text template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "{transition:?}");
+        if transition == gst::StateChange::NullToReady {
+            self.start().map_err(|msg| {
+                self.post_error_message(msg);
+                gst::StateChangeError
+            })?;
+        }
+        if transition == gst::StateChange::PausedToReady
+            && let Some((session, queue, threaded)) = self.running()
+        {
+            queue.set_flushing(true);
+            if threaded {
+                let _ = self.srcpad.stop_task();
+            }
+            session.reset();
+            queue.set_flushing(false);
+        }
+        let result = self.parent_change_state(transition);
+        match transition {
+            gst::StateChange::ReadyToPaused => {
+                *lock(&self.last_flow) = Ok(gst::FlowSuccess::Ok);
+                if let Some((_, _, true)) = self.running() {
+                    self.start_task();
+                }
+            }
+            gst::StateChange::ReadyToNull => self.stop(),
+            _ => {}
+        }
+        result
+    }
+}

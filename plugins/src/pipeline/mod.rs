@@ -1,0 +1,22 @@
+//! `remotemediapipeline`: runs a RemoteMedia manifest on the buffers that flow through it.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod convert;
+mod imp;
+mod queue;
+
+glib::wrapper! {
+    pub struct RemoteMediaPipeline(ObjectSubclass<imp::RemoteMediaPipeline>)
+        @extends gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "remotemediapipeline",
+        gst::Rank::NONE,
+        RemoteMediaPipeline::static_type(),
+    )
+}

@@ -1,0 +1,104 @@
+//! The queue between the graph and the pad that pushes its results downstream. Graph
+//! outputs, node errors and serialized events pass through it in order.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use remotemedia_runtime::{Output, OutputSink, RuntimeError};
+
+pub enum Item {
+    Output(Output),
+    Error(RuntimeError),
+    Event(gst::Event),
+}
+
+struct Inner {
+    items: VecDeque<Item>,
+    flushing: bool,
+}
+
+pub struct OutQueue {
+    inner: Mutex<Inner>,
+    changed: Condvar,
+    capacity: usize,
+}
+
+impl OutQueue {
+    /// `capacity` bounds the queue; a full queue blocks producers until the pusher catches up.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                items: VecDeque::new(),
+                flushing: false,
+            }),
+            changed: Condvar::new(),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds an item; dropped while flushing.
+    pub fn push(&self, item: Item) {
+        let mut inner = self.lock();
+        while inner.items.len() >= self.capacity && !inner.flushing {
+            inner = self
+                .changed
+                .wait(inner)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if !inner.flushing {
+            inner.items.push_back(item);
+            self.changed.notify_all();
+        }
+    }
+
+    /// The next item without waiting.
+    pub fn try_pop(&self) -> Option<Item> {
+        let item = self.lock().items.pop_front();
+        if item.is_some() {
+            self.changed.notify_all();
+        }
+        item
+    }
+
+    /// Waits for the next item; `None` once flushing.
+    pub fn pop(&self) -> Option<Item> {
+        let mut inner = self.lock();
+        loop {
+            if inner.flushing {
+                return None;
+            }
+            if let Some(item) = inner.items.pop_front() {
+                self.changed.notify_all();
+                return Some(item);
+            }
+            inner = self
+                .changed
+                .wait(inner)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Flushing drops what is queued and wakes every waiter.
+    pub fn set_flushing(&self, flushing: bool) {
+        let mut inner = self.lock();
+        inner.flushing = flushing;
+        inner.items.clear();
+        self.changed.notify_all();
+    }
+}
+
+/// The graph's output sink: everything goes into the queue.
+pub struct QueueSink(pub std::sync::Arc<OutQueue>);
+
+impl OutputSink for QueueSink {
+    fn output(&self, output: Output) {
+        self.0.push(Item::Output(output));
+    }
+    fn error(&self, error: RuntimeError) {
+        self.0.push(Item::Error(error));
+    }
+}
