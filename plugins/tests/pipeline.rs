@@ -1,0 +1,287 @@
+//! `remotemediapipeline` with gst-check's Harness and real pipelines.
+
+use gst::prelude::*;
+use gst_check::Harness;
+
+fn init() {
+    use std::sync::Once;
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstremotemedia::plugin_register_static().expect("register the plugin");
+    });
+}
+
+fn manifest_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/launch")
+}
+
+fn audio_caps(rate: i32, channels: i32) -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", "F32LE")
+        .field("layout", "interleaved")
+        .field("rate", rate)
+        .field("channels", channels)
+        .build()
+}
+
+fn audio_buffer(samples: &[f32], pts_ms: u64) -> gst::Buffer {
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut b = gst::Buffer::from_mut_slice(bytes);
+    b.get_mut()
+        .unwrap()
+        .set_pts(gst::ClockTime::from_mseconds(pts_ms));
+    b
+}
+
+fn samples(buffer: &gst::Buffer) -> Vec<f32> {
+    let map = buffer.map_readable().unwrap();
+    map.chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// An element with the manifest and a bus of its own, for error messages.
+fn element(manifest_json: &str) -> (gst::Element, gst::Bus) {
+    init();
+    let e = gst::ElementFactory::make("remotemediapipeline")
+        .property("manifest-json", manifest_json)
+        .build()
+        .unwrap();
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    (e, bus)
+}
+
+fn harness(manifest_json: &str) -> (Harness, gst::Bus) {
+    let (e, bus) = element(manifest_json);
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    h.play();
+    (h, bus)
+}
+
+fn error_text(bus: &gst::Bus) -> String {
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
+    format!("{} | {}", err.error(), err.debug().unwrap_or_default())
+}
+
+const PASS: &str = r#"{"version":"v1","nodes":[{"id":"pass","node_type":"PassThrough"}]}"#;
+const CHUNK: &str = r#"{"version":"v1","nodes":[{"id":"chunk","node_type":"AudioChunkerNode","params":{"chunk_size":100}}]}"#;
+
+#[test]
+fn passthrough_output_shares_memory_with_input() {
+    let (mut h, _bus) = harness(PASS);
+    h.set_src_caps(audio_caps(48000, 1));
+    let input = audio_buffer(&[0.25; 480], 10);
+    let in_ptr = input.map_readable().unwrap().as_ptr();
+    h.push(input).unwrap();
+    let out = h.pull().unwrap();
+    assert_eq!(out.map_readable().unwrap().as_ptr(), in_ptr, "no copy");
+    assert_eq!(out.pts(), Some(gst::ClockTime::from_mseconds(10)));
+    let caps = h.sinkpad().unwrap().current_caps().unwrap();
+    assert_eq!(caps, audio_caps(48000, 1));
+}
+
+#[test]
+fn caps_follow_the_graph() {
+    let (mut h, _bus) = harness(
+        r#"{"version":"v1","nodes":[{"id":"r","node_type":"FastResampleNode","params":{"target_rate":16000,"channels":1}}]}"#,
+    );
+    h.set_src_caps(audio_caps(48000, 2));
+    h.push(audio_buffer(&[0.1; 2 * 4800], 0)).unwrap();
+    let out = h.pull().unwrap();
+    assert_eq!(
+        h.sinkpad().unwrap().current_caps().unwrap(),
+        audio_caps(16000, 1)
+    );
+    assert_eq!(out.pts(), Some(gst::ClockTime::ZERO));
+}
+
+#[test]
+fn caps_the_graph_cannot_take_are_refused_with_a_reason() {
+    let (mut h, bus) =
+        harness(r#"{"version":"v1","nodes":[{"id":"vad","node_type":"SileroVADNode"}]}"#);
+    h.set_src_caps(audio_caps(44100, 2));
+    assert_eq!(
+        h.push(audio_buffer(&[0.0; 882], 0)),
+        Err(gst::FlowError::NotNegotiated)
+    );
+    let text = error_text(&bus);
+    assert!(
+        text.contains("node \"vad\": cannot take audio 44100 Hz, 2 channel(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FastResampleNode"),
+        "the error says how to fix it: {text}"
+    );
+}
+
+#[test]
+fn eos_drains_the_graph_first() {
+    let (mut h, _bus) = harness(CHUNK);
+    h.set_src_caps(audio_caps(1000, 1));
+    let input: Vec<f32> = (0..150).map(|i| i as f32).collect();
+    h.push(audio_buffer(&input, 0)).unwrap();
+    assert_eq!(samples(&h.pull().unwrap()), input[..100]);
+    assert!(h.try_pull().is_none(), "50 samples are held");
+    assert!(h.push_event(gst::event::Eos::new()));
+    let tail = h.pull().unwrap();
+    assert_eq!(samples(&tail), input[100..]);
+    assert_eq!(tail.pts(), Some(gst::ClockTime::from_mseconds(100)));
+    // EOS comes after the drained tail.
+    loop {
+        let ev = h.pull_event().unwrap();
+        if ev.type_() == gst::EventType::Eos {
+            break;
+        }
+    }
+}
+
+#[test]
+fn flush_resets_the_graph() {
+    let (mut h, _bus) = harness(CHUNK);
+    h.set_src_caps(audio_caps(1000, 1));
+    h.push(audio_buffer(&[1.0; 60], 0)).unwrap();
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    h.push(audio_buffer(&[2.0; 100], 0)).unwrap();
+    assert_eq!(
+        samples(&h.pull().unwrap()),
+        vec![2.0; 100],
+        "the 60 held samples are gone"
+    );
+}
+
+#[test]
+fn latency_query_adds_the_graph_latency() {
+    let (mut h, _bus) = harness(CHUNK);
+    h.set_upstream_latency(gst::ClockTime::from_mseconds(5));
+    h.set_src_caps(audio_caps(1000, 1));
+    h.push(audio_buffer(&[0.0; 10], 0)).unwrap();
+    // 100 samples at 1 kHz: the chunker may hold 100 ms.
+    assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(105)));
+}
+
+#[test]
+fn invalid_manifest_fails_null_to_ready_with_the_full_report() {
+    let (e, bus) = element(
+        r#"{"version":"v1","nodes":[{"id":"vad","node_type":"SileroVADNode","params":{"threshold":1.7,"min_speech":3}}]}"#,
+    );
+    assert!(e.set_state(gst::State::Ready).is_err());
+    let text = error_text(&bus);
+    assert!(
+        text.contains(
+            r#"nodes[0] "vad" (SileroVADNode): param "threshold" must be within 0..1, got 1.7"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"param "min_speech" unknown param (did you mean "min_speech_duration_ms""#),
+        "{text}"
+    );
+    let _ = e.set_state(gst::State::Null);
+}
+
+#[test]
+fn missing_manifest_file_is_named() {
+    init();
+    let e = gst::ElementFactory::make("remotemediapipeline")
+        .property("manifest", "/nonexistent/dir/vad.json")
+        .build()
+        .unwrap();
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    assert!(e.set_state(gst::State::Ready).is_err());
+    assert!(error_text(&bus).contains("/nonexistent/dir/vad.json"));
+    let _ = e.set_state(gst::State::Null);
+}
+
+#[test]
+fn a_failing_node_posts_an_error_naming_it() {
+    let manifest = std::fs::read_to_string(manifest_dir().join("vad.json")).unwrap();
+    let (mut h, bus) = harness(&manifest);
+    h.set_src_caps(audio_caps(16000, 1));
+    let mut bad = vec![0.0f32; 1600];
+    bad[7] = f32::NAN;
+    let _ = h.push(audio_buffer(&bad, 0));
+    let text = error_text(&bus);
+    assert!(text.contains("Node \"vad\" failed"), "{text}");
+    assert!(text.contains("not a finite number"), "{text}");
+}
+
+#[test]
+fn vad_results_reach_the_bus_and_the_text_pad() {
+    init();
+    let dir = manifest_dir();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! wavparse ! audioconvert ! audioresample ! \
+         remotemediapipeline name=rm manifest={} ! queue ! fakesink \
+         rm.text ! queue ! fakesink name=text async=false signal-handoffs=true",
+        dir.join("speech.wav").display(),
+        dir.join("vad.json").display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let bus = pipeline.bus().unwrap();
+    let text_buffers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&text_buffers);
+    pipeline
+        .by_name("text")
+        .unwrap()
+        .connect("handoff", false, move |args| {
+            let pad = args[2].get::<gst::Pad>().unwrap();
+            let caps = pad.current_caps().unwrap();
+            assert_eq!(caps.structure(0).unwrap().name(), "application/x-json");
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            None
+        });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut events = Vec::new();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Element(e)
+                if e.structure().is_some_and(|s| s.name() == "remotemedia") =>
+            {
+                let s = e.structure().unwrap();
+                assert_eq!(s.get::<&str>("node-id").unwrap(), "vad");
+                assert_eq!(s.get::<&str>("kind").unwrap(), "json");
+                let json: serde_json::Value =
+                    serde_json::from_str(s.get::<&str>("json").unwrap()).unwrap();
+                if json["is_speech_start"] == true || json["is_speech_end"] == true {
+                    let pts = s.get::<gst::ClockTime>("pts").unwrap();
+                    events.push((json, pts));
+                }
+            }
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            _ => {}
+        }
+    }
+    assert!(
+        text_buffers.load(std::sync::atomic::Ordering::SeqCst) > 100,
+        "JSON on the text pad"
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+    // Two sentences: start, end, start, end, on the input's timeline.
+    let kinds: Vec<bool> = events
+        .iter()
+        .map(|(j, _)| j["is_speech_start"] == true)
+        .collect();
+    assert_eq!(kinds, vec![true, false, true, false], "{events:?}");
+    for (json, pts) in &events {
+        let ms = json["timestamp_ms"].as_f64().unwrap();
+        assert!(
+            (pts.mseconds() as f64 - ms).abs() <= 1.0,
+            "pts matches timestamp_ms"
+        );
+    }
+}
