@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what is missing on Debian 12 and builds the plugin. Idempotent: when everything is
+# present it only asks dpkg, compares a stamp and lets cargo find nothing to do.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  pkg-config build-essential
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  espeak-ng sox meson ninja-build
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The project virtualenv sees Debian's PyGObject (python3-gi) through system site-packages.
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+stamp=$(cat requirements.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]; then
+  echo "setup: installing Python packages into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  # Only the ONNX model files of silero-vad are used; its torch dependency is not needed.
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps silero-vad==6.2.3
+  echo "$stamp" > .venv/.setup-stamp
+fi
+
+cargo build --quiet -p gst-plugin-remotemedia
