@@ -270,11 +270,16 @@ impl Shared {
         let succ = &self.graph.succ[idx];
         for packet in packets {
             if self.graph.is_output[idx] {
-                self.sink.output(Output {
+                let output = |data| Output {
                     node_id: Arc::clone(&self.graph.ids[idx]),
-                    data: packet.data.clone(),
+                    data,
                     pts: packet.pts,
-                });
+                };
+                if succ.is_empty() {
+                    self.sink.output(output(packet.data));
+                    continue;
+                }
+                self.sink.output(output(packet.data.clone()));
             }
             if let Some((&last, rest)) = succ.split_last() {
                 for &s in rest {

@@ -52,4 +52,44 @@ impl Registry {
     pub fn specs(&self) -> impl Iterator<Item = &'static NodeSpec> + '_ {
         self.specs.iter().copied()
     }
+
+    /// The node reference as a Markdown table, generated from the param specs (the README
+    /// carries it; a test keeps the two equal).
+    pub fn markdown_reference(&self) -> String {
+        let mut out =
+            String::from("| node_type | what it does | params (type, default) |\n|---|---|---|\n");
+        for spec in &self.specs {
+            let name = if spec.aliases.is_empty() {
+                format!("`{}`", spec.node_type)
+            } else {
+                let aliases: Vec<String> = spec.aliases.iter().map(|a| format!("`{a}`")).collect();
+                format!("`{}` (alias {})", spec.node_type, aliases.join(", "))
+            };
+            let params: Vec<String> = spec
+                .params
+                .iter()
+                .map(|p| format!("`{}` ({}, {}): {}", p.name, p.ty, p.default, p.doc))
+                .collect();
+            let params = if params.is_empty() {
+                "none".to_string()
+            } else {
+                params.join("<br>")
+            };
+            out.push_str(&format!("| {name} | {} | {params} |\n", spec.doc));
+        }
+        out
+    }
+
+    /// One line per node type with its params, for gst-inspect-1.0.
+    pub fn summary(&self) -> String {
+        let lines: Vec<String> = self
+            .specs
+            .iter()
+            .map(|s| {
+                let params: Vec<&str> = s.params.iter().map(|p| p.name).collect();
+                format!("{}({})", s.node_type, params.join(", "))
+            })
+            .collect();
+        lines.join("; ")
+    }
 }

@@ -2,7 +2,7 @@
 //! streaming sessions (create / send / recv / close).
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use crate::data::RuntimeData;
@@ -38,18 +38,12 @@ impl StreamSession {
 
     /// The next output, if one is ready.
     pub fn try_recv(&self) -> Option<Result<Output, RuntimeError>> {
-        match self.rx.try_recv() {
-            Ok(item) => Some(item),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.rx.try_recv().ok()
     }
 
     /// Waits up to `timeout` for the next output.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Result<Output, RuntimeError>> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(item) => Some(item),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 
     pub fn metrics(&self) -> Vec<NodeMetrics> {

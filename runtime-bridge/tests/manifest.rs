@@ -1,5 +1,7 @@
 //! The manifest loader: one test per class of error, and the report format users see.
 
+use std::path::Path;
+
 use remotemedia_runtime::manifest::parse;
 use remotemedia_runtime::{Registry, load_graph, load_graph_file};
 
@@ -174,4 +176,16 @@ fn shipped_manifests_load() {
     for name in ["vad.json", "passthrough.json"] {
         load_graph_file(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+}
+
+#[test]
+fn readme_node_table_is_generated_from_the_specs() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let table = Registry::builtin().markdown_reference();
+    assert!(
+        readme.contains(&table),
+        "README's node table is out of date; replace it with:\n{table}"
+    );
 }

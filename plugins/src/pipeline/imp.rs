@@ -94,11 +94,11 @@ impl RemoteMediaPipeline {
             (None, None) => {
                 return Err(gst::error_msg!(
                     gst::LibraryError::Settings,
-                    ["Set the \"manifest\" (a path) or \"manifest-json\" property"]
+                    ("Set the \"manifest\" (a path) or \"manifest-json\" property")
                 ));
             }
         }
-        .map_err(|report| gst::error_msg!(gst::LibraryError::Settings, ["{}", report]))?;
+        .map_err(|report| gst::error_msg!(gst::LibraryError::Settings, ("{}", report)))?;
         let threaded = graph.has_dedicated_nodes();
         let capacity = if threaded {
             THREADED_QUEUE_CAPACITY
@@ -107,7 +107,7 @@ impl RemoteMediaPipeline {
         };
         let queue = Arc::new(OutQueue::new(capacity));
         let session = Session::new(Arc::clone(&graph), Arc::new(QueueSink(Arc::clone(&queue))))
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["{}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
         gst::info!(
             CAT,
             imp = self,
@@ -296,8 +296,9 @@ impl RemoteMediaPipeline {
     /// Pushes what the queue holds now (inline graphs, on the streaming thread).
     fn push_ready(&self, queue: &OutQueue) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut flow = Ok(gst::FlowSuccess::Ok);
+        let media_node = lock(&self.stream).media_node.clone();
         while let Some(item) = queue.try_pop() {
-            let f = self.push_item(item);
+            let f = self.push_item(item, media_node.as_deref());
             if f.is_err() {
                 flow = f;
             }
@@ -327,7 +328,8 @@ impl RemoteMediaPipeline {
             return;
         };
         let is_eos = matches!(&item, Item::Event(e) if e.type_() == gst::EventType::Eos);
-        let flow = self.push_item(item);
+        let media_node = lock(&self.stream).media_node.clone();
+        let flow = self.push_item(item, media_node.as_deref());
         *lock(&self.last_flow) = flow;
         match flow {
             Err(gst::FlowError::Flushing) => {
@@ -349,9 +351,17 @@ impl RemoteMediaPipeline {
         }
     }
 
-    fn push_item(&self, item: Item) -> Result<gst::FlowSuccess, gst::FlowError> {
+    /// Pushes one item; `media_node` names the node whose audio/video goes to the src pad.
+    fn push_item(
+        &self,
+        item: Item,
+        media_node: Option<&str>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         match item {
-            Item::Output(out) => self.push_output(out),
+            Item::Output(out) => {
+                let is_media = media_node == Some(&*out.node_id);
+                self.push_output(out, is_media)
+            }
             Item::Error(e) => {
                 self.node_failed(&e);
                 Err(gst::FlowError::Error)
@@ -369,9 +379,7 @@ impl RemoteMediaPipeline {
         }
     }
 
-    fn push_output(&self, out: Output) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let media_node = lock(&self.stream).media_node.clone();
-        let is_media = media_node.as_deref() == Some(&*out.node_id);
+    fn push_output(&self, out: Output, is_media: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
         match &out.data {
             RuntimeData::Audio(frame) if is_media => self.srcpad.push(convert::audio_buffer(frame)),
             RuntimeData::Video(frame) if is_media => self.srcpad.push(convert::video_buffer(frame)),
@@ -634,12 +642,15 @@ impl GstObjectImpl for RemoteMediaPipeline {}
 impl ElementImpl for RemoteMediaPipeline {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
         static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            let description = format!(
+                "Runs a RemoteMedia manifest on the buffers that flow through it; media results \
+                 go to src, text/JSON results to the text pad and the bus. Node types: {}",
+                remotemedia_runtime::Registry::builtin().summary()
+            );
             gst::subclass::ElementMetadata::new(
                 "RemoteMedia pipeline",
                 "Filter/Audio/Video/Analyzer",
-                "Runs a RemoteMedia manifest (VAD, resampling, speech and other nodes) on the \
-                 buffers that flow through it; media results go to src, text/JSON results to \
-                 the text pad and the bus",
+                &description,
                 "RemoteMedia for GStreamer developers",
             )
         });

@@ -2,7 +2,7 @@
 //! outputs, node errors and serialized events pass through it in order.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use remotemedia_runtime::{Output, OutputSink, RuntimeError};
 
@@ -15,6 +15,8 @@ pub enum Item {
 struct Inner {
     items: VecDeque<Item>,
     flushing: bool,
+    /// Threads blocked in `push` or `pop`; nobody waiting means no wake-up syscall.
+    waiters: usize,
 }
 
 pub struct OutQueue {
@@ -30,36 +32,51 @@ impl OutQueue {
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
                 flushing: false,
+                waiters: 0,
             }),
             changed: Condvar::new(),
             capacity,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, mut inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+        inner.waiters += 1;
+        let mut inner = self
+            .changed
+            .wait(inner)
+            .unwrap_or_else(PoisonError::into_inner);
+        inner.waiters -= 1;
+        inner
+    }
+
+    fn wake(&self, inner: &Inner) {
+        if inner.waiters > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// Adds an item; dropped while flushing.
     pub fn push(&self, item: Item) {
         let mut inner = self.lock();
         while inner.items.len() >= self.capacity && !inner.flushing {
-            inner = self
-                .changed
-                .wait(inner)
-                .unwrap_or_else(PoisonError::into_inner);
+            inner = self.wait(inner);
         }
         if !inner.flushing {
             inner.items.push_back(item);
-            self.changed.notify_all();
+            self.wake(&inner);
         }
     }
 
     /// The next item without waiting.
     pub fn try_pop(&self) -> Option<Item> {
-        let item = self.lock().items.pop_front();
+        let mut inner = self.lock();
+        let item = inner.items.pop_front();
         if item.is_some() {
-            self.changed.notify_all();
+            self.wake(&inner);
         }
         item
     }
@@ -72,13 +89,10 @@ impl OutQueue {
                 return None;
             }
             if let Some(item) = inner.items.pop_front() {
-                self.changed.notify_all();
+                self.wake(&inner);
                 return Some(item);
             }
-            inner = self
-                .changed
-                .wait(inner)
-                .unwrap_or_else(PoisonError::into_inner);
+            inner = self.wait(inner);
         }
     }
 
@@ -87,7 +101,7 @@ impl OutQueue {
         let mut inner = self.lock();
         inner.flushing = flushing;
         inner.items.clear();
-        self.changed.notify_all();
+        self.wake(&inner);
     }
 }
 

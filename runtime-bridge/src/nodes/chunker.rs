@@ -35,7 +35,7 @@ fn chunk_size(p: &Params) -> usize {
 fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
     if let Some((_, channels)) = audio_input("AudioChunkerNode", input)? {
         let chunk = chunk_size(p);
-        if chunk % usize::from(channels) != 0 {
+        if !chunk.is_multiple_of(usize::from(channels)) {
             return Err(format!(
                 "chunk_size {chunk} is not a multiple of the {channels} channels"
             ));
@@ -104,7 +104,7 @@ impl Node for Chunker {
             return Ok(());
         };
         let channels = usize::from(frame.channels.max(1));
-        if self.chunk % channels != 0 {
+        if !self.chunk.is_multiple_of(channels) {
             return Err(format!(
                 "chunk_size {} is not a multiple of the {channels} channels",
                 self.chunk

@@ -1,0 +1,98 @@
+//! B2: CPU time per 32 ms Silero frame, native (this crate) against the reference loop (the
+//! onnxruntime Python package as silero-vad's OnnxWrapper runs it), on the same audio, one
+//! thread each, measured side by side in one run.
+//!
+//!     cargo bench -p remotemedia-runtime --bench silero_vad
+
+use std::path::Path;
+use std::process::Command;
+
+use remotemedia_runtime::nodes::silero_model::{SileroModel, model_file};
+use remotemedia_runtime::{AudioFrame, AudioSamples, RuntimeData, execute_unary, load_graph};
+
+const REPEATS: usize = 10;
+
+fn cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(usage.ru_utime) + t(usage.ru_stime)
+}
+
+fn sample_16k(root: &Path) -> Vec<f32> {
+    let mut reader = hound::WavReader::open(root.join("examples/launch/speech.wav")).unwrap();
+    let spec = reader.spec();
+    let samples: Vec<f32> = reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect();
+    let graph = load_graph(
+        r#"{"version":"v1","nodes":[{"id":"r","node_type":"FastResampleNode","params":{"target_rate":16000,"channels":1}}]}"#,
+        "bench",
+    )
+    .unwrap();
+    let input = AudioFrame::new(
+        AudioSamples::from_vec(samples),
+        spec.sample_rate,
+        spec.channels,
+    );
+    execute_unary(graph, [RuntimeData::Audio(input)])
+        .unwrap()
+        .into_iter()
+        .flat_map(|o| match o.data {
+            RuntimeData::Audio(a) => a.samples.to_vec(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let audio = sample_16k(&root);
+    let raw = std::env::temp_dir().join(format!("rm-b2-{}.f32", std::process::id()));
+    std::fs::write(&raw, bytemuck::cast_slice::<f32, u8>(&audio)).unwrap();
+
+    let path = std::env::var("B2_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| model_file(None).unwrap());
+    let mut model = SileroModel::load(&path, 16000).unwrap();
+    let frames = audio.len() / 512;
+    // Warm up once, as the reference's first frames pay for lazy initialisation too.
+    for f in audio.chunks_exact(512).take(10) {
+        model.infer(f).unwrap();
+    }
+    let start = cpu_seconds();
+    for _ in 0..REPEATS {
+        model.reset();
+        for f in audio.chunks_exact(512) {
+            std::hint::black_box(model.infer(f).unwrap());
+        }
+    }
+    let native = (cpu_seconds() - start) / (frames * REPEATS) as f64;
+
+    let out = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/reference_vad.py"))
+        .arg(&raw)
+        .args(["--bench", &REPEATS.to_string()])
+        .output()
+        .expect("run the reference (scripts/setup.sh makes .venv)");
+    let _ = std::fs::remove_file(&raw);
+    let reference: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let reference = reference["cpu_s_per_frame"].as_f64().unwrap();
+
+    println!("B2 Silero VAD, {} frames of 32 ms x {REPEATS}", frames);
+    println!(
+        "  native (ort, Rust)           {:8.1} us CPU per frame",
+        native * 1e6
+    );
+    println!(
+        "  reference (onnxruntime, Py)  {:8.1} us CPU per frame",
+        reference * 1e6
+    );
+    println!("  ratio native/reference       {:8.3}", native / reference);
+}
