@@ -2,8 +2,9 @@
 onnxruntime Python package exactly as silero_vad.utils_vad.OnnxWrapper runs it (512-sample
 frames at 16 kHz, each prefixed with the previous frame's last 64 samples, one thread).
 
-Usage: python reference_vad.py audio.f32 [--bench REPEATS]
-audio.f32 holds raw little-endian float32 mono 16 kHz samples. Prints a JSON list of
+Usage: python reference_vad.py audio.f32 [--rate 8000] [--bench REPEATS]
+audio.f32 holds raw little-endian float32 mono samples at 16 kHz (or --rate 8000: 256-sample
+frames with 32 samples of context). Prints a JSON list of
 probabilities, or with --bench the CPU seconds per frame of the loop run REPEATS times.
 """
 
@@ -33,19 +34,21 @@ def main() -> None:
     session = onnxruntime.InferenceSession(
         model_path(), providers=["CPUExecutionProvider"], sess_options=opts
     )
-    sr = np.array(16000, dtype=np.int64)
-    frames = len(samples) // 512
+    rate = int(sys.argv[sys.argv.index("--rate") + 1]) if "--rate" in sys.argv else 16000
+    window, ctx = (512, 64) if rate == 16000 else (256, 32)
+    sr = np.array(rate, dtype=np.int64)
+    frames = len(samples) // window
     repeats = int(sys.argv[sys.argv.index("--bench") + 1]) if "--bench" in sys.argv else 1
     start = time.process_time()
     for _ in range(repeats):
         state = np.zeros((2, 1, 128), dtype=np.float32)
-        context = np.zeros((1, 64), dtype=np.float32)
+        context = np.zeros((1, ctx), dtype=np.float32)
         probs = []
         for i in range(frames):
-            x = samples[i * 512 : (i + 1) * 512].reshape(1, 512)
+            x = samples[i * window : (i + 1) * window].reshape(1, window)
             x = np.concatenate([context, x], axis=1)
             out, state = session.run(None, {"input": x, "state": state, "sr": sr})
-            context = x[..., -64:]
+            context = x[..., -ctx:]
             probs.append(float(out[0][0]))
     cpu = time.process_time() - start
     if "--bench" in sys.argv:

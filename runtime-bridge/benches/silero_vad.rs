@@ -1,4 +1,4 @@
-//! B2: CPU time per 32 ms Silero frame, native (this crate) against the reference loop (the
+//! B2: CPU time per 32 ms Silero frame, native (this crate's own implementation) against the reference loop (the
 //! onnxruntime Python package as silero-vad's OnnxWrapper runs it), on the same audio, one
 //! thread each, measured side by side in one run.
 //!
@@ -56,10 +56,7 @@ fn main() {
     let raw = std::env::temp_dir().join(format!("rm-b2-{}.f32", std::process::id()));
     std::fs::write(&raw, bytemuck::cast_slice::<f32, u8>(&audio)).unwrap();
 
-    let path = std::env::var("B2_MODEL")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| model_file(None).unwrap());
-    let mut model = SileroModel::load(&path, 16000).unwrap();
+    let mut model = SileroModel::load(&model_file(None).unwrap(), 16000).unwrap();
     let frames = audio.len() / 512;
     // Warm up once, as the reference's first frames pay for lazy initialisation too.
     for f in audio.chunks_exact(512).take(10) {
@@ -87,7 +84,7 @@ fn main() {
 
     println!("B2 Silero VAD, {} frames of 32 ms x {REPEATS}", frames);
     println!(
-        "  native (ort, Rust)           {:8.1} us CPU per frame",
+        "  native (Rust)                {:8.1} us CPU per frame",
         native * 1e6
     );
     println!(

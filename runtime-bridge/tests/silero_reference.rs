@@ -1,5 +1,6 @@
 //! SileroVADNode's native inference against the reference: the same ONNX file run by the
-//! onnxruntime Python package as silero-vad's OnnxWrapper runs it, on the shipped sample.
+//! onnxruntime Python package as silero-vad's OnnxWrapper runs it, on the shipped sample, at
+//! 16 and 8 kHz.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,8 +12,8 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The shipped sample as 16 kHz mono f32, resampled by FastResampleNode.
-pub fn sample_16k() -> Vec<f32> {
+/// The shipped sample as mono f32 at `rate`, resampled by FastResampleNode.
+pub fn sample_at(rate: u32) -> Vec<f32> {
     let mut reader = hound::WavReader::open(root().join("examples/launch/speech.wav")).unwrap();
     let spec = reader.spec();
     let samples: Vec<f32> = reader
@@ -20,8 +21,10 @@ pub fn sample_16k() -> Vec<f32> {
         .map(|s| f32::from(s.unwrap()) / 32768.0)
         .collect();
     let graph = load_graph(
-        r#"{"version":"v1","nodes":[{"id":"r","node_type":"FastResampleNode",
-            "params":{"target_rate":16000,"channels":1}}]}"#,
+        &format!(
+            r#"{{"version":"v1","nodes":[{{"id":"r","node_type":"FastResampleNode",
+                "params":{{"target_rate":{rate},"channels":1}}}}]}}"#
+        ),
         "test",
     )
     .unwrap();
@@ -39,15 +42,15 @@ pub fn sample_16k() -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn probabilities_match_the_onnxruntime_python_reference() {
-    let audio = sample_16k();
-    let raw = std::env::temp_dir().join(format!("rm-vad-ref-{}.f32", std::process::id()));
+fn compare_with_reference(rate: u32) {
+    let audio = sample_at(rate);
+    let raw = std::env::temp_dir().join(format!("rm-vad-ref-{}-{rate}.f32", std::process::id()));
     std::fs::write(&raw, bytemuck::cast_slice::<f32, u8>(&audio)).unwrap();
     let python = root().join(".venv/bin/python");
     let out = Command::new(&python)
         .arg(root().join("tests/reference_vad.py"))
         .arg(&raw)
+        .args(["--rate", &rate.to_string()])
         .output()
         .unwrap_or_else(|e| {
             panic!(
@@ -63,9 +66,9 @@ fn probabilities_match_the_onnxruntime_python_reference() {
     );
     let reference: Vec<f32> = serde_json::from_slice(&out.stdout).unwrap();
 
-    let mut model = SileroModel::load(&model_file(None).unwrap(), 16000).unwrap();
+    let mut model = SileroModel::load(&model_file(None).unwrap(), rate).unwrap();
     let ours: Vec<f32> = audio
-        .chunks_exact(512)
+        .chunks_exact(model.window())
         .map(|f| model.infer(f).unwrap())
         .collect();
 
@@ -76,7 +79,21 @@ fn probabilities_match_the_onnxruntime_python_reference() {
         .zip(&reference)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    assert!(worst <= 0.02, "largest difference {worst}");
+    assert!(worst <= 0.02, "{rate} Hz: largest difference {worst}");
+    println!(
+        "{rate} Hz: {} frames, largest difference {worst:e}",
+        ours.len()
+    );
     // The sample has speech and silence: the model must see both.
     assert!(ours.iter().any(|p| *p > 0.9) && ours.iter().any(|p| *p < 0.1));
+}
+
+#[test]
+fn probabilities_match_the_onnxruntime_python_reference_at_16_khz() {
+    compare_with_reference(16000);
+}
+
+#[test]
+fn probabilities_match_the_onnxruntime_python_reference_at_8_khz() {
+    compare_with_reference(8000);
 }

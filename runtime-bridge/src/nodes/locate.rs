@@ -1,4 +1,4 @@
-//! Finds files that Python packages ship (the Silero model, ONNX Runtime's library) in the
+//! Finds files that Python packages ship (the Silero model) in the
 //! project virtualenv recorded at build time, the active virtualenv, or the system.
 
 use std::path::{Path, PathBuf};
@@ -45,33 +45,4 @@ pub fn find_file(relative: &str, what: &str, hint: &str) -> Result<PathBuf, Stri
                 looked.join(", ")
             )
         })
-}
-
-/// ONNX Runtime's shared library: `ORT_DYLIB_PATH`, else the `onnxruntime` wheel's copy.
-pub fn onnxruntime_library() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        return Ok(PathBuf::from(p));
-    }
-    let dirs = site_dirs();
-    for dir in &dirs {
-        let capi = dir.join("onnxruntime/capi");
-        let lib = std::fs::read_dir(&capi)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))
-            });
-        if let Some(lib) = lib {
-            return Ok(lib);
-        }
-    }
-    let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    Err(format!(
-        "ONNX Runtime library not found: looked for onnxruntime/capi/libonnxruntime.so* in {}; \
-         install the onnxruntime Python package (the README's setup does) or set ORT_DYLIB_PATH",
-        looked.join(", ")
-    ))
 }

@@ -3,6 +3,7 @@
 mod audio_format;
 pub mod chunker;
 pub mod locate;
+mod onnx_weights;
 pub mod passthrough;
 pub mod resample;
 pub mod silero_model;

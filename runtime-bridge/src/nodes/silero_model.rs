@@ -1,34 +1,22 @@
-//! The Silero VAD ONNX model run natively through ONNX Runtime, exactly as the silero-vad
-//! package's OnnxWrapper runs it: each 512-sample frame (256 at 8 kHz) is prefixed with the
-//! last 64 (32) samples of the previous one, and the recurrent state is carried over.
+//! The Silero VAD model, run natively. The weights come from the ONNX file that the
+//! silero-vad package ships; the graph is computed here: a windowed real FFT (the model's STFT
+//! basis is a Hann-windowed DFT, checked at load), four conv + ReLU blocks, an LSTM cell, and a
+//! 1x1 conv + sigmoid. Each frame of 512 samples (256 at 8 kHz) is prefixed with the last 64
+//! (32) samples of the previous one, as silero-vad's OnnxWrapper feeds the model.
+//!
+//! Every layer is a set of dot products over contiguous memory (weights are re-laid out at load
+//! so a conv output is one dot product), so the compiler vectorises them; on x86_64 CPUs with
+//! AVX2 and FMA, the whole frame runs in a function compiled for them.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::Arc;
 
-use ort::environment::Environment;
-use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
-use ort::value::Tensor;
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
 
 use super::locate;
-
-const STATE_LEN: usize = 2 * 128;
-
-static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
-
-fn environment() -> Result<&'static Environment, String> {
-    ENVIRONMENT
-        .get_or_init(|| {
-            let lib = locate::onnxruntime_library()?;
-            ort::init_from(&lib)
-                .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", lib.display()))?
-                .with_name("remotemedia")
-                .build()
-                .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
+use super::onnx_weights::{self, Tensor};
 
 /// The model file: `model_path` if given, else the one the silero-vad package ships.
 pub fn model_file(model_path: Option<&str>) -> Result<std::path::PathBuf, String> {
@@ -43,47 +31,244 @@ pub fn model_file(model_path: Option<&str>) -> Result<std::path::PathBuf, String
     }
 }
 
+/// A 1-D convolution (kernel 3, padding 1) laid out for dot products: row `o` holds
+/// weight[o][i][k] at k * cin + i, matching a time-major input window of 3 steps.
+struct Conv {
+    cin: usize,
+    cout: usize,
+    stride: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Conv {
+    fn from(w: &Tensor, b: &Tensor, stride: usize, name: &str) -> Result<Self, String> {
+        let [cout, cin, 3] = w.dims[..] else {
+            return Err(format!(
+                "{name}: expected a [cout, cin, 3] kernel, got {:?}",
+                w.dims
+            ));
+        };
+        if b.data.len() != cout {
+            return Err(format!(
+                "{name}: bias has {} values for {cout} outputs",
+                b.data.len()
+            ));
+        }
+        let mut weights = vec![0.0; cout * cin * 3];
+        for o in 0..cout {
+            for i in 0..cin {
+                for k in 0..3 {
+                    weights[o * cin * 3 + k * cin + i] = w.data[(o * cin + i) * 3 + k];
+                }
+            }
+        }
+        Ok(Self {
+            cin,
+            cout,
+            stride,
+            weights,
+            bias: b.data.clone(),
+        })
+    }
+
+    /// `input`: `steps` time steps of `cin` values, with a zero step before and after
+    /// (the padding). Writes the ReLU'd output, padded the same way, into `out`.
+    #[inline(always)]
+    fn run<const FMA: bool>(&self, input: &[f32], steps: usize, out: &mut Vec<f32>) -> usize {
+        let out_steps = (steps - 1) / self.stride + 1;
+        out.clear();
+        out.resize((out_steps + 2) * self.cout, 0.0);
+        for t in 0..out_steps {
+            let window = &input[t * self.stride * self.cin..][..3 * self.cin];
+            let row = &mut out[(t + 1) * self.cout..][..self.cout];
+            for (o, value) in row.iter_mut().enumerate() {
+                let w = &self.weights[o * 3 * self.cin..][..3 * self.cin];
+                *value = (dot::<FMA>(w, window) + self.bias[o]).max(0.0);
+            }
+        }
+        out_steps
+    }
+}
+
+/// With `FMA` (only inside a function compiled for FMA) products are fused into the sums.
+#[inline(always)]
+fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 32;
+    let mut acc = [0.0f32; LANES];
+    let (ca, ra) = a.as_chunks::<LANES>();
+    let (cb, rb) = b.as_chunks::<LANES>();
+    for (x, y) in ca.iter().zip(cb) {
+        for j in 0..LANES {
+            acc[j] = if FMA {
+                x[j].mul_add(y[j], acc[j])
+            } else {
+                acc[j] + x[j] * y[j]
+            };
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
 pub struct SileroModel {
-    session: Session,
-    input: Tensor<f32>,
-    state: Tensor<f32>,
-    sr: Tensor<i64>,
     window: usize,
     context: usize,
+    n_fft: usize,
+    fft: Arc<dyn RealToComplex<f32>>,
+    hann: Vec<f32>,
+    convs: [Conv; 4],
+    /// [W_ih | W_hh] rows, 4 * hidden of them, gates in PyTorch order i, f, g, o.
+    lstm: Vec<f32>,
+    lstm_bias: Vec<f32>,
+    hidden: usize,
+    head: Vec<f32>,
+    head_bias: f32,
+    // State and scratch.
+    input: Vec<f32>,
+    h: Vec<f32>,
+    c: Vec<f32>,
+    scratch: Scratch,
+    #[cfg(target_arch = "x86_64")]
+    avx2: bool,
+}
+
+#[derive(Default)]
+struct Scratch {
+    padded: Vec<f32>,
+    fft_in: Vec<f32>,
+    fft_out: Vec<Complex<f32>>,
+    fft_work: Vec<Complex<f32>>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    xh: Vec<f32>,
+    gates: Vec<f32>,
+}
+
+fn take<'a>(t: &'a HashMap<String, Tensor>, name: &str) -> Result<&'a Tensor, String> {
+    t.get(name)
+        .ok_or_else(|| format!("not a Silero VAD model: no tensor {name:?}"))
 }
 
 impl SileroModel {
     pub fn load(path: &Path, sampling_rate: u32) -> Result<Self, String> {
-        let env = environment()?;
-        let fail = |e: ort::Error| format!("cannot load Silero model {}: {e}", path.display());
-        let builder = |e: ort::Error<ort::session::builder::SessionBuilder>| {
-            format!("cannot configure ONNX Runtime: {e}")
+        let fail = |e: String| format!("cannot load Silero model {}: {e}", path.display());
+        let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+        // The model branches on the rate: `then` is 16 kHz, `else` 8 kHz.
+        let branch = if sampling_rate == 8000 {
+            "else_branch"
+        } else {
+            "then_branch"
         };
-        let session = Session::builder(env)
-            .map_err(fail)?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(builder)?
-            .with_intra_threads(1)
-            .map_err(builder)?
-            .with_inter_threads(1)
-            .map_err(builder)?
-            .commit_from_file(path)
-            .map_err(fail)?;
+        let t = onnx_weights::load(&bytes, Some(branch)).map_err(fail)?;
+        Self::from_tensors(&t, sampling_rate).map_err(fail)
+    }
+
+    fn from_tensors(t: &HashMap<String, Tensor>, sampling_rate: u32) -> Result<Self, String> {
         let (window, context) = if sampling_rate == 8000 {
             (256, 32)
         } else {
             (512, 64)
         };
-        let tensor = |e: ort::Error| format!("cannot allocate model inputs: {e}");
+        let basis = take(t, "stft.forward_basis_buffer")?;
+        let [rows, 1, n_fft] = basis.dims[..] else {
+            return Err(format!("unexpected STFT basis shape {:?}", basis.dims));
+        };
+        let bins = n_fft / 2 + 1;
+        if rows != 2 * bins {
+            return Err(format!("STFT basis has {rows} rows for {n_fft} points"));
+        }
+        // Row 0 is the window itself (cos 0 = 1); every row must be window * cos / -sin.
+        let hann = basis.data[..n_fft].to_vec();
+        for k in [1, bins / 2, bins - 1] {
+            for n in (0..n_fft).step_by(7) {
+                let phase = 2.0 * std::f64::consts::PI * (k * n) as f64 / n_fft as f64;
+                let re = f64::from(hann[n]) * phase.cos();
+                let im = -f64::from(hann[n]) * phase.sin();
+                let (got_re, got_im) = (
+                    basis.data[k * n_fft + n],
+                    basis.data[(bins + k) * n_fft + n],
+                );
+                if (f64::from(got_re) - re).abs() > 1e-4 || (f64::from(got_im) - im).abs() > 1e-4 {
+                    return Err("the STFT basis is not a windowed DFT".into());
+                }
+            }
+        }
+        let conv = |i: usize, stride: usize| {
+            let name = format!("encoder.{i}.reparam_conv");
+            Conv::from(
+                take(t, &format!("{name}.weight"))?,
+                take(t, &format!("{name}.bias"))?,
+                stride,
+                &name,
+            )
+        };
+        let convs = [conv(0, 1)?, conv(1, 2)?, conv(2, 2)?, conv(3, 1)?];
+        if convs[0].cin != bins {
+            return Err(format!(
+                "encoder.0 takes {} channels, the STFT gives {bins}",
+                convs[0].cin
+            ));
+        }
+        let (w_ih, w_hh) = (
+            take(t, "decoder.rnn.weight_ih")?,
+            take(t, "decoder.rnn.weight_hh")?,
+        );
+        let hidden = w_hh.dims.get(1).copied().unwrap_or(0);
+        if w_ih.dims != [4 * hidden, convs[3].cout] || w_hh.dims != [4 * hidden, hidden] {
+            return Err(format!(
+                "unexpected LSTM shapes {:?} and {:?}",
+                w_ih.dims, w_hh.dims
+            ));
+        }
+        let mut lstm = Vec::with_capacity(4 * hidden * (convs[3].cout + hidden));
+        for r in 0..4 * hidden {
+            lstm.extend_from_slice(&w_ih.data[r * convs[3].cout..][..convs[3].cout]);
+            lstm.extend_from_slice(&w_hh.data[r * hidden..][..hidden]);
+        }
+        let lstm_bias: Vec<f32> = take(t, "decoder.rnn.bias_ih")?
+            .data
+            .iter()
+            .zip(&take(t, "decoder.rnn.bias_hh")?.data)
+            .map(|(a, b)| a + b)
+            .collect();
+        let head = take(t, "decoder.decoder.2.weight")?.data.clone();
+        let head_bias = *take(t, "decoder.decoder.2.bias")?
+            .data
+            .first()
+            .ok_or("empty head bias")?;
+        if head.len() != hidden || lstm_bias.len() != 4 * hidden {
+            return Err("unexpected decoder shapes".into());
+        }
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
+        let scratch = Scratch {
+            fft_in: fft.make_input_vec(),
+            fft_out: fft.make_output_vec(),
+            fft_work: fft.make_scratch_vec(),
+            ..Scratch::default()
+        };
         Ok(Self {
-            session,
-            input: Tensor::from_array(([1usize, context + window], vec![0.0f32; context + window]))
-                .map_err(tensor)?,
-            state: Tensor::from_array(([2usize, 1, 128], vec![0.0f32; STATE_LEN]))
-                .map_err(tensor)?,
-            sr: Tensor::from_array(((), vec![i64::from(sampling_rate)])).map_err(tensor)?,
             window,
             context,
+            n_fft,
+            fft,
+            hann,
+            convs,
+            lstm,
+            lstm_bias,
+            hidden,
+            head,
+            head_bias,
+            input: vec![0.0; context + window],
+            h: vec![0.0; hidden],
+            c: vec![0.0; hidden],
+            scratch,
+            #[cfg(target_arch = "x86_64")]
+            avx2: is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
         })
     }
 
@@ -94,40 +279,155 @@ impl SileroModel {
 
     /// Clears the recurrent state and the context.
     pub fn reset(&mut self) {
-        if let Ok((_, s)) = self.state.try_extract_tensor_mut() {
-            s.fill(0.0);
-        }
-        if let Ok((_, x)) = self.input.try_extract_tensor_mut() {
-            x.fill(0.0);
-        }
+        self.input.fill(0.0);
+        self.h.fill(0.0);
+        self.c.fill(0.0);
     }
 
     /// Speech probability of one frame of `window()` samples.
     pub fn infer(&mut self, frame: &[f32]) -> Result<f32, String> {
-        let err = |e: ort::Error| format!("Silero inference failed: {e}");
-        {
-            let (_, x) = self.input.try_extract_tensor_mut().map_err(err)?;
-            // Keep the previous frame's tail as context, then the new frame.
-            x.copy_within(self.window.., 0);
-            x[self.context..].copy_from_slice(frame);
+        if frame.len() != self.window {
+            return Err(format!(
+                "a frame has {} samples, got {}",
+                self.window,
+                frame.len()
+            ));
         }
-        let mut next_state = [0.0f32; STATE_LEN];
-        let prob = {
-            let outputs = self
-                .session
-                .run(ort::inputs![
-                    "input" => &self.input,
-                    "state" => &self.state,
-                    "sr" => &self.sr,
-                ])
-                .map_err(err)?;
-            let (_, prob) = outputs["output"].try_extract_tensor::<f32>().map_err(err)?;
-            let (_, state) = outputs["stateN"].try_extract_tensor::<f32>().map_err(err)?;
-            next_state.copy_from_slice(&state[..STATE_LEN]);
-            prob[0]
-        };
-        let (_, s) = self.state.try_extract_tensor_mut().map_err(err)?;
-        s.copy_from_slice(&next_state);
-        Ok(prob)
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: the CPU was checked for AVX2 and FMA at load.
+            return Ok(unsafe { self.infer_avx2(frame) });
+        }
+        Ok(self.compute::<false>(frame))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn infer_avx2(&mut self, frame: &[f32]) -> f32 {
+        self.compute::<true>(frame)
+    }
+
+    #[inline(always)]
+    fn compute<const FMA: bool>(&mut self, frame: &[f32]) -> f32 {
+        // Context: the previous frame's tail, then the new frame.
+        self.input.copy_within(self.window.., 0);
+        self.input[self.context..].copy_from_slice(frame);
+
+        // STFT: reflect-pad n_fft/4 on the right, frames of n_fft every n_fft/2 samples.
+        let s = &mut self.scratch;
+        let pad = self.n_fft / 4;
+        let len = self.input.len();
+        s.padded.clear();
+        s.padded.extend_from_slice(&self.input);
+        s.padded.extend((0..pad).map(|j| self.input[len - 2 - j]));
+        let hop = self.n_fft / 2;
+        let steps = (s.padded.len() - self.n_fft) / hop + 1;
+        let bins = self.n_fft / 2 + 1;
+        // Magnitudes, time-major with a zero step on each side for the first conv.
+        s.a.clear();
+        s.a.resize((steps + 2) * bins, 0.0);
+        for t in 0..steps {
+            for (n, x) in s.fft_in.iter_mut().enumerate() {
+                *x = s.padded[t * hop + n] * self.hann[n];
+            }
+            // Lengths come from the planner, so this cannot fail.
+            let _ = self
+                .fft
+                .process_with_scratch(&mut s.fft_in, &mut s.fft_out, &mut s.fft_work);
+            for (k, z) in s.fft_out.iter().enumerate() {
+                s.a[(t + 1) * bins + k] = (z.re * z.re + z.im * z.im).sqrt();
+            }
+        }
+
+        // Encoder: four conv + ReLU blocks, ping-ponging between two buffers.
+        let mut steps = steps;
+        let (mut cur, mut next) = (std::mem::take(&mut s.a), std::mem::take(&mut s.b));
+        for conv in &self.convs {
+            steps = conv.run::<FMA>(&cur, steps, &mut next);
+            std::mem::swap(&mut cur, &mut next);
+        }
+        // One step remains: the features of this frame.
+        let features = &cur[self.convs[3].cout..][..self.convs[3].cout];
+
+        // LSTM cell.
+        let hdim = self.hidden;
+        s.xh.clear();
+        s.xh.extend_from_slice(features);
+        s.xh.extend_from_slice(&self.h);
+        let width = s.xh.len();
+        s.gates.clear();
+        // A plain loop, not a closure: closures do not inherit the caller's target features.
+        for (row, b) in self.lstm.chunks_exact(width).zip(&self.lstm_bias) {
+            s.gates.push(dot::<FMA>(row, &s.xh) + b);
+        }
+        for j in 0..hdim {
+            let i = sigmoid(s.gates[j]);
+            let f = sigmoid(s.gates[hdim + j]);
+            let g = s.gates[2 * hdim + j].tanh();
+            let o = sigmoid(s.gates[3 * hdim + j]);
+            self.c[j] = f * self.c[j] + i * g;
+            self.h[j] = o * self.c[j].tanh();
+        }
+        s.a = cur;
+        s.b = next;
+
+        // Head: ReLU, 1x1 conv, sigmoid.
+        let logit: f32 = self
+            .head
+            .iter()
+            .zip(&self.h)
+            .map(|(w, h)| w * h.max(0.0))
+            .sum::<f32>()
+            + self.head_bias;
+        sigmoid(logit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The portable path and the AVX2/FMA path compute the same probabilities.
+    #[test]
+    fn portable_and_vectorised_paths_agree() {
+        let path = model_file(None).expect("the setup installs silero-vad");
+        let mut model = SileroModel::load(&path, 16000).unwrap();
+        let mut portable = SileroModel::load(&path, 16000).unwrap();
+        #[cfg(target_arch = "x86_64")]
+        {
+            portable.avx2 = false;
+        }
+        // A chirp with noise: speech-like enough to move the probabilities around.
+        let mut seed = 1u32;
+        for frame in 0..60 {
+            let samples: Vec<f32> = (0..512)
+                .map(|n| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let t = (frame * 512 + n) as f32 / 16000.0;
+                    0.3 * (2.0 * std::f32::consts::PI * (200.0 + 300.0 * t) * t).sin()
+                        + (seed >> 9) as f32 / (1u32 << 23) as f32 * 0.05
+                })
+                .collect();
+            let (a, b) = (
+                model.infer(&samples).unwrap(),
+                portable.infer(&samples).unwrap(),
+            );
+            assert!((a - b).abs() < 1e-4, "frame {frame}: {a} vs {b}");
+        }
+        assert!(
+            model
+                .infer(&[0.0; 100])
+                .unwrap_err()
+                .contains("512 samples")
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_silero_model_is_refused() {
+        let path = std::env::temp_dir().join(format!("rm-not-a-model-{}.onnx", std::process::id()));
+        std::fs::write(&path, b"\x3a\x02\x0a\x00not a model").unwrap();
+        let err = SileroModel::load(&path, 16000).err().unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(err.starts_with("cannot load Silero model"), "{err}");
     }
 }
