@@ -285,3 +285,51 @@ fn vad_results_reach_the_bus_and_the_text_pad() {
         );
     }
 }
+
+#[test]
+fn caps_of_another_sample_format_are_refused() {
+    let (mut h, _bus) = harness(PASS);
+    let s16 = gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("layout", "interleaved")
+        .field("rate", 16000)
+        .field("channels", 1)
+        .build();
+    let sink = h.element().unwrap().static_pad("sink").unwrap();
+    assert!(
+        !sink.query_accept_caps(&s16),
+        "the template takes F32LE only"
+    );
+    h.set_src_caps(s16);
+    assert_eq!(
+        h.push(gst::Buffer::with_size(320).unwrap()),
+        Err(gst::FlowError::NotNegotiated)
+    );
+}
+
+#[test]
+fn text_that_is_not_utf8_is_an_error_not_a_crash() {
+    let (mut h, bus) = harness(PASS);
+    h.set_src_caps(
+        gst::Caps::builder("text/x-raw")
+            .field("format", "utf8")
+            .build(),
+    );
+    assert_eq!(
+        h.push(gst::Buffer::from_slice([0xff, 0xfe, 0x00])),
+        Err(gst::FlowError::Error)
+    );
+    assert!(error_text(&bus).contains("not UTF-8"));
+    // The element still works afterwards.
+    h.push(gst::Buffer::from_slice(*b"hello")).unwrap();
+}
+
+#[test]
+fn ragged_audio_buffers_do_not_crash() {
+    let (mut h, _bus) = harness(CHUNK);
+    h.set_src_caps(audio_caps(1000, 1));
+    // 10 bytes: two and a half samples.
+    h.push(gst::Buffer::from_slice([0u8; 10])).unwrap();
+    h.push(audio_buffer(&[1.0; 98], 2)).unwrap();
+    assert_eq!(samples(&h.pull().unwrap()).len(), 100);
+}

@@ -189,3 +189,41 @@ fn readme_node_table_is_generated_from_the_specs() {
         "README's node table is out of date; replace it with:\n{table}"
     );
 }
+
+/// Mangled manifests (bytes dropped, flipped, duplicated) never panic the loader: each is
+/// accepted or reported.
+#[test]
+fn mangled_manifests_never_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/launch");
+    let original = std::fs::read(dir.join("vad.json")).unwrap();
+    let mut seed = 0x2545_f491_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut reported = 0;
+    for _ in 0..1000 {
+        let mut bytes = original.clone();
+        for _ in 0..(next() % 4 + 1) {
+            let at = (next() as usize) % bytes.len();
+            match next() % 3 {
+                0 => {
+                    bytes.remove(at);
+                }
+                1 => bytes[at] = b"{}[]\",:0123456789.-etruafnl x"[(next() % 29) as usize],
+                _ => bytes.insert(at, bytes[at]),
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        if let Err(report) = parse(&text, "fuzz", Registry::builtin()) {
+            assert!(!report.errors.is_empty());
+            reported += 1;
+        }
+    }
+    assert!(
+        reported > 300,
+        "most mangled manifests are invalid ({reported})"
+    );
+}

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
@@ -115,7 +115,9 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-pub struct SileroModel {
+/// The weights, laid out for inference; shared by every instance that runs the same file at
+/// the same rate.
+struct Weights {
     window: usize,
     context: usize,
     n_fft: usize,
@@ -128,7 +130,19 @@ pub struct SileroModel {
     hidden: usize,
     head: Vec<f32>,
     head_bias: f32,
-    // State and scratch.
+}
+
+type CacheKey = (std::path::PathBuf, u32);
+
+/// Loaded weights by (file, rate), so a hundred streams share one copy, and manifest
+/// validation followed by a session reads the file once. Kept for the process: one entry per
+/// model file used, about 1 MB each.
+static WEIGHTS: LazyLock<Mutex<HashMap<CacheKey, Arc<Weights>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// One stream's model: shared weights, its own recurrent state.
+pub struct SileroModel {
+    w: Arc<Weights>,
     input: Vec<f32>,
     h: Vec<f32>,
     c: Vec<f32>,
@@ -156,6 +170,41 @@ fn take<'a>(t: &'a HashMap<String, Tensor>, name: &str) -> Result<&'a Tensor, St
 
 impl SileroModel {
     pub fn load(path: &Path, sampling_rate: u32) -> Result<Self, String> {
+        let key = (
+            path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+            sampling_rate,
+        );
+        let mut cache = WEIGHTS.lock().unwrap_or_else(PoisonError::into_inner);
+        let weights = match cache.get(&key) {
+            Some(w) => Arc::clone(w),
+            None => {
+                let w = Arc::new(Weights::read(path, sampling_rate)?);
+                cache.insert(key, Arc::clone(&w));
+                w
+            }
+        };
+        drop(cache);
+        let fft = &weights.fft;
+        let scratch = Scratch {
+            fft_in: fft.make_input_vec(),
+            fft_out: fft.make_output_vec(),
+            fft_work: fft.make_scratch_vec(),
+            ..Scratch::default()
+        };
+        Ok(Self {
+            input: vec![0.0; weights.context + weights.window],
+            h: vec![0.0; weights.hidden],
+            c: vec![0.0; weights.hidden],
+            scratch,
+            w: weights,
+            #[cfg(target_arch = "x86_64")]
+            avx2: is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+        })
+    }
+}
+
+impl Weights {
+    fn read(path: &Path, sampling_rate: u32) -> Result<Self, String> {
         let fail = |e: String| format!("cannot load Silero model {}: {e}", path.display());
         let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
         // The model branches on the rate: `then` is 16 kHz, `else` 8 kHz.
@@ -244,18 +293,11 @@ impl SileroModel {
         if head.len() != hidden || lstm_bias.len() != 4 * hidden {
             return Err("unexpected decoder shapes".into());
         }
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
-        let scratch = Scratch {
-            fft_in: fft.make_input_vec(),
-            fft_out: fft.make_output_vec(),
-            fft_work: fft.make_scratch_vec(),
-            ..Scratch::default()
-        };
         Ok(Self {
             window,
             context,
             n_fft,
-            fft,
+            fft: RealFftPlanner::<f32>::new().plan_fft_forward(n_fft),
             hann,
             convs,
             lstm,
@@ -263,18 +305,14 @@ impl SileroModel {
             hidden,
             head,
             head_bias,
-            input: vec![0.0; context + window],
-            h: vec![0.0; hidden],
-            c: vec![0.0; hidden],
-            scratch,
-            #[cfg(target_arch = "x86_64")]
-            avx2: is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
         })
     }
+}
 
+impl SileroModel {
     /// Samples per frame: 512 at 16 kHz, 256 at 8 kHz.
     pub fn window(&self) -> usize {
-        self.window
+        self.w.window
     }
 
     /// Clears the recurrent state and the context.
@@ -286,10 +324,10 @@ impl SileroModel {
 
     /// Speech probability of one frame of `window()` samples.
     pub fn infer(&mut self, frame: &[f32]) -> Result<f32, String> {
-        if frame.len() != self.window {
+        if frame.len() != self.w.window {
             return Err(format!(
                 "a frame has {} samples, got {}",
-                self.window,
+                self.w.window,
                 frame.len()
             ));
         }
@@ -310,28 +348,29 @@ impl SileroModel {
     #[inline(always)]
     fn compute<const FMA: bool>(&mut self, frame: &[f32]) -> f32 {
         // Context: the previous frame's tail, then the new frame.
-        self.input.copy_within(self.window.., 0);
-        self.input[self.context..].copy_from_slice(frame);
+        self.input.copy_within(self.w.window.., 0);
+        self.input[self.w.context..].copy_from_slice(frame);
 
         // STFT: reflect-pad n_fft/4 on the right, frames of n_fft every n_fft/2 samples.
         let s = &mut self.scratch;
-        let pad = self.n_fft / 4;
+        let pad = self.w.n_fft / 4;
         let len = self.input.len();
         s.padded.clear();
         s.padded.extend_from_slice(&self.input);
         s.padded.extend((0..pad).map(|j| self.input[len - 2 - j]));
-        let hop = self.n_fft / 2;
-        let steps = (s.padded.len() - self.n_fft) / hop + 1;
-        let bins = self.n_fft / 2 + 1;
+        let hop = self.w.n_fft / 2;
+        let steps = (s.padded.len() - self.w.n_fft) / hop + 1;
+        let bins = self.w.n_fft / 2 + 1;
         // Magnitudes, time-major with a zero step on each side for the first conv.
         s.a.clear();
         s.a.resize((steps + 2) * bins, 0.0);
         for t in 0..steps {
             for (n, x) in s.fft_in.iter_mut().enumerate() {
-                *x = s.padded[t * hop + n] * self.hann[n];
+                *x = s.padded[t * hop + n] * self.w.hann[n];
             }
             // Lengths come from the planner, so this cannot fail.
             let _ = self
+                .w
                 .fft
                 .process_with_scratch(&mut s.fft_in, &mut s.fft_out, &mut s.fft_work);
             for (k, z) in s.fft_out.iter().enumerate() {
@@ -342,22 +381,22 @@ impl SileroModel {
         // Encoder: four conv + ReLU blocks, ping-ponging between two buffers.
         let mut steps = steps;
         let (mut cur, mut next) = (std::mem::take(&mut s.a), std::mem::take(&mut s.b));
-        for conv in &self.convs {
+        for conv in &self.w.convs {
             steps = conv.run::<FMA>(&cur, steps, &mut next);
             std::mem::swap(&mut cur, &mut next);
         }
         // One step remains: the features of this frame.
-        let features = &cur[self.convs[3].cout..][..self.convs[3].cout];
+        let features = &cur[self.w.convs[3].cout..][..self.w.convs[3].cout];
 
         // LSTM cell.
-        let hdim = self.hidden;
+        let hdim = self.w.hidden;
         s.xh.clear();
         s.xh.extend_from_slice(features);
         s.xh.extend_from_slice(&self.h);
         let width = s.xh.len();
         s.gates.clear();
         // A plain loop, not a closure: closures do not inherit the caller's target features.
-        for (row, b) in self.lstm.chunks_exact(width).zip(&self.lstm_bias) {
+        for (row, b) in self.w.lstm.chunks_exact(width).zip(&self.w.lstm_bias) {
             s.gates.push(dot::<FMA>(row, &s.xh) + b);
         }
         for j in 0..hdim {
@@ -373,12 +412,13 @@ impl SileroModel {
 
         // Head: ReLU, 1x1 conv, sigmoid.
         let logit: f32 = self
+            .w
             .head
             .iter()
             .zip(&self.h)
             .map(|(w, h)| w * h.max(0.0))
             .sum::<f32>()
-            + self.head_bias;
+            + self.w.head_bias;
         sigmoid(logit)
     }
 }
