@@ -4,11 +4,13 @@
 //!
 //!     cargo bench -p remotemedia-runtime --bench silero_vad
 
-use std::path::Path;
 use std::process::Command;
 
 use remotemedia_runtime::nodes::silero_model::{SileroModel, model_file};
-use remotemedia_runtime::{AudioFrame, AudioSamples, RuntimeData, execute_unary, load_graph};
+
+#[path = "../tests/support/sample.rs"]
+mod sample;
+use sample::{root, sample_at};
 
 const REPEATS: usize = 10;
 
@@ -23,36 +25,9 @@ fn cpu_seconds() -> f64 {
     t(usage.ru_utime) + t(usage.ru_stime)
 }
 
-fn sample_16k(root: &Path) -> Vec<f32> {
-    let mut reader = hound::WavReader::open(root.join("examples/launch/speech.wav")).unwrap();
-    let spec = reader.spec();
-    let samples: Vec<f32> = reader
-        .samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect();
-    let graph = load_graph(
-        r#"{"version":"v1","nodes":[{"id":"r","node_type":"FastResampleNode","params":{"target_rate":16000,"channels":1}}]}"#,
-        "bench",
-    )
-    .unwrap();
-    let input = AudioFrame::new(
-        AudioSamples::from_vec(samples),
-        spec.sample_rate,
-        spec.channels,
-    );
-    execute_unary(graph, [RuntimeData::Audio(input)])
-        .unwrap()
-        .into_iter()
-        .flat_map(|o| match o.data {
-            RuntimeData::Audio(a) => a.samples.to_vec(),
-            _ => Vec::new(),
-        })
-        .collect()
-}
-
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let audio = sample_16k(&root);
+    let root = root();
+    let audio = sample_at(16000);
     let raw = std::env::temp_dir().join(format!("rm-b2-{}.f32", std::process::id()));
     std::fs::write(&raw, bytemuck::cast_slice::<f32, u8>(&audio)).unwrap();
 
