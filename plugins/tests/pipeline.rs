@@ -333,3 +333,27 @@ fn ragged_audio_buffers_do_not_crash() {
     h.push(audio_buffer(&[1.0; 98], 2)).unwrap();
     assert_eq!(samples(&h.pull().unwrap()).len(), 100);
 }
+
+#[test]
+fn video_passes_through_with_its_caps_and_memory() {
+    let (mut h, _bus) = harness(PASS);
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", 4)
+        .field("height", 2)
+        .field("framerate", gst::Fraction::new(30, 1))
+        .build();
+    h.set_src_caps(caps.clone());
+    let mut frame = gst::Buffer::from_mut_slice(vec![7u8; 12]);
+    frame
+        .get_mut()
+        .unwrap()
+        .set_pts(gst::ClockTime::from_mseconds(33));
+    let in_ptr = frame.map_readable().unwrap().as_ptr();
+    h.push(frame).unwrap();
+    let out = h.pull().unwrap();
+    assert_eq!(out.map_readable().unwrap().as_slice(), &[7u8; 12]);
+    assert_eq!(out.map_readable().unwrap().as_ptr(), in_ptr, "no copy");
+    assert_eq!(out.pts(), Some(gst::ClockTime::from_mseconds(33)));
+    assert_eq!(h.sinkpad().unwrap().current_caps().unwrap(), caps);
+}
