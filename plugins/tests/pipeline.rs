@@ -357,3 +357,24 @@ fn video_passes_through_with_its_caps_and_memory() {
     assert_eq!(out.pts(), Some(gst::ClockTime::from_mseconds(33)));
     assert_eq!(h.sinkpad().unwrap().current_caps().unwrap(), caps);
 }
+
+#[test]
+fn a_text_graph_delivers_sentences_on_src() {
+    let (mut h, _bus) = harness(
+        r#"{"version":"v1","nodes":[{"id":"sentences","node_type":"TextCollectorNode"}]}"#,
+    );
+    let text_caps = gst::Caps::builder("text/x-raw").field("format", "utf8").build();
+    h.set_src_caps(text_caps.clone());
+    for (i, chunk) in ["Good morn", "ing. How are", " you? Fine"].iter().enumerate() {
+        let mut b = gst::Buffer::from_slice(chunk.as_bytes().to_vec());
+        b.get_mut().unwrap().set_pts(gst::ClockTime::from_mseconds(i as u64 * 100));
+        h.push(b).unwrap();
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let mut sentences = Vec::new();
+    while let Some(b) = h.try_pull() {
+        sentences.push(String::from_utf8(b.map_readable().unwrap().to_vec()).unwrap());
+    }
+    assert_eq!(sentences, vec!["Good morning.", "How are you?", "Fine"]);
+    assert_eq!(h.sinkpad().unwrap().current_caps().unwrap(), text_caps);
+}

@@ -116,14 +116,15 @@ impl Graph {
         Ok(formats)
     }
 
-    /// The output node whose media is the graph's media output: the first output node (in
-    /// manifest order) that delivers audio or video, else the first output node.
+    /// The output node whose media is the graph's media output: a sink node (no outgoing
+    /// connection) before an `is_output_node` tap, media (audio, video) before text, manifest
+    /// order last.
     fn primary_output(&self, formats: &[StreamFormat]) -> Option<usize> {
-        let mut outputs = (0..formats.len()).filter(|&i| self.is_output[i]);
-        outputs
-            .clone()
-            .find(|&i| matches!(formats[i], StreamFormat::Audio { .. } | StreamFormat::Video))
-            .or_else(|| outputs.next())
+        let is_media =
+            |i: usize| matches!(formats[i], StreamFormat::Audio { .. } | StreamFormat::Video);
+        (0..formats.len())
+            .filter(|&i| self.is_output[i])
+            .min_by_key(|&i| (!self.succ[i].is_empty(), !is_media(i), i))
     }
 
     /// The format of the media the graph delivers for this input.

@@ -12,7 +12,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use remotemedia_runtime::{Graph, Output, RuntimeData, Session};
+use remotemedia_runtime::{Graph, Output, RuntimeData, Session, StreamFormat};
 
 use super::convert::{self, InputCaps};
 use super::queue::{Item, OutQueue, QueueSink};
@@ -53,12 +53,29 @@ struct Running {
     threaded: bool,
 }
 
+/// Where an output goes: its audio/video to src, its text/JSON to src (a text-only graph),
+/// or everything to the side (text pad, bus).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    SrcMedia,
+    SrcText,
+    Side,
+}
+
+/// The node whose results go to the src pad, and whether they are text (a text-only graph)
+/// rather than audio/video.
+#[derive(Clone)]
+struct MediaNode {
+    id: Arc<str>,
+    text: bool,
+}
+
 #[derive(Default)]
 struct StreamState {
     input: Option<InputCaps>,
     latency_ns: u64,
     /// The node whose audio/video goes to the src pad.
-    media_node: Option<Arc<str>>,
+    media_node: Option<MediaNode>,
     segment: Option<gst::Event>,
     stream_id: Option<String>,
 }
@@ -283,7 +300,10 @@ impl RemoteMediaPipeline {
             let mut st = lock(&self.stream);
             st.input = Some(input);
             st.latency_ns = graph.latency_ns(&format);
-            st.media_node = graph.media_output_node(&format).map(Arc::from);
+            st.media_node = graph.media_output_node(&format).map(|id| MediaNode {
+                id: Arc::from(id),
+                text: matches!(out_format, StreamFormat::Text | StreamFormat::Json),
+            });
         }
         let _ = self
             .obj()
@@ -298,7 +318,7 @@ impl RemoteMediaPipeline {
         let mut flow = Ok(gst::FlowSuccess::Ok);
         let media_node = lock(&self.stream).media_node.clone();
         while let Some(item) = queue.try_pop() {
-            let f = self.push_item(item, media_node.as_deref());
+            let f = self.push_item(item, media_node.as_ref());
             if f.is_err() {
                 flow = f;
             }
@@ -329,7 +349,7 @@ impl RemoteMediaPipeline {
         };
         let is_eos = matches!(&item, Item::Event(e) if e.type_() == gst::EventType::Eos);
         let media_node = lock(&self.stream).media_node.clone();
-        let flow = self.push_item(item, media_node.as_deref());
+        let flow = self.push_item(item, media_node.as_ref());
         *lock(&self.last_flow) = flow;
         match flow {
             Err(gst::FlowError::Flushing) => {
@@ -351,16 +371,20 @@ impl RemoteMediaPipeline {
         }
     }
 
-    /// Pushes one item; `media_node` names the node whose audio/video goes to the src pad.
+    /// Pushes one item; `media_node` names the node whose results go to the src pad.
     fn push_item(
         &self,
         item: Item,
-        media_node: Option<&str>,
+        media_node: Option<&MediaNode>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         match item {
             Item::Output(out) => {
-                let is_media = media_node == Some(&*out.node_id);
-                self.push_output(out, is_media)
+                let route = match media_node {
+                    Some(m) if *m.id == *out.node_id && m.text => Route::SrcText,
+                    Some(m) if *m.id == *out.node_id => Route::SrcMedia,
+                    _ => Route::Side,
+                };
+                self.push_output(out, route)
             }
             Item::Error(e) => {
                 self.node_failed(&e);
@@ -379,19 +403,24 @@ impl RemoteMediaPipeline {
         }
     }
 
-    fn push_output(&self, out: Output, is_media: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn push_output(&self, out: Output, route: Route) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let to_src = route == Route::SrcText;
         match &out.data {
-            RuntimeData::Audio(frame) if is_media => self.srcpad.push(convert::audio_buffer(frame)),
-            RuntimeData::Video(frame) if is_media => self.srcpad.push(convert::video_buffer(frame)),
+            RuntimeData::Audio(frame) if route == Route::SrcMedia => {
+                self.srcpad.push(convert::audio_buffer(frame))
+            }
+            RuntimeData::Video(frame) if route == Route::SrcMedia => {
+                self.srcpad.push(convert::video_buffer(frame))
+            }
             RuntimeData::Audio(_) | RuntimeData::Video(_) => Ok(gst::FlowSuccess::Ok),
             RuntimeData::Text(text) => {
                 self.post_result(&out, "text", text.clone());
-                self.push_text(text.as_bytes().to_vec(), out.pts, false)
+                self.push_text(text.as_bytes().to_vec(), out.pts, false, to_src)
             }
             RuntimeData::Json(json) => {
                 let text = json.to_string();
                 self.post_result(&out, "json", text.clone());
-                self.push_text(text.into_bytes(), out.pts, true)
+                self.push_text(text.into_bytes(), out.pts, true, to_src)
             }
             RuntimeData::Binary(b) => {
                 self.post_result(
@@ -433,20 +462,25 @@ impl RemoteMediaPipeline {
         let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
     }
 
-    /// Pushes a text/JSON result on the `text` pad, adding the pad on first use.
+    /// Pushes a text/JSON result: on the src pad when it is the graph's main output (a
+    /// text-only graph), else on the `text` pad, added on first use.
     fn push_text(
         &self,
         bytes: Vec<u8>,
         pts: Option<u64>,
         json: bool,
+        to_src: bool,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let existing = lock(&self.textpad).clone();
-        let pad = existing.unwrap_or_else(|| self.add_text_pad(json));
         let mut buffer = gst::Buffer::from_mut_slice(bytes);
         buffer
             .get_mut()
             .expect("a new buffer is writable")
             .set_pts(pts.map(gst::ClockTime::from_nseconds));
+        if to_src {
+            return self.srcpad.push(buffer);
+        }
+        let existing = lock(&self.textpad).clone();
+        let pad = existing.unwrap_or_else(|| self.add_text_pad(json));
         match pad.push(buffer) {
             // Nobody has to listen to the text pad.
             Err(gst::FlowError::NotLinked) => Ok(gst::FlowSuccess::Ok),

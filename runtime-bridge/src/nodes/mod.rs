@@ -1,5 +1,6 @@
 //! The native nodes. Registering a node takes one line in `register_builtin`.
 
+pub mod accumulator;
 mod audio_format;
 pub mod chunker;
 pub mod locate;
@@ -8,6 +9,7 @@ pub mod passthrough;
 pub mod resample;
 pub mod silero_model;
 pub mod silero_vad;
+pub mod text_collector;
 
 use crate::registry::Registry;
 
@@ -16,4 +18,6 @@ pub fn register_builtin(r: &mut Registry) {
     r.register(&chunker::SPEC);
     r.register(&resample::SPEC);
     r.register(&silero_vad::SPEC);
+    r.register(&accumulator::SPEC);
+    r.register(&text_collector::SPEC);
 }
