@@ -360,14 +360,20 @@ fn video_passes_through_with_its_caps_and_memory() {
 
 #[test]
 fn a_text_graph_delivers_sentences_on_src() {
-    let (mut h, _bus) = harness(
-        r#"{"version":"v1","nodes":[{"id":"sentences","node_type":"TextCollectorNode"}]}"#,
-    );
-    let text_caps = gst::Caps::builder("text/x-raw").field("format", "utf8").build();
+    let (mut h, _bus) =
+        harness(r#"{"version":"v1","nodes":[{"id":"sentences","node_type":"TextCollectorNode"}]}"#);
+    let text_caps = gst::Caps::builder("text/x-raw")
+        .field("format", "utf8")
+        .build();
     h.set_src_caps(text_caps.clone());
-    for (i, chunk) in ["Good morn", "ing. How are", " you? Fine"].iter().enumerate() {
+    for (i, chunk) in ["Good morn", "ing. How are", " you? Fine"]
+        .iter()
+        .enumerate()
+    {
         let mut b = gst::Buffer::from_slice(chunk.as_bytes().to_vec());
-        b.get_mut().unwrap().set_pts(gst::ClockTime::from_mseconds(i as u64 * 100));
+        b.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(i as u64 * 100));
         h.push(b).unwrap();
     }
     assert!(h.push_event(gst::event::Eos::new()));
@@ -377,4 +383,60 @@ fn a_text_graph_delivers_sentences_on_src() {
     }
     assert_eq!(sentences, vec!["Good morning.", "How are you?", "Fine"]);
     assert_eq!(h.sinkpad().unwrap().current_caps().unwrap(), text_caps);
+}
+
+/// A VAD pipeline (node on its own thread, src pad task) survives flushing seeks, state
+/// cycles and teardown while data flows.
+#[test]
+fn threaded_graph_survives_seeks_state_cycles_and_teardown() {
+    init();
+    let dir = manifest_dir();
+    let launch = format!(
+        "filesrc location={} ! wavparse ! audioconvert ! audioresample ! \
+         remotemediapipeline name=rm manifest={} ! fakesink sync=true",
+        dir.join("speech.wav").display(),
+        dir.join("vad.json").display()
+    );
+    let pipeline = gst::parse::launch(&launch).unwrap();
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let _ = pipeline.state(gst::ClockTime::from_seconds(10));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Seek forward into the second sentence: events before the seek point must not repeat.
+    pipeline
+        .seek_simple(
+            gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+            gst::ClockTime::from_seconds(9),
+        )
+        .unwrap();
+    let mut starts_after_seek = Vec::new();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
+        match msg.view() {
+            gst::MessageView::Element(e)
+                if e.structure().is_some_and(|s| s.name() == "remotemedia") =>
+            {
+                let json: serde_json::Value =
+                    serde_json::from_str(e.structure().unwrap().get::<&str>("json").unwrap())
+                        .unwrap();
+                if json["is_speech_start"] == true {
+                    starts_after_seek.push(json["timestamp_ms"].as_f64().unwrap());
+                }
+            }
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            _ => {}
+        }
+    }
+    // Speech goes on at 9 s, so the reset VAD reports it starting there.
+    assert!(
+        !starts_after_seek.is_empty() && starts_after_seek.iter().all(|ms| *ms >= 8900.0),
+        "a flush resets the VAD and the timeline follows the seek: {starts_after_seek:?}"
+    );
+    // Cycle PAUSED <-> READY and tear down while buffers flow.
+    for _ in 0..5 {
+        pipeline.set_state(gst::State::Ready).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
 }

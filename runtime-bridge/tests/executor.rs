@@ -267,17 +267,22 @@ fn bounded_queue_blocks_the_sender() {
             }
         })
     };
-    // Give the sender every chance to run ahead; it must stop at the queue's capacity
-    // (+1 taken by the node that waits at the gate).
-    std::thread::sleep(Duration::from_millis(300));
+    // The sender fills the queue (capacity, +1 taken by the node waiting at the gate)...
+    let capacity = remotemedia_runtime::executor::QUEUE_CAPACITY;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while sent.load(Ordering::SeqCst) < capacity && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        sent.load(Ordering::SeqCst) >= capacity,
+        "the queue holds its capacity"
+    );
+    // ...and, given every chance to run further, stays blocked there.
+    std::thread::sleep(Duration::from_millis(200));
     let ahead = sent.load(Ordering::SeqCst);
     assert!(
-        ahead <= remotemedia_runtime::executor::QUEUE_CAPACITY + 1,
-        "sent {ahead} while blocked"
-    );
-    assert!(
-        ahead >= remotemedia_runtime::executor::QUEUE_CAPACITY,
-        "queue holds its capacity"
+        ahead <= capacity + 1,
+        "sent {ahead} while the node was blocked"
     );
     *GATE.0.lock().unwrap() = true;
     GATE.1.notify_all();

@@ -10,7 +10,8 @@ mod sample;
 fn utterances_match_the_spoken_sentences() {
     let audio = sample::sample_at(16000);
     let known: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(sample::root().join("examples/launch/speech.segments.json")).unwrap(),
+        &std::fs::read_to_string(sample::root().join("examples/launch/speech.segments.json"))
+            .unwrap(),
     )
     .unwrap();
     let graph = load_graph(
@@ -42,7 +43,10 @@ fn utterances_match_the_spoken_sentences() {
     assert_eq!(utterances.len(), segments.len(), "{utterances:?}");
     for ((start, end), seg) in utterances.iter().zip(segments) {
         let (k_start, k_end) = (seg[0].as_f64().unwrap(), seg[1].as_f64().unwrap());
-        assert!((start - k_start).abs() <= 150.0, "start {start} vs {k_start}");
+        assert!(
+            (start - k_start).abs() <= 150.0,
+            "start {start} vs {k_start}"
+        );
         assert!((end - k_end).abs() <= 250.0, "end {end} vs {k_end}");
     }
 }
