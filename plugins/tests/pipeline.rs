@@ -397,7 +397,10 @@ fn threaded_graph_survives_seeks_state_cycles_and_teardown() {
         dir.join("speech.wav").display(),
         dir.join("vad.json").display()
     );
-    let pipeline = gst::parse::launch(&launch).unwrap();
+    let pipeline = gst::parse::launch(&launch)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
     let bus = pipeline.bus().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let _ = pipeline.state(gst::ClockTime::from_seconds(10));
@@ -432,11 +435,25 @@ fn threaded_graph_survives_seeks_state_cycles_and_teardown() {
         !starts_after_seek.is_empty() && starts_after_seek.iter().all(|ms| *ms >= 8900.0),
         "a flush resets the VAD and the timeline follows the seek: {starts_after_seek:?}"
     );
+    let vad_processed = |p: &gst::Pipeline| {
+        let m: serde_json::Value =
+            serde_json::from_str(&p.by_name("rm").unwrap().property::<String>("metrics")).unwrap();
+        m[1]["processed"].as_u64().unwrap()
+    };
+    let before = vad_processed(&pipeline);
     // Cycle PAUSED <-> READY and tear down while buffers flow.
     for _ in 0..5 {
         pipeline.set_state(gst::State::Ready).unwrap();
         pipeline.set_state(gst::State::Playing).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+        panic!("error after state cycles: {msg:?}");
+    }
+    assert!(
+        vad_processed(&pipeline) > before,
+        "data flows again after the cycles"
+    );
     pipeline.set_state(gst::State::Null).unwrap();
 }

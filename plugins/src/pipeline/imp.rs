@@ -759,17 +759,23 @@ impl ElementImpl for RemoteMediaPipeline {
             })?;
         }
         if transition == gst::StateChange::PausedToReady
-            && let Some((session, queue, threaded)) = self.running()
+            && let Some((_, queue, threaded)) = self.running()
         {
+            // Flushing until the pads are down, so a chain call still running cannot block.
             queue.set_flushing(true);
             if threaded {
                 let _ = self.srcpad.stop_task();
             }
-            session.reset();
-            queue.set_flushing(false);
         }
         let result = self.parent_change_state(transition);
         match transition {
+            gst::StateChange::PausedToReady => {
+                if let Some((session, queue, _)) = self.running() {
+                    session.reset();
+                    queue.set_flushing(false);
+                }
+                *lock(&self.stream) = StreamState::default();
+            }
             gst::StateChange::ReadyToPaused => {
                 *lock(&self.last_flow) = Ok(gst::FlowSuccess::Ok);
                 if let Some((_, _, true)) = self.running() {
