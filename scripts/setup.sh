@@ -37,3 +37,8 @@ if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]; then
 fi
 
 cargo build --quiet -p gst-plugin-remotemedia
+# The remotemedia Python package, editable in .venv, with its native module built by maturin.
+if ! log=$(VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release -m python/Cargo.toml 2>&1); then
+  echo "$log" >&2
+  exit 1
+fi

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Every test: set up, then the Rust unit, Harness and pipeline tests, then the end-to-end
-# tests that drive gst-launch-1.0, the PyGObject app and a meson install.
+# Every test: set up, then the Rust unit, Harness and pipeline tests, then the Python package's
+# tests and the end-to-end tests that drive gst-launch-1.0, the PyGObject app and a meson install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo test --workspace
+cargo test
 export GST_PLUGIN_PATH="$PWD/target/debug"
-.venv/bin/python -m pytest -q tests
+.venv/bin/python -m pytest -q python/tests tests

@@ -15,6 +15,8 @@ pub trait SampleStorage: Send + Sync + 'static {
     fn samples(&self) -> &[f32];
     /// Lets the owner of a foreign storage type recognise it again (zero-copy round trips).
     fn as_any(&self) -> &dyn Any;
+    /// The same, by value, to take the storage back.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
 impl SampleStorage for Vec<f32> {
@@ -22,6 +24,9 @@ impl SampleStorage for Vec<f32> {
         self
     }
     fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
 }
@@ -57,6 +62,19 @@ impl AudioSamples {
 
     pub fn storage(&self) -> &Arc<dyn SampleStorage> {
         &self.storage
+    }
+
+    /// The samples as a `Vec`: taken without a copy when this view is the only owner of a
+    /// whole `Vec` storage, copied otherwise.
+    pub fn into_vec(self) -> Vec<f32> {
+        let sole_vec = self.is_whole()
+            && Arc::strong_count(&self.storage) == 1
+            && self.storage.as_any().is::<Vec<f32>>();
+        if sole_vec && let Ok(v) = Arc::clone(&self.storage).into_any().downcast::<Vec<f32>>() {
+            drop(self);
+            return Arc::try_unwrap(v).unwrap_or_else(|shared| shared.to_vec());
+        }
+        self.to_vec()
     }
 
     /// True when this view covers its whole storage.
@@ -239,6 +257,18 @@ mod tests {
         assert!(Arc::ptr_eq(a.storage(), c.storage()));
         assert!(a.is_whole() && !b.is_whole());
         assert_eq!(AsRef::<[u8]>::as_ref(&c).len(), 8);
+    }
+
+    #[test]
+    fn into_vec_takes_a_sole_vec_and_copies_otherwise() {
+        let a = AudioSamples::from_vec(vec![1.0, 2.0, 3.0]);
+        let ptr = a.as_ptr();
+        let v = a.into_vec();
+        assert_eq!(v.as_ptr(), ptr, "no copy");
+        let b = AudioSamples::from_vec(vec![1.0, 2.0, 3.0]);
+        let keep = b.clone();
+        assert_eq!(b.into_vec(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(keep.slice(1..3).into_vec(), vec![2.0, 3.0]);
     }
 
     #[test]

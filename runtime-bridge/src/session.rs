@@ -1,8 +1,8 @@
 //! The two ways RemoteMedia's runtime core is called: unary (inputs in, all outputs back) and
 //! streaming sessions (create / send / recv / close).
 
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::data::RuntimeData;
@@ -19,17 +19,21 @@ impl OutputSink for ChannelSink {
     }
 }
 
-/// A streaming session. Outputs wait in the session until `recv` takes them.
+/// A streaming session. Outputs wait in the session until `recv` takes them. One thread may
+/// send while another receives.
 pub struct StreamSession {
     session: Session,
-    rx: Receiver<Result<Output, RuntimeError>>,
+    rx: Mutex<Receiver<Result<Output, RuntimeError>>>,
 }
 
 impl StreamSession {
     pub fn create(graph: Arc<Graph>) -> Result<Self, RuntimeError> {
         let (tx, rx) = channel();
         let session = Session::new(graph, Arc::new(ChannelSink(tx)))?;
-        Ok(Self { session, rx })
+        Ok(Self {
+            session,
+            rx: Mutex::new(rx),
+        })
     }
 
     pub fn send(&self, data: RuntimeData) -> Result<(), RuntimeError> {
@@ -38,12 +42,16 @@ impl StreamSession {
 
     /// The next output, if one is ready.
     pub fn try_recv(&self) -> Option<Result<Output, RuntimeError>> {
-        self.rx.try_recv().ok()
+        self.receiver().try_recv().ok()
     }
 
     /// Waits up to `timeout` for the next output.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Result<Output, RuntimeError>> {
-        self.rx.recv_timeout(timeout).ok()
+        self.receiver().recv_timeout(timeout).ok()
+    }
+
+    fn receiver(&self) -> std::sync::MutexGuard<'_, Receiver<Result<Output, RuntimeError>>> {
+        self.rx.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn metrics(&self) -> Vec<NodeMetrics> {
@@ -51,11 +59,10 @@ impl StreamSession {
     }
 
     /// Ends the stream: drains every node and returns the outputs not received yet.
-    pub fn close(self) -> Result<Vec<Output>, RuntimeError> {
+    pub fn close(&self) -> Result<Vec<Output>, RuntimeError> {
         let drained = self.session.drain();
-        drop(self.session);
         let mut outputs = Vec::new();
-        for item in self.rx.try_iter() {
+        for item in self.receiver().try_iter() {
             outputs.push(item?);
         }
         drained.map(|()| outputs)
@@ -68,9 +75,18 @@ pub fn execute_unary(
     graph: Arc<Graph>,
     inputs: impl IntoIterator<Item = RuntimeData>,
 ) -> Result<Vec<Output>, RuntimeError> {
+    execute_unary_with_metrics(graph, inputs).map(|(outputs, _)| outputs)
+}
+
+/// `execute_unary`, also returning each node's counters.
+pub fn execute_unary_with_metrics(
+    graph: Arc<Graph>,
+    inputs: impl IntoIterator<Item = RuntimeData>,
+) -> Result<(Vec<Output>, Vec<NodeMetrics>), RuntimeError> {
     let session = StreamSession::create(graph)?;
     for input in inputs {
         session.send(input)?;
     }
-    session.close()
+    let outputs = session.close()?;
+    Ok((outputs, session.metrics()))
 }

@@ -20,6 +20,9 @@ impl SampleStorage for BufferSamples {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
 }
 
 /// What the sink pad negotiated.

@@ -1,0 +1,12 @@
+"""RemoteMedia for Python: run RemoteMedia manifests on the native runtime.
+
+    import asyncio, json
+    from remotemedia import runtime
+    outputs = asyncio.run(runtime.execute_pipeline_with_input(manifest_json, ["hello"]))
+"""
+
+from . import runtime
+from ._native import ManifestError, PipelineError
+
+__version__ = runtime.get_runtime_version()
+__all__ = ["runtime", "ManifestError", "PipelineError", "__version__"]

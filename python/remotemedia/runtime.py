@@ -1,0 +1,161 @@
+"""The runtime API, as RemoteMedia's FFI transport offers it, awaitable from asyncio.
+
+Inputs may be: an audio dict (see `numpy_to_audio_dict`), a str (text), bytes (binary), a
+dict (JSON; or {"type": "text" | "json" | "binary", ...}), any JSON value, or a numpy array
+(a tensor). Outputs are dicts with "type", "node_id", "pts" and the payload: audio has
+"samples" (float32, interleaved), "sample_rate", "channels"; text has "text"; json has "data".
+
+Audio crosses without a copy where the memory allows it: a float32 C-contiguous array goes in
+as is (do not modify it while the pipeline runs), and audio that a node passes through comes
+back as the very same array.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, AsyncIterator, Iterable
+
+import numpy as np
+
+from . import _native
+
+
+def get_runtime_version() -> str:
+    """The native runtime's version."""
+    return _native.version()
+
+
+def is_available() -> bool:
+    """Whether the native runtime is loaded (it is, once this module imports)."""
+    return True
+
+
+def numpy_to_audio_dict(arr: np.ndarray, sample_rate: int, channels: int) -> dict:
+    """An audio input from samples: 1-D interleaved, or 2-D (frames, channels). No copy for a
+    C-contiguous float32 array."""
+    samples = np.ascontiguousarray(arr, dtype=np.float32).reshape(-1)
+    return {"type": "audio", "samples": samples, "sample_rate": int(sample_rate), "channels": int(channels)}
+
+
+def audio_dict_to_numpy(audio: dict) -> np.ndarray:
+    """The samples of an audio dict: 1-D for mono, (frames, channels) otherwise. No copy."""
+    samples = np.asarray(audio["samples"], dtype=np.float32)
+    channels = int(audio.get("channels", 1))
+    return samples if channels == 1 else samples.reshape(-1, channels)
+
+
+def _manifest_text(manifest: str | dict) -> str:
+    return manifest if isinstance(manifest, str) else json.dumps(manifest)
+
+
+def _to_native(item: Any) -> tuple:
+    """An input as the tagged tuple the native module takes."""
+    if isinstance(item, dict):
+        kind = item.get("type")
+        if kind == "audio":
+            samples = np.ascontiguousarray(item["samples"], dtype=np.float32).reshape(-1)
+            return ("audio", samples, int(item["sample_rate"]), int(item.get("channels", 1)), item.get("pts"))
+        if kind == "text":
+            return ("text", str(item["text"]))
+        if kind == "json":
+            return ("json", json.dumps(item["data"]))
+        if kind == "binary":
+            return ("binary", bytes(item["data"]))
+        return ("json", json.dumps(item))
+    if isinstance(item, str):
+        return ("text", item)
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return ("binary", bytes(item))
+    if isinstance(item, np.ndarray):
+        flat = np.ascontiguousarray(item)
+        return ("tensor", flat.reshape(-1).view(np.uint8), list(item.shape), str(flat.dtype))
+    try:
+        return ("json", json.dumps(item))
+    except TypeError:
+        raise TypeError(f"cannot send {type(item).__name__} into a pipeline") from None
+
+
+def _result(outputs: list, metrics: list, enable_metrics: bool) -> Any:
+    return {"outputs": outputs, "metrics": metrics} if enable_metrics else outputs
+
+
+async def execute_pipeline(manifest_json: str | dict, enable_metrics: bool = False) -> Any:
+    """Runs a manifest with no input (its nodes drain) and returns its outputs; with
+    enable_metrics, {"outputs": [...], "metrics": [...per node...]}."""
+    return await execute_pipeline_with_input(manifest_json, [], enable_metrics)
+
+
+async def execute_pipeline_with_input(
+    manifest_json: str | dict, input_data: Iterable[Any], enable_metrics: bool = False
+) -> Any:
+    """Runs every input item through a fresh run of the manifest, drains it, and returns all
+    outputs in order (with enable_metrics, together with per-node metrics). Raises
+    ManifestError for an invalid manifest and PipelineError when a node fails."""
+    manifest = _manifest_text(manifest_json)
+    items = [_to_native(item) for item in input_data]
+    outputs, metrics = await asyncio.to_thread(_native.execute, manifest, items)
+    return _result(outputs, metrics, enable_metrics)
+
+
+class StreamSession:
+    """A live run of a manifest:
+
+        async with StreamSession(manifest) as session:
+            await session.send(numpy_to_audio_dict(chunk, 16000, 1))
+            async for output in session:   # ends once the session is closed and drained
+                ...
+    """
+
+    def __init__(self, manifest_json: str | dict, poll_interval: float = 0.05):
+        self._native = _native.Session(_manifest_text(manifest_json))
+        self._poll = poll_interval
+        self._closing = False
+        self._rest: list = []
+
+    async def __aenter__(self) -> "StreamSession":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def send(self, item: Any) -> None:
+        """Sends one input; waits while the pipeline is full (backpressure)."""
+        await asyncio.to_thread(self._native.send, _to_native(item))
+
+    async def recv(self, timeout: float | None = None) -> dict | None:
+        """The next output, or None if none came within `timeout` seconds (None: wait)."""
+        if self._rest:
+            return self._rest.pop(0)
+        while True:
+            wait = self._poll if timeout is None else min(self._poll, timeout)
+            out = await asyncio.to_thread(self._native.recv, wait)
+            if out is not None or self._closing:
+                return out
+            if timeout is not None:
+                timeout -= wait
+                if timeout <= 0:
+                    return None
+
+    async def close(self) -> list:
+        """Ends the input: drains the pipeline; what it still held is returned and also
+        yielded by iteration."""
+        if not self._closing:
+            self._closing = True
+            rest = await asyncio.to_thread(self._native.close)
+            self._rest.extend(rest)
+        return list(self._rest)
+
+    def metrics(self) -> list:
+        return self._native.metrics()
+
+    def __aiter__(self) -> AsyncIterator[dict]:
+        return self
+
+    async def __anext__(self) -> dict:
+        while True:
+            out = await self.recv(timeout=self._poll)
+            if out is not None:
+                return out
+            if self._closing and not self._rest:
+                raise StopAsyncIteration

@@ -1,0 +1,335 @@
+//! `remotemedia._native`: RemoteMedia's runtime for Python. The pure-Python layer
+//! (`remotemedia.runtime`) normalises inputs into tagged tuples and wraps these calls for
+//! asyncio; this module converts between them and `RuntimeData`, and runs pipelines with
+//! the GIL released. Audio samples cross in both directions without a copy where the memory
+//! allows it.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use numpy::prelude::*;
+use numpy::{PyArray1, PyUntypedArrayMethods};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use remotemedia_runtime::data::{Bytes, DType, TensorData};
+use remotemedia_runtime::{
+    AudioFrame, AudioSamples, Graph, NodeMetrics, Output, RuntimeData, RuntimeError, SampleStorage,
+    StreamSession,
+};
+
+create_exception!(
+    _native,
+    ManifestError,
+    PyValueError,
+    "The manifest is invalid; the message lists every problem."
+);
+create_exception!(
+    _native,
+    PipelineError,
+    PyRuntimeError,
+    "A node failed while the pipeline ran."
+);
+
+/// A C-contiguous float32 numpy array lent to the pipeline.
+struct NumpySamples {
+    array: Py<PyArray1<f32>>,
+    ptr: *const f32,
+    len: usize,
+}
+
+// SAFETY: the array object is kept alive by `array`; numpy does not move or free the data of
+// an array that has other references (resizing is refused), and the Python layer documents
+// that arrays handed to a pipeline are not to be modified while it runs.
+unsafe impl Send for NumpySamples {}
+unsafe impl Sync for NumpySamples {}
+
+impl SampleStorage for NumpySamples {
+    fn samples(&self) -> &[f32] {
+        // SAFETY: see the Send/Sync note; ptr and len were read from the live array.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// Raw bytes of a numpy array (a uint8 view of it) lent to the pipeline.
+struct NumpyBytes {
+    _array: Py<PyArray1<u8>>,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: as for NumpySamples.
+unsafe impl Send for NumpyBytes {}
+unsafe impl Sync for NumpyBytes {}
+
+impl AsRef<[u8]> for NumpyBytes {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: as for NumpySamples.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+fn dtype_of(name: &str) -> PyResult<DType> {
+    Ok(match name {
+        "float32" => DType::F32,
+        "float64" => DType::F64,
+        "int32" => DType::I32,
+        "int64" => DType::I64,
+        "uint8" => DType::U8,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "tensor dtype {other} is not supported"
+            )));
+        }
+    })
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "float32",
+        DType::F64 => "float64",
+        DType::I32 => "int32",
+        DType::I64 => "int64",
+        DType::U8 => "uint8",
+    }
+}
+
+/// A tagged tuple from `remotemedia.runtime` as RuntimeData.
+fn to_data(item: &Bound<'_, PyAny>) -> PyResult<RuntimeData> {
+    let tuple = item.cast::<PyTuple>()?;
+    let kind: String = tuple.get_item(0)?.extract()?;
+    match kind.as_str() {
+        "audio" => {
+            let array = tuple.get_item(1)?.cast_into::<PyArray1<f32>>()?;
+            if !array.is_c_contiguous() {
+                return Err(PyValueError::new_err("audio samples must be C-contiguous"));
+            }
+            let (ptr, len) = (array.data() as *const f32, array.len());
+            let samples = AudioSamples::from_storage(Arc::new(NumpySamples {
+                array: array.unbind(),
+                ptr,
+                len,
+            }));
+            let rate: u32 = tuple.get_item(2)?.extract()?;
+            let channels: u16 = tuple.get_item(3)?.extract()?;
+            if rate == 0 || channels == 0 || len % usize::from(channels) != 0 {
+                return Err(PyValueError::new_err(format!(
+                    "audio of {len} samples cannot be {channels} channel(s) at {rate} Hz"
+                )));
+            }
+            let mut frame = AudioFrame::new(samples, rate, channels);
+            frame.pts = tuple.get_item(4)?.extract()?;
+            Ok(RuntimeData::Audio(frame))
+        }
+        "text" => Ok(RuntimeData::Text(tuple.get_item(1)?.extract()?)),
+        "json" => {
+            let text: String = tuple.get_item(1)?.extract()?;
+            serde_json::from_str(&text)
+                .map(RuntimeData::Json)
+                .map_err(|e| PyValueError::new_err(format!("not JSON: {e}")))
+        }
+        "binary" => Ok(RuntimeData::Binary(Bytes::from(
+            tuple.get_item(1)?.extract::<Vec<u8>>()?,
+        ))),
+        "tensor" => {
+            let raw = tuple.get_item(1)?.cast_into::<PyArray1<u8>>()?;
+            let (ptr, len) = (raw.data() as *const u8, raw.len());
+            let data = Bytes::from_owner(NumpyBytes {
+                _array: raw.unbind(),
+                ptr,
+                len,
+            });
+            Ok(RuntimeData::Tensor(TensorData {
+                shape: tuple.get_item(2)?.extract()?,
+                dtype: dtype_of(&tuple.get_item(3)?.extract::<String>()?)?,
+                data,
+            }))
+        }
+        other => Err(PyValueError::new_err(format!(
+            "unknown input kind {other:?}"
+        ))),
+    }
+}
+
+/// Samples as a numpy array: the caller's own array when they are still its memory, the
+/// node's Vec when the pipeline holds it alone, a copy otherwise.
+fn samples_to_numpy<'py>(py: Python<'py>, samples: AudioSamples) -> Bound<'py, PyAny> {
+    if samples.is_whole()
+        && let Some(n) = samples.storage().as_any().downcast_ref::<NumpySamples>()
+    {
+        return n.array.bind(py).clone().into_any();
+    }
+    PyArray1::from_vec(py, samples.into_vec()).into_any()
+}
+
+fn output_to_py<'py>(py: Python<'py>, out: Output) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("node_id", &*out.node_id)?;
+    d.set_item("pts", out.pts)?;
+    let json = || py.import("json");
+    match out.data {
+        RuntimeData::Audio(a) => {
+            d.set_item("type", "audio")?;
+            d.set_item("sample_rate", a.sample_rate)?;
+            d.set_item("channels", a.channels)?;
+            d.set_item("samples", samples_to_numpy(py, a.samples))?;
+        }
+        RuntimeData::Video(v) => {
+            d.set_item("type", "video")?;
+            d.set_item("width", v.width)?;
+            d.set_item("height", v.height)?;
+            d.set_item("format", format!("{:?}", v.format))?;
+            d.set_item("keyframe", v.keyframe)?;
+            d.set_item("data", PyBytes::new(py, &v.data))?;
+        }
+        RuntimeData::Text(t) => {
+            d.set_item("type", "text")?;
+            d.set_item("text", t)?;
+        }
+        RuntimeData::Json(j) => {
+            d.set_item("type", "json")?;
+            d.set_item("data", json()?.call_method1("loads", (j.to_string(),))?)?;
+        }
+        RuntimeData::Binary(b) => {
+            d.set_item("type", "binary")?;
+            d.set_item("data", PyBytes::new(py, &b))?;
+        }
+        RuntimeData::Tensor(t) => {
+            d.set_item("type", "tensor")?;
+            d.set_item("shape", t.shape)?;
+            d.set_item("dtype", dtype_name(t.dtype))?;
+            d.set_item("data", PyBytes::new(py, &t.data))?;
+        }
+        RuntimeData::Control(c) => {
+            d.set_item("type", "control")?;
+            d.set_item("control", format!("{c:?}"))?;
+        }
+    }
+    Ok(d)
+}
+
+fn metrics_to_py<'py>(py: Python<'py>, metrics: &[NodeMetrics]) -> PyResult<Bound<'py, PyList>> {
+    let items = metrics
+        .iter()
+        .map(|m| {
+            let d = PyDict::new(py);
+            d.set_item("node_id", &m.node_id)?;
+            d.set_item("processed", m.processed)?;
+            d.set_item("busy_ms", m.busy_ns as f64 / 1e6)?;
+            d.set_item("errors", m.errors)?;
+            Ok(d)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, items)
+}
+
+fn pipeline_error(e: RuntimeError) -> PyErr {
+    PipelineError::new_err(e.to_string())
+}
+
+fn load(manifest_json: &str) -> PyResult<Arc<Graph>> {
+    remotemedia_runtime::load_graph(manifest_json, "manifest_json")
+        .map_err(|r| ManifestError::new_err(r.to_string()))
+}
+
+/// The runtime's version.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// Checks a manifest; raises ManifestError with every problem.
+#[pyfunction]
+fn validate(manifest_json: &str) -> PyResult<()> {
+    load(manifest_json).map(|_| ())
+}
+
+/// Runs every input through a fresh session and returns (outputs, metrics).
+#[pyfunction]
+fn execute<'py>(
+    py: Python<'py>,
+    manifest_json: &str,
+    inputs: Vec<Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    let graph = load(manifest_json)?;
+    let data = inputs.iter().map(to_data).collect::<PyResult<Vec<_>>>()?;
+    let (outputs, metrics) = py
+        .detach(move || remotemedia_runtime::execute_unary_with_metrics(graph, data))
+        .map_err(pipeline_error)?;
+    let outputs = outputs
+        .into_iter()
+        .map(|o| output_to_py(py, o))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((PyList::new(py, outputs)?, metrics_to_py(py, &metrics)?))
+}
+
+/// A streaming session: send inputs, receive outputs as they come, close to drain.
+#[pyclass]
+struct Session {
+    inner: Arc<StreamSession>,
+}
+
+#[pymethods]
+impl Session {
+    #[new]
+    fn new(manifest_json: &str) -> PyResult<Self> {
+        let graph = load(manifest_json)?;
+        let inner = StreamSession::create(graph).map_err(pipeline_error)?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Sends one input (a tagged tuple); blocks, without the GIL, while the pipeline is full.
+    fn send(&self, py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = to_data(item)?;
+        let inner = Arc::clone(&self.inner);
+        py.detach(move || inner.send(data)).map_err(pipeline_error)
+    }
+
+    /// The next output, waiting up to `timeout` seconds (None if nothing came).
+    #[pyo3(signature = (timeout=0.0))]
+    fn recv<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let inner = Arc::clone(&self.inner);
+        let wait = Duration::from_secs_f64(timeout.max(0.0));
+        match py.detach(move || inner.recv_timeout(wait)) {
+            None => Ok(None),
+            Some(Ok(out)) => output_to_py(py, out).map(Some),
+            Some(Err(e)) => Err(pipeline_error(e)),
+        }
+    }
+
+    /// Ends the stream: drains the pipeline and returns the outputs not received yet.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let inner = Arc::clone(&self.inner);
+        let outputs = py.detach(move || inner.close()).map_err(pipeline_error)?;
+        let outputs = outputs
+            .into_iter()
+            .map(|o| output_to_py(py, o))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, outputs)
+    }
+
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        metrics_to_py(py, &self.inner.metrics())
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(validate, m)?)?;
+    m.add_function(wrap_pyfunction!(execute, m)?)?;
+    m.add_class::<Session>()?;
+    m.add("ManifestError", m.py().get_type::<ManifestError>())?;
+    m.add("PipelineError", m.py().get_type::<PipelineError>())?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+"""The remotemedia Python package: the runtime API as a Python user calls it."""
+
+import asyncio
+import json
+import pathlib
+import wave
+
+import numpy as np
+import pytest
+
+import remotemedia
+from remotemedia import runtime
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+LAUNCH = ROOT / "examples" / "launch"
+PASS = {"version": "v1", "nodes": [{"id": "pass", "node_type": "PassThrough"}]}
+RESAMPLE = {
+    "version": "v1",
+    "nodes": [{"id": "r", "node_type": "FastResampleNode", "params": {"target_rate": 16000, "channels": 1}}],
+}
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def speech() -> tuple[np.ndarray, int]:
+    with wave.open(str(LAUNCH / "speech.wav")) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        return (pcm.astype(np.float32) / 32768.0), w.getframerate()
+
+
+def test_version_and_availability():
+    assert runtime.get_runtime_version() == remotemedia.__version__ == "0.1.0"
+    assert runtime.is_available()
+
+
+def test_every_input_item_comes_out_in_order():
+    items = ["hello", {"answer": 42}, [1, 2, 3], b"\x00\x01", {"type": "text", "text": "bye"}]
+    out = run(runtime.execute_pipeline_with_input(json.dumps(PASS), items))
+    assert [o["type"] for o in out] == ["text", "json", "json", "binary", "text"]
+    assert out[0]["text"] == "hello" and out[1]["data"] == {"answer": 42}
+    assert out[2]["data"] == [1, 2, 3] and out[3]["data"] == b"\x00\x01" and out[4]["text"] == "bye"
+    assert all(o["node_id"] == "pass" for o in out)
+
+
+def test_audio_round_trips_without_a_copy():
+    x = np.linspace(-1, 1, 960, dtype=np.float32)
+    audio = runtime.numpy_to_audio_dict(x, 48000, 2)
+    out = run(runtime.execute_pipeline_with_input(PASS, [audio]))
+    samples = out[0]["samples"]
+    assert np.shares_memory(samples, x), "passthrough audio is the caller's memory"
+    back = runtime.audio_dict_to_numpy(out[0])
+    assert back.shape == (480, 2) and np.shares_memory(back, x)
+    assert out[0]["sample_rate"] == 48000 and out[0]["channels"] == 2
+
+
+def test_resampling_and_metrics():
+    tone = np.sin(2 * np.pi * 440 * np.arange(48000) / 48000).astype(np.float32)
+    chunks = [runtime.numpy_to_audio_dict(c, 48000, 1) for c in np.split(tone, 100)]
+    result = run(runtime.execute_pipeline_with_input(RESAMPLE, chunks, enable_metrics=True))
+    audio = np.concatenate([o["samples"] for o in result["outputs"]])
+    assert audio.size == 16000 and result["outputs"][0]["sample_rate"] == 16000
+    assert result["metrics"][0]["node_id"] == "r" and result["metrics"][0]["processed"] == 101
+
+
+def test_vad_on_the_shipped_sample_finds_the_sentences():
+    samples, rate = speech()
+    manifest = (LAUNCH / "vad.json").read_text()
+    chunks = [
+        {"type": "audio", "samples": c, "sample_rate": rate, "channels": 1, "pts": i * 10_000_000}
+        for i, c in enumerate(np.array_split(samples, len(samples) // (rate // 100)))
+    ]
+    out = run(runtime.execute_pipeline_with_input(manifest, chunks))
+    events = [o["data"] for o in out if o["type"] == "json"]
+    starts = [e["timestamp_ms"] for e in events if e["is_speech_start"]]
+    ends = [e["timestamp_ms"] for e in events if e["is_speech_end"]]
+    known = json.loads((LAUNCH / "speech.segments.json").read_text())["segments_ms"]
+    assert len(starts) == len(ends) == len(known)
+    for start, end, (k_start, k_end) in zip(starts, ends, known):
+        assert abs(start - k_start) <= 150 and abs(end - k_end) <= 250
+
+
+def test_streaming_session():
+    async def main():
+        async with runtime.StreamSession(RESAMPLE) as session:
+            for _ in range(10):
+                await session.send(runtime.numpy_to_audio_dict(np.zeros(4800, np.float32), 48000, 1))
+            first = await session.recv(timeout=5)
+            assert first is not None and first["type"] == "audio"
+            total = first["samples"].size
+            await session.close()
+            async for output in session:
+                total += output["samples"].size
+        return total
+
+    assert run(main()) == 16000
+
+
+def test_bad_manifests_and_inputs_raise_clear_errors():
+    with pytest.raises(remotemedia.ManifestError) as err:
+        run(runtime.execute_pipeline_with_input({"version": "v1", "nodes": [{"id": "v", "node_type": "SileroVad"}]}, []))
+    assert 'unknown node_type "SileroVad" (did you mean' in str(err.value) and '"SileroVADNode"' in str(err.value)
+    with pytest.raises(remotemedia.PipelineError) as err:
+        vad = {"version": "v1", "nodes": [{"id": "vad", "node_type": "SileroVADNode"}]}
+        bad = np.zeros(1600, np.float32)
+        bad[3] = np.nan
+        run(runtime.execute_pipeline_with_input(vad, [runtime.numpy_to_audio_dict(bad, 16000, 1)]))
+    assert 'node "vad"' in str(err.value) and "not a finite number" in str(err.value)
+    with pytest.raises(ValueError, match="cannot be 2 channel"):
+        run(runtime.execute_pipeline_with_input(PASS, [runtime.numpy_to_audio_dict(np.zeros(3, np.float32), 8000, 2)]))
+    with pytest.raises(TypeError, match="cannot send object"):
+        run(runtime.execute_pipeline_with_input(PASS, [object()]))
+
+
+def test_execute_pipeline_without_input_drains_to_nothing():
+    assert run(runtime.execute_pipeline(PASS)) == []
+    assert run(runtime.execute_pipeline(PASS, enable_metrics=True))["outputs"] == []
+
+
+def test_tensors_keep_shape_and_dtype():
+    t = np.arange(12, dtype=np.int32).reshape(3, 4)
+    out = run(runtime.execute_pipeline_with_input(PASS, [t]))[0]
+    assert out["type"] == "tensor" and out["shape"] == [3, 4] and out["dtype"] == "int32"
+    assert (np.frombuffer(out["data"], dtype=out["dtype"]).reshape(out["shape"]) == t).all()
