@@ -37,8 +37,9 @@ if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]; then
 fi
 
 cargo build --quiet -p gst-plugin-remotemedia
-# The remotemedia Python package, editable in .venv, with its native module built by maturin.
-if ! log=$(VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release -m python/Cargo.toml 2>&1); then
+# The remotemedia Python package, editable in .venv, with its native module built by maturin
+# (in a target dir of its own, so no Python module lands where GST_PLUGIN_PATH points).
+if ! log=$(VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release -m python/Cargo.toml --target-dir target/python 2>&1); then
   echo "$log" >&2
   exit 1
 fi
