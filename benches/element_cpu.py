@@ -4,7 +4,7 @@ fakesink, alternating runs, medians of the whole process's CPU time (user + sys)
 
     cargo build --release -p gst-plugin-remotemedia
     .venv/bin/python benches/element_cpu.py B1   # PassThrough manifest vs identity
-    .venv/bin/python benches/element_cpu.py B3   # FastResampleNode 48k->16k vs audioresample
+    .venv/bin/python benches/element_cpu.py R1   # FastResampleNode 48k->16k vs audioresample
 """
 
 import os
@@ -24,7 +24,7 @@ BENCHES = {
         "identity": "identity",
         "remotemediapipeline": f"remotemediapipeline manifest={LAUNCH / 'passthrough.json'}",
     }),
-    "B3": ("resampling 48 kHz -> 16 kHz", {
+    "R1": ("resampling 48 kHz -> 16 kHz", {
         "audioresample": "audioresample ! audio/x-raw,rate=16000",
         "remotemediapipeline": f"remotemediapipeline manifest={LAUNCH / 'resample.json'}",
     }),
