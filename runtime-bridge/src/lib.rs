@@ -10,6 +10,7 @@ pub mod nodes;
 pub mod params;
 pub mod registry;
 pub mod session;
+pub mod wire;
 
 pub use data::{AudioFrame, AudioSamples, Packet, RuntimeData, SampleStorage};
 pub use executor::{Graph, NodeMetrics, Output, OutputSink, RuntimeError, Session};
