@@ -33,23 +33,42 @@ create_exception!(
     "A node failed while the pipeline ran."
 );
 
-/// A C-contiguous float32 numpy array lent to the pipeline.
-struct NumpySamples {
-    array: Py<PyArray1<f32>>,
-    ptr: *const f32,
+/// A C-contiguous 1-D numpy array lent to the pipeline: f32 audio samples or the u8 bytes of a
+/// tensor.
+struct NumpyView<T: numpy::Element> {
+    array: Py<PyArray1<T>>,
+    ptr: *const T,
     len: usize,
 }
 
 // SAFETY: the array object is kept alive by `array`; numpy does not move or free the data of
 // an array that has other references (resizing is refused), and the Python layer documents
 // that arrays handed to a pipeline are not to be modified while it runs.
-unsafe impl Send for NumpySamples {}
-unsafe impl Sync for NumpySamples {}
+unsafe impl<T: numpy::Element> Send for NumpyView<T> {}
+unsafe impl<T: numpy::Element> Sync for NumpyView<T> {}
 
-impl SampleStorage for NumpySamples {
-    fn samples(&self) -> &[f32] {
+impl<T: numpy::Element> NumpyView<T> {
+    fn new(array: Bound<'_, PyArray1<T>>) -> PyResult<Self> {
+        if !array.is_c_contiguous() {
+            return Err(PyValueError::new_err("arrays must be C-contiguous"));
+        }
+        let (ptr, len) = (array.data() as *const T, array.len());
+        Ok(Self {
+            array: array.unbind(),
+            ptr,
+            len,
+        })
+    }
+
+    fn slice(&self) -> &[T] {
         // SAFETY: see the Send/Sync note; ptr and len were read from the live array.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl SampleStorage for NumpyView<f32> {
+    fn samples(&self) -> &[f32] {
+        self.slice()
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -59,21 +78,9 @@ impl SampleStorage for NumpySamples {
     }
 }
 
-/// Raw bytes of a numpy array (a uint8 view of it) lent to the pipeline.
-struct NumpyBytes {
-    _array: Py<PyArray1<u8>>,
-    ptr: *const u8,
-    len: usize,
-}
-
-// SAFETY: as for NumpySamples.
-unsafe impl Send for NumpyBytes {}
-unsafe impl Sync for NumpyBytes {}
-
-impl AsRef<[u8]> for NumpyBytes {
+impl AsRef<[u8]> for NumpyView<u8> {
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: as for NumpySamples.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        self.slice()
     }
 }
 
@@ -108,16 +115,9 @@ fn to_data(item: &Bound<'_, PyAny>) -> PyResult<RuntimeData> {
     let kind: String = tuple.get_item(0)?.extract()?;
     match kind.as_str() {
         "audio" => {
-            let array = tuple.get_item(1)?.cast_into::<PyArray1<f32>>()?;
-            if !array.is_c_contiguous() {
-                return Err(PyValueError::new_err("audio samples must be C-contiguous"));
-            }
-            let (ptr, len) = (array.data() as *const f32, array.len());
-            let samples = AudioSamples::from_storage(Arc::new(NumpySamples {
-                array: array.unbind(),
-                ptr,
-                len,
-            }));
+            let view = NumpyView::new(tuple.get_item(1)?.cast_into::<PyArray1<f32>>()?)?;
+            let len = view.len;
+            let samples = AudioSamples::from_storage(Arc::new(view));
             let rate: u32 = tuple.get_item(2)?.extract()?;
             let channels: u16 = tuple.get_item(3)?.extract()?;
             if rate == 0 || channels == 0 || len % usize::from(channels) != 0 {
@@ -141,12 +141,7 @@ fn to_data(item: &Bound<'_, PyAny>) -> PyResult<RuntimeData> {
         ))),
         "tensor" => {
             let raw = tuple.get_item(1)?.cast_into::<PyArray1<u8>>()?;
-            let (ptr, len) = (raw.data() as *const u8, raw.len());
-            let data = Bytes::from_owner(NumpyBytes {
-                _array: raw.unbind(),
-                ptr,
-                len,
-            });
+            let data = Bytes::from_owner(NumpyView::new(raw)?);
             Ok(RuntimeData::Tensor(TensorData {
                 shape: tuple.get_item(2)?.extract()?,
                 dtype: dtype_of(&tuple.get_item(3)?.extract::<String>()?)?,
@@ -163,7 +158,7 @@ fn to_data(item: &Bound<'_, PyAny>) -> PyResult<RuntimeData> {
 /// node's Vec when the pipeline holds it alone, a copy otherwise.
 fn samples_to_numpy<'py>(py: Python<'py>, samples: AudioSamples) -> Bound<'py, PyAny> {
     if samples.is_whole()
-        && let Some(n) = samples.storage().as_any().downcast_ref::<NumpySamples>()
+        && let Some(n) = samples.storage().as_any().downcast_ref::<NumpyView<f32>>()
     {
         return n.array.bind(py).clone().into_any();
     }
