@@ -376,10 +376,6 @@ impl Session {
         Ok(Self { shared, workers })
     }
 
-    pub fn graph(&self) -> &Arc<Graph> {
-        &self.shared.graph
-    }
-
     /// Feeds one input to every source node. Blocks while a dedicated node's queue is full.
     pub fn send(&self, data: RuntimeData) -> Result<(), RuntimeError> {
         let packet = Packet::new(data);

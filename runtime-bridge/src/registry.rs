@@ -49,10 +49,6 @@ impl Registry {
         )
     }
 
-    pub fn specs(&self) -> impl Iterator<Item = &'static NodeSpec> + '_ {
-        self.specs.iter().copied()
-    }
-
     /// The node reference as a Markdown table, generated from the param specs (the README
     /// carries it; a test keeps the two equal).
     pub fn markdown_reference(&self) -> String {
