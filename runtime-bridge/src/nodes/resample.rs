@@ -209,8 +209,11 @@ impl Resample {
         let (skip, out_max) = resampler
             .as_ref()
             .map_or((0, 0), |r| (r.output_delay(), r.output_frames_max()));
+        // Output frames copy the input's stream id and metadata, at the output format.
         let mut template = frame.clone();
         template.samples = AudioSamples::from_vec(Vec::new());
+        template.sample_rate = self.cfg.target;
+        template.channels = out_channels;
         Ok(State {
             in_rate: frame.sample_rate,
             in_channels: frame.channels,
@@ -274,18 +277,12 @@ impl State {
         let frames = (end - start) as u64;
         let mut f = self.template.clone();
         f.samples = AudioSamples::from_vec(interleaved);
-        f.sample_rate = self.template_rate();
-        f.channels = self.out_channels;
         f.pts = self
             .first_pts
             .map(|p| p + frames_to_ns(self.frames_out, f.sample_rate));
         f.duration = Some(frames_to_ns(frames, f.sample_rate));
         self.frames_out += frames;
         out.emit(RuntimeData::Audio(f));
-    }
-
-    fn template_rate(&self) -> u32 {
-        self.template.sample_rate
     }
 
     fn run(&mut self, out: &mut Emitter) -> Result<(), String> {
@@ -362,9 +359,7 @@ impl Node for Resample {
             self.finish(out)?;
         }
         if self.state.is_none() {
-            let mut st = self.start(&frame)?;
-            st.template.sample_rate = self.cfg.target;
-            self.state = Some(st);
+            self.state = Some(self.start(&frame)?);
         }
         let st = self.state.as_mut().expect("state was just set");
         if st.first_pts.is_none() {

@@ -218,6 +218,15 @@ impl SileroVad {
         (ns as f64 / 1e6 * 1000.0).round() / 1000.0
     }
 
+    /// A speech end, also saying where that speech began.
+    fn end_json(&self, prob: f32, start: u64, end: u64) -> RuntimeData {
+        let mut j = self.event_json(prob, false, true, end);
+        if let RuntimeData::Json(v) = &mut j {
+            v["speech_start_ms"] = self.ms(start).into();
+        }
+        j
+    }
+
     fn event_json(&self, prob: f32, start: bool, end: bool, at: u64) -> RuntimeData {
         RuntimeData::Json(json!({
             "has_speech": self.segmenter.triggered,
@@ -276,13 +285,7 @@ impl Node for SileroVad {
         for (ev, prob) in &events {
             let (json, at) = match ev {
                 Event::Start(s) => (self.event_json(*prob, true, false, *s), *s),
-                Event::End { start, end } => {
-                    let mut j = self.event_json(*prob, false, true, *end);
-                    if let RuntimeData::Json(v) = &mut j {
-                        v["speech_start_ms"] = self.ms(*start).into();
-                    }
-                    (j, *end)
-                }
+                Event::End { start, end } => (self.end_json(*prob, *start, *end), *end),
             };
             let at_ns = self.origin.map(|o| o + frames_to_ns(at, self.cfg.rate));
             out.emit_at(json, at_ns);
@@ -310,10 +313,7 @@ impl Node for SileroVad {
             let end = self.segmenter.position + self.pending.len() as u64;
             let start = self.segmenter.start;
             self.segmenter.triggered = false;
-            let mut j = self.event_json(0.0, false, true, end);
-            if let RuntimeData::Json(v) = &mut j {
-                v["speech_start_ms"] = self.ms(start).into();
-            }
+            let j = self.end_json(0.0, start, end);
             let at_ns = self.origin.map(|o| o + frames_to_ns(end, self.cfg.rate));
             out.emit_at(j, at_ns);
         }
