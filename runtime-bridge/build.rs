@@ -1,5 +1,5 @@
 //! Records where the project's virtualenv keeps its Python packages, so native nodes find the
-//! Silero model and the ONNX Runtime library there without any environment variable.
+//! Silero model there and Python workers run its interpreter, without any environment variable.
 
 use std::path::Path;
 
@@ -15,6 +15,17 @@ fn main() {
         .flatten()
         .map(|e| e.path().join("site-packages"))
         .find(|p| p.is_dir());
+    let python = venv.join("bin/python");
+    if python.exists() {
+        let python = venv
+            .canonicalize()
+            .unwrap_or(venv.clone())
+            .join("bin/python");
+        println!(
+            "cargo:rustc-env=REMOTEMEDIA_VENV_PYTHON={}",
+            python.display()
+        );
+    }
     if let Some(site) = site {
         let site = site.canonicalize().unwrap_or(site);
         println!(

@@ -7,6 +7,19 @@
 
 from . import runtime
 from ._native import ManifestError, PipelineError
+from .node import Audio, Control, Json, Node, Video, register_node, registered_nodes
 
 __version__ = runtime.get_runtime_version()
-__all__ = ["runtime", "ManifestError", "PipelineError", "__version__"]
+__all__ = [
+    "runtime",
+    "ManifestError",
+    "PipelineError",
+    "Node",
+    "register_node",
+    "registered_nodes",
+    "Audio",
+    "Video",
+    "Control",
+    "Json",
+    "__version__",
+]

@@ -14,11 +14,15 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use remotemedia_runtime::data::{Bytes, DType, TensorData};
+use remotemedia_runtime::data::{
+    Bytes, ControlMessage, DType, PixelFormat, TensorData, VideoFrame,
+};
 use remotemedia_runtime::{
     AudioFrame, AudioSamples, Graph, NodeMetrics, Output, RuntimeData, RuntimeError, SampleStorage,
     StreamSession,
 };
+
+mod worker;
 
 create_exception!(
     _native,
@@ -99,7 +103,7 @@ fn dtype_of(name: &str) -> PyResult<DType> {
     })
 }
 
-fn dtype_name(d: DType) -> &'static str {
+pub(crate) fn dtype_name(d: DType) -> &'static str {
     match d {
         DType::F32 => "float32",
         DType::F64 => "float64",
@@ -109,8 +113,15 @@ fn dtype_name(d: DType) -> &'static str {
     }
 }
 
-/// A tagged tuple from `remotemedia.runtime` as RuntimeData.
-fn to_data(item: &Bound<'_, PyAny>) -> PyResult<RuntimeData> {
+fn json_arg(text: &Option<String>) -> PyResult<Option<serde_json::Value>> {
+    text.as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| PyValueError::new_err(format!("not JSON: {e}")))
+}
+
+/// A tagged tuple from `remotemedia.runtime` (or a worker's output) as RuntimeData.
+pub(crate) fn to_data(item: &Bound<'_, PyAny>) -> PyResult<RuntimeData> {
     let tuple = item.cast::<PyTuple>()?;
     let kind: String = tuple.get_item(0)?.extract()?;
     match kind.as_str() {
@@ -127,7 +138,63 @@ fn to_data(item: &Bound<'_, PyAny>) -> PyResult<RuntimeData> {
             }
             let mut frame = AudioFrame::new(samples, rate, channels);
             frame.pts = tuple.get_item(4)?.extract()?;
+            if tuple.len() > 5 {
+                frame.stream_id = tuple
+                    .get_item(5)?
+                    .extract::<Option<String>>()?
+                    .map(Arc::from);
+                frame.duration = tuple.get_item(6)?.extract()?;
+                frame.metadata = json_arg(&tuple.get_item(7)?.extract::<Option<String>>()?)?;
+            }
             Ok(RuntimeData::Audio(frame))
+        }
+        "video" => {
+            let raw = tuple.get_item(1)?.cast_into::<PyArray1<u8>>()?;
+            let format = match tuple
+                .get_item(4)?
+                .extract::<String>()?
+                .to_uppercase()
+                .as_str()
+            {
+                "I420" => PixelFormat::I420,
+                "NV12" => PixelFormat::Nv12,
+                "RGB" => PixelFormat::Rgb,
+                "RGBA" => PixelFormat::Rgba,
+                "ENCODED" => PixelFormat::Encoded,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "video format {other:?} is not one of I420, NV12, RGB, RGBA, ENCODED"
+                    )));
+                }
+            };
+            Ok(RuntimeData::Video(VideoFrame {
+                data: Bytes::from_owner(NumpyView::new(raw)?),
+                width: tuple.get_item(2)?.extract()?,
+                height: tuple.get_item(3)?.extract()?,
+                format,
+                pts: tuple.get_item(5)?.extract()?,
+                keyframe: tuple.get_item(6)?.extract()?,
+                stream_id: tuple
+                    .get_item(7)?
+                    .extract::<Option<String>>()?
+                    .map(Arc::from),
+            }))
+        }
+        "control" => {
+            let name: String = tuple.get_item(1)?.extract()?;
+            Ok(RuntimeData::Control(match name.as_str() {
+                "eos" => ControlMessage::EndOfStream,
+                "flush" => ControlMessage::Flush,
+                "cancel_speculation" => ControlMessage::CancelSpeculation {
+                    from_ms: tuple.get_item(2)?.extract()?,
+                    to_ms: tuple.get_item(3)?.extract()?,
+                },
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "control {other:?} is not one of eos, flush, cancel_speculation"
+                    )));
+                }
+            }))
         }
         "text" => Ok(RuntimeData::Text(tuple.get_item(1)?.extract()?)),
         "json" => {
@@ -326,5 +393,5 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
     m.add("ManifestError", m.py().get_type::<ManifestError>())?;
     m.add("PipelineError", m.py().get_type::<PipelineError>())?;
-    Ok(())
+    worker::register(m)
 }

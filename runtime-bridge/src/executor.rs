@@ -16,6 +16,7 @@ use std::{fmt, thread};
 use crate::data::{Packet, RuntimeData};
 use crate::manifest::Manifest;
 use crate::node::{Emitter, Node, StreamFormat, Threading};
+use crate::python::{PythonNode, WorkerOptions};
 
 /// Capacity of a dedicated node's input queue, in packets.
 pub const QUEUE_CAPACITY: usize = 16;
@@ -48,6 +49,8 @@ impl std::error::Error for RuntimeError {}
 pub trait OutputSink: Send + Sync {
     fn output(&self, output: Output);
     fn error(&self, error: RuntimeError);
+    /// A problem a node recovered from (a Python worker restarted by its policy).
+    fn warning(&self, _warning: RuntimeError) {}
 }
 
 /// The static shape of a manifest: who feeds whom, formats, latency.
@@ -232,11 +235,14 @@ impl Shared {
         f: impl FnOnce(&mut dyn Node, &mut Emitter) -> Result<(), String>,
     ) -> Result<Vec<Packet>, RuntimeError> {
         let mut emitter = Emitter {
-            packets: Vec::new(),
             current_pts: pts,
+            ..Emitter::default()
         };
         let start = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| f(node, &mut emitter)));
+        for warning in emitter.warnings.drain(..) {
+            self.sink.warning(self.error(idx, warning));
+        }
         let c = &self.counters[idx];
         c.busy_ns
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -329,16 +335,48 @@ impl Shared {
     }
 }
 
+/// One instance of every node. Python workers are all started first and then awaited, so
+/// their modules load and initialize in parallel.
+fn create_nodes(graph: &Graph) -> Result<Vec<Box<dyn Node>>, RuntimeError> {
+    let fail = |entry: &crate::manifest::NodeEntry, message| RuntimeError {
+        node_id: entry.id.clone(),
+        message,
+    };
+    let options = graph
+        .manifest
+        .nodes
+        .iter()
+        .any(|e| e.python.is_some())
+        .then(WorkerOptions::default);
+    let mut python = Vec::new();
+    for (idx, entry) in graph.manifest.nodes.iter().enumerate() {
+        if let (Some(cfg), Some(opts)) = (&entry.python, &options) {
+            let node = PythonNode::spawn(&entry.id, cfg, opts).map_err(|m| fail(entry, m))?;
+            python.push((idx, node));
+        }
+    }
+    for (idx, node) in &mut python {
+        let entry = &graph.manifest.nodes[*idx];
+        node.wait_ready().map_err(|m| fail(entry, m))?;
+    }
+    let mut python = python.into_iter().peekable();
+    let mut nodes: Vec<Box<dyn Node>> = Vec::new();
+    for (idx, entry) in graph.manifest.nodes.iter().enumerate() {
+        match python.next_if(|(i, _)| *i == idx) {
+            Some((_, node)) => nodes.push(Box::new(node)),
+            None => nodes.push((entry.spec.create)(&entry.params).map_err(|m| fail(entry, m))?),
+        }
+    }
+    Ok(nodes)
+}
+
 impl Session {
     /// Instantiates every node of the graph and starts the dedicated ones.
     pub fn new(graph: Arc<Graph>, sink: Arc<dyn OutputSink>) -> Result<Self, RuntimeError> {
         let mut slots = Vec::new();
         let mut pending = Vec::new();
-        for (idx, entry) in graph.manifest.nodes.iter().enumerate() {
-            let node = (entry.spec.create)(&entry.params).map_err(|message| RuntimeError {
-                node_id: entry.id.clone(),
-                message,
-            })?;
+        let nodes = create_nodes(&graph)?;
+        for ((idx, entry), node) in graph.manifest.nodes.iter().enumerate().zip(nodes) {
             match entry.spec.threading {
                 Threading::Inline => slots.push(Slot::Inline(Mutex::new(node))),
                 Threading::Dedicated => {

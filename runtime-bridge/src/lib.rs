@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod node;
 pub mod nodes;
 pub mod params;
+pub mod python;
 pub mod registry;
 pub mod session;
 pub mod wire;

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use crate::node::NodeSpec;
 use crate::params::{self, Params, closest, suggestion};
+use crate::python::{self, PythonNodeConfig};
 use crate::registry::Registry;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +27,8 @@ pub struct NodeEntry {
     pub is_streaming: bool,
     pub is_output_node: bool,
     pub executor: Executor,
+    /// How to run it, for a Python node (`executor: "python"` or a `python_module`).
+    pub python: Option<PythonNodeConfig>,
 }
 
 #[derive(Debug)]
@@ -92,11 +95,17 @@ const NODE_FIELDS: &[&str] = &[
     "input_types",
     "output_types",
     "metadata",
+    "python_module",
+    "timeout_ms",
+    "init_timeout_ms",
+    "restart",
 ];
 const CONNECTION_FIELDS: &[&str] = &["from", "to"];
 
 struct Loader<'r> {
     registry: &'r Registry,
+    /// The manifest file's directory: Python modules are looked up there too.
+    dir: Option<PathBuf>,
     errors: Vec<ManifestError>,
 }
 
@@ -146,15 +155,8 @@ impl Loader<'_> {
             None => format!("nodes[{i}]"),
         };
         self.unknown_fields(&place, obj, NODE_FIELDS);
-        let spec = match obj.get("node_type") {
-            Some(Value::String(t)) => match self.registry.get(t) {
-                Some(spec) => Some(spec),
-                None => {
-                    let msg = self.registry.unknown_type_message(t);
-                    self.err(&place, msg);
-                    None
-                }
-            },
+        let node_type = match obj.get("node_type") {
+            Some(Value::String(t)) => Some(t.as_str()),
             Some(other) => {
                 self.err(&place, format!("node_type must be a string, got {other}"));
                 None
@@ -189,13 +191,25 @@ impl Loader<'_> {
                 Executor::Native
             }
         };
-        if executor != Executor::Native {
+        // A python_module implies a Python node.
+        let executor = if executor == Executor::Native && obj.contains_key("python_module") {
+            Executor::Python
+        } else {
+            executor
+        };
+        if let Executor::Remote(url) = &executor {
             self.err(
                 &place,
-                format!(
-                    "executor {executor:?} is not available in this build; only native nodes run"
-                ),
+                format!("executor {{\"remote\": {url:?}}} is not available in this build; native and python nodes run"),
             );
+        }
+        if executor != Executor::Python {
+            for field in python::FIELDS.iter().filter(|f| obj.contains_key(**f)) {
+                self.err(
+                    &place,
+                    format!("{field} applies to Python nodes only (\"executor\": \"python\")"),
+                );
+            }
         }
         let empty = Map::new();
         let raw_params = match obj.get("params") {
@@ -206,7 +220,44 @@ impl Loader<'_> {
                 &empty
             }
         };
-        let spec = spec?;
+        let node_type = node_type?;
+        if executor == Executor::Python {
+            let id = id?;
+            let place = format!("{place} ({node_type}, python)");
+            return match PythonNodeConfig::from_entry(
+                node_type,
+                obj,
+                raw_params,
+                self.dir.as_deref(),
+            ) {
+                Ok(cfg) => Some(NodeEntry {
+                    id,
+                    spec: &python::SPEC,
+                    params: Params::default(),
+                    is_streaming,
+                    is_output_node,
+                    executor,
+                    python: Some(cfg),
+                }),
+                Err(errors) => {
+                    for e in errors {
+                        self.err(&place, e);
+                    }
+                    None
+                }
+            };
+        }
+        let spec = match self.registry.get(node_type) {
+            Some(spec) => spec,
+            None => {
+                let msg = format!(
+                    "{}; a Python node needs \"executor\": \"python\"",
+                    self.registry.unknown_type_message(node_type)
+                );
+                self.err(&place, msg);
+                return None;
+            }
+        };
         let id = id?;
         let place = format!("{place} ({})", spec.node_type);
         let params = match params::validate(spec.params, raw_params) {
@@ -231,12 +282,23 @@ impl Loader<'_> {
             is_streaming,
             is_output_node,
             executor,
+            python: None,
         })
     }
 }
 
 /// Parses and validates manifest text. `source` names it in the report (a path or "inline").
 pub fn parse(text: &str, source: &str, registry: &Registry) -> Result<Manifest, ManifestReport> {
+    parse_in(text, source, None, registry)
+}
+
+/// `parse` for a manifest that lives in `dir`, where its Python modules are looked up too.
+pub fn parse_in(
+    text: &str,
+    source: &str,
+    dir: Option<&Path>,
+    registry: &Registry,
+) -> Result<Manifest, ManifestReport> {
     let report = |errors| ManifestReport {
         source: source.to_string(),
         errors,
@@ -249,6 +311,7 @@ pub fn parse(text: &str, source: &str, registry: &Registry) -> Result<Manifest, 
     })?;
     let mut l = Loader {
         registry,
+        dir: dir.map(Path::to_path_buf),
         errors: Vec::new(),
     };
     let Some(obj) = root.as_object() else {
@@ -398,7 +461,15 @@ pub fn load_file(path: &Path, registry: &Registry) -> Result<Manifest, ManifestR
             message: format!("cannot read manifest file {source:?}: {e}"),
         }],
     })?;
-    parse(&text, &source, registry)
+    let dir = path.parent().map(|d| {
+        let d = if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        };
+        d.canonicalize().unwrap_or_else(|_| d.to_path_buf())
+    });
+    parse_in(&text, &source, dir.as_deref(), registry)
 }
 
 /// Kahn's algorithm; on a cycle returns the nodes left in it.

@@ -72,6 +72,7 @@ impl fmt::Debug for NodeSpec {
 pub struct Emitter {
     pub(crate) packets: Vec<Packet>,
     pub(crate) current_pts: Option<u64>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Emitter {
@@ -83,6 +84,11 @@ impl Emitter {
 
     pub fn emit_at(&mut self, data: RuntimeData, pts: Option<u64>) {
         self.packets.push(Packet::at(data, pts));
+    }
+
+    /// Reports a problem the node recovered from (the graph goes on).
+    pub fn warn(&mut self, message: String) {
+        self.warnings.push(message);
     }
 }
 

@@ -292,8 +292,107 @@ fn optional_id(s: String) -> Option<Arc<str>> {
     (!s.is_empty()).then(|| Arc::from(s))
 }
 
+/// A decoded packet whose payloads still point into the bytes it was decoded from (a
+/// shared-memory message), so a receiver can view them in place.
+#[derive(Debug)]
+pub struct PacketView<'a> {
+    pub data: DataView<'a>,
+    pub pts: Option<u64>,
+}
+
+#[derive(Debug)]
+pub enum DataView<'a> {
+    Audio {
+        /// Little-endian f32 samples, 4-byte aligned.
+        samples: &'a [u8],
+        sample_rate: u32,
+        channels: u16,
+        stream_id: Option<Arc<str>>,
+        duration: Option<u64>,
+        metadata: Option<Value>,
+    },
+    Video {
+        data: &'a [u8],
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+        stream_id: Option<Arc<str>>,
+        keyframe: bool,
+    },
+    Text(String),
+    Json(Value),
+    Binary(&'a [u8]),
+    Tensor {
+        shape: Vec<usize>,
+        dtype: DType,
+        data: &'a [u8],
+    },
+    Control(ControlMessage),
+}
+
+impl PacketView<'_> {
+    /// The packet with its payloads copied out.
+    pub fn to_packet(&self) -> Packet {
+        let pts = self.pts;
+        let data = match &self.data {
+            DataView::Audio {
+                samples,
+                sample_rate,
+                channels,
+                stream_id,
+                duration,
+                metadata,
+            } => {
+                let samples = samples
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")));
+                RuntimeData::Audio(AudioFrame {
+                    samples: AudioSamples::from_vec(samples.collect()),
+                    sample_rate: *sample_rate,
+                    channels: *channels,
+                    stream_id: stream_id.clone(),
+                    pts,
+                    duration: *duration,
+                    metadata: metadata.clone(),
+                })
+            }
+            DataView::Video {
+                data,
+                width,
+                height,
+                format,
+                stream_id,
+                keyframe,
+            } => RuntimeData::Video(VideoFrame {
+                data: Bytes::copy_from_slice(data),
+                width: *width,
+                height: *height,
+                format: *format,
+                stream_id: stream_id.clone(),
+                pts,
+                keyframe: *keyframe,
+            }),
+            DataView::Text(t) => RuntimeData::Text(t.clone()),
+            DataView::Json(j) => RuntimeData::Json(j.clone()),
+            DataView::Binary(b) => RuntimeData::Binary(Bytes::copy_from_slice(b)),
+            DataView::Tensor { shape, dtype, data } => RuntimeData::Tensor(TensorData {
+                shape: shape.clone(),
+                dtype: *dtype,
+                data: Bytes::copy_from_slice(data),
+            }),
+            DataView::Control(c) => RuntimeData::Control(c.clone()),
+        };
+        Packet { data, pts }
+    }
+}
+
 /// Decodes a packet; payloads are copied out of `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<Packet, WireError> {
+    decode_view(bytes).map(|v| v.to_packet())
+}
+
+/// Decodes a packet, leaving its payloads in `bytes`.
+pub fn decode_view(bytes: &[u8]) -> Result<PacketView<'_>, WireError> {
     let mut r = Reader { b: bytes, at: 0 };
     if r.take(2)? != MAGIC {
         return Err(WireError {
@@ -327,22 +426,18 @@ pub fn decode(bytes: &[u8]) -> Result<Packet, WireError> {
             };
             let n = r.u32()? as usize;
             r.align4()?;
-            let raw = r.take(n.checked_mul(4).ok_or_else(|| WireError {
+            let samples = r.take(n.checked_mul(4).ok_or_else(|| WireError {
                 offset: r.at,
                 message: "sample count overflows".into(),
             })?)?;
-            let samples = raw
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")));
-            RuntimeData::Audio(AudioFrame {
-                samples: AudioSamples::from_vec(samples.collect()),
+            DataView::Audio {
+                samples,
                 sample_rate,
                 channels,
                 stream_id,
-                pts,
                 duration: (flags & HAS_DURATION != 0).then_some(duration),
                 metadata,
-            })
+            }
         }
         2 => {
             let width = r.u32()?;
@@ -356,19 +451,18 @@ pub fn decode(bytes: &[u8]) -> Result<Packet, WireError> {
                 other => return r.err(format!("unknown pixel format {other}")),
             };
             let stream_id = optional_id(r.string()?);
-            RuntimeData::Video(VideoFrame {
-                data: Bytes::copy_from_slice(r.blob()?),
+            DataView::Video {
+                data: r.blob()?,
                 width,
                 height,
                 format,
                 stream_id,
-                pts,
                 keyframe: flags & KEYFRAME != 0,
-            })
+            }
         }
-        3 => RuntimeData::Text(r.string()?),
-        4 => RuntimeData::Json(r.json()?),
-        5 => RuntimeData::Binary(Bytes::copy_from_slice(r.blob()?)),
+        3 => DataView::Text(r.string()?),
+        4 => DataView::Json(r.json()?),
+        5 => DataView::Binary(r.blob()?),
         6 => {
             let dtype = match r.u8()? {
                 0 => DType::F32,
@@ -385,13 +479,13 @@ pub fn decode(bytes: &[u8]) -> Result<Packet, WireError> {
             let shape = (0..ndim)
                 .map(|_| r.u64().map(|d| d as usize))
                 .collect::<Result<Vec<_>, _>>()?;
-            RuntimeData::Tensor(TensorData {
+            DataView::Tensor {
                 shape,
                 dtype,
-                data: Bytes::copy_from_slice(r.blob()?),
-            })
+                data: r.blob()?,
+            }
         }
-        7 => RuntimeData::Control(match r.u8()? {
+        7 => DataView::Control(match r.u8()? {
             0 => ControlMessage::EndOfStream,
             1 => ControlMessage::Flush,
             2 => ControlMessage::CancelSpeculation {
@@ -410,7 +504,7 @@ pub fn decode(bytes: &[u8]) -> Result<Packet, WireError> {
     if r.at != bytes.len() {
         return r.err(format!("{} bytes left over", bytes.len() - r.at));
     }
-    Ok(Packet { data, pts })
+    Ok(PacketView { data, pts })
 }
 
 #[cfg(test)]

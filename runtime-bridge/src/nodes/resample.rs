@@ -108,7 +108,13 @@ fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
                 channels: cfg.channels.unwrap_or(channels),
             })
         }
-        None => Ok(StreamFormat::Any),
+        // Unknown input (a Python node before it): known output once channels are given.
+        None => Ok(cfg
+            .channels
+            .map_or(StreamFormat::Any, |channels| StreamFormat::Audio {
+                rate: cfg.target,
+                channels,
+            })),
     }
 }
 

@@ -1,0 +1,297 @@
+//! The shared-memory channel between the host and one Python worker, over iceoryx2.
+//!
+//! Each node instance gets its own pair of publish-subscribe services (`<name>/to_worker`,
+//! `<name>/to_host`) carrying byte messages, and a pair of event services that wake the
+//! other side. Both sides block on their listener while nothing arrives: an idle worker
+//! sleeps in the kernel and costs no CPU. The host creates the services; the worker opens them.
+//!
+//! A message is an 8-byte frame header (its kind) followed by a body: a wire-encoded packet
+//! (`crate::wire`) for data, UTF-8 JSON for ready and error reports. The header keeps the
+//! packet 8-byte aligned, so audio and tensor payloads can be viewed in place by numpy.
+
+use std::time::Duration;
+
+use iceoryx2::port::listener::Listener;
+use iceoryx2::port::notifier::Notifier;
+use iceoryx2::port::publisher::Publisher;
+use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::prelude::*;
+use iceoryx2::sample::Sample;
+
+use crate::data::Packet;
+use crate::wire;
+
+/// Thread-safe ports: a host node's channel is built on one thread and used on another.
+pub type Ipc = iceoryx2::service::ipc_threadsafe::Service;
+
+/// A received message; its body stays in shared memory until it is dropped.
+pub type Received = Sample<Ipc, [u8], ()>;
+
+/// Bytes before the body of every message.
+pub const HEADER_LEN: usize = 8;
+
+/// Messages a subscriber may hold at once without reading them.
+const BUFFER: usize = 16;
+/// Received messages one side may keep alive at once (a Python node holding input arrays).
+pub const MAX_BORROWED: usize = 32;
+/// First size of a message slot; bigger messages grow the segment (power of two).
+const INITIAL_SLOT: usize = 16 * 1024;
+
+/// What a message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// host -> worker: process this packet.
+    Process = b'P',
+    /// host -> worker: end of stream, emit what you hold.
+    Finish = b'F',
+    /// host -> worker: forget state (flush).
+    Reset = b'R',
+    /// host -> worker: exit now.
+    Stop = b'S',
+    /// worker -> host: initialized (body: JSON about the node).
+    Ready = b'Y',
+    /// worker -> host: one output packet of the current request.
+    Output = b'O',
+    /// worker -> host: the current request is complete.
+    Done = b'D',
+    /// worker -> host: the current request failed (body: JSON message and traceback).
+    Error = b'E',
+}
+
+impl Kind {
+    fn from_byte(b: u8) -> Option<Self> {
+        Some(match b {
+            b'P' => Self::Process,
+            b'F' => Self::Finish,
+            b'R' => Self::Reset,
+            b'S' => Self::Stop,
+            b'Y' => Self::Ready,
+            b'O' => Self::Output,
+            b'D' => Self::Done,
+            b'E' => Self::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// Which end of the channel this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Host,
+    Worker,
+}
+
+/// The iceoryx2 configuration shared by both sides: every file they create starts with
+/// `prefix`, so a test can check that none is left behind.
+pub fn config(prefix: &str) -> Result<Config, String> {
+    let mut config = Config::default();
+    config.global.prefix = FileName::new(prefix.as_bytes())
+        .map_err(|e| format!("invalid shared-memory prefix {prefix:?}: {e:?}"))?;
+    Ok(config)
+}
+
+/// Wakes the listener of `side` once, from a node of its own that is gone when this returns
+/// (a worker's stdin watcher, which may outlive nothing it creates).
+pub fn wake(name: &str, prefix: &str, side: Side) -> Result<(), String> {
+    let node = NodeBuilder::new()
+        .config(&config(prefix)?)
+        .signal_handling_mode(SignalHandlingMode::Disabled)
+        .create::<Ipc>()
+        .map_err(|e| format!("cannot create an iceoryx2 node: {e:?}"))?;
+    let notifier = open_waker(&node, name, side)?;
+    notifier
+        .notify()
+        .map(|_| ())
+        .map_err(|e| format!("cannot wake {name:?}: {e:?}"))
+}
+
+fn open_waker(node: &Node<Ipc>, name: &str, side: Side) -> Result<Notifier<Ipc>, String> {
+    let suffix = match side {
+        Side::Host => "to_host_event",
+        Side::Worker => "to_worker_event",
+    };
+    node.service_builder(&service_name(name, suffix)?)
+        .event()
+        .open()
+        .map_err(|e| format!("iceoryx2: cannot open the event of {name:?}: {e:?}"))?
+        .notifier_builder()
+        .create()
+        .map_err(|e| format!("iceoryx2: cannot create a notifier for {name:?}: {e:?}"))
+}
+
+/// Removes what processes that died without cleaning up (a killed host or worker) left in
+/// shared memory under this prefix.
+pub fn cleanup_dead(prefix: &str) -> Result<(), String> {
+    let node = NodeBuilder::new()
+        .config(&config(prefix)?)
+        .signal_handling_mode(SignalHandlingMode::Disabled)
+        .create::<Ipc>()
+        .map_err(|e| format!("cannot create an iceoryx2 node: {e:?}"))?;
+    node.try_cleanup_dead_nodes();
+    Ok(())
+}
+
+pub struct Channel {
+    publisher: Publisher<Ipc, [u8], ()>,
+    subscriber: Subscriber<Ipc, [u8], ()>,
+    notifier: Notifier<Ipc>,
+    listener: Listener<Ipc>,
+    /// Kept last: the ports above must go before their node.
+    node: Node<Ipc>,
+}
+
+fn service_name(name: &str, suffix: &str) -> Result<ServiceName, String> {
+    let full = format!("{name}/{suffix}");
+    ServiceName::new(&full).map_err(|e| format!("invalid service name {full:?}: {e:?}"))
+}
+
+impl Channel {
+    /// The host creates the services of `name`; the worker opens them.
+    pub fn open(name: &str, prefix: &str, side: Side) -> Result<Self, String> {
+        let ctx = |what: &str| {
+            let what = what.to_string();
+            move |e: &dyn std::fmt::Debug| format!("iceoryx2: cannot {what} for {name:?}: {e:?}")
+        };
+        let node = NodeBuilder::new()
+            .config(&config(prefix)?)
+            .signal_handling_mode(SignalHandlingMode::Disabled)
+            .create::<Ipc>()
+            .map_err(|e| ctx("create a node")(&e))?;
+        let (out_suffix, in_suffix) = match side {
+            Side::Host => ("to_worker", "to_host"),
+            Side::Worker => ("to_host", "to_worker"),
+        };
+        let data_service = |suffix: &str| -> Result<_, String> {
+            let builder = node
+                .service_builder(&service_name(name, suffix)?)
+                .publish_subscribe::<[u8]>()
+                .payload_alignment(Alignment::new(8).expect("8 is a power of two"))
+                .max_publishers(1)
+                .max_subscribers(1)
+                .history_size(0)
+                .subscriber_max_buffer_size(BUFFER)
+                .subscriber_max_borrowed_samples(MAX_BORROWED)
+                .enable_safe_overflow(false);
+            match side {
+                Side::Host => builder.create().map_err(|e| ctx("create a service")(&e)),
+                Side::Worker => builder.open().map_err(|e| ctx("open a service")(&e)),
+            }
+        };
+        let event_service = |suffix: &str| -> Result<_, String> {
+            let builder = node
+                .service_builder(&service_name(name, &format!("{suffix}_event"))?)
+                .event();
+            match side {
+                Side::Host => builder.create().map_err(|e| ctx("create an event")(&e)),
+                Side::Worker => builder.open().map_err(|e| ctx("open an event")(&e)),
+            }
+        };
+        let out = data_service(out_suffix)?;
+        let inn = data_service(in_suffix)?;
+        let out_event = event_service(out_suffix)?;
+        let in_event = event_service(in_suffix)?;
+        let publisher = out
+            .publisher_builder()
+            .initial_max_slice_len(INITIAL_SLOT)
+            .allocation_strategy(AllocationStrategy::PowerOfTwo)
+            .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
+            .create()
+            .map_err(|e| ctx("create a publisher")(&e))?;
+        let subscriber = inn
+            .subscriber_builder()
+            .create()
+            .map_err(|e| ctx("create a subscriber")(&e))?;
+        let notifier = out_event
+            .notifier_builder()
+            .create()
+            .map_err(|e| ctx("create a notifier")(&e))?;
+        let listener = in_event
+            .listener_builder()
+            .create()
+            .map_err(|e| ctx("create a listener")(&e))?;
+        Ok(Self {
+            publisher,
+            subscriber,
+            notifier,
+            listener,
+            node,
+        })
+    }
+
+    /// A notifier that wakes this side's own listener (the host's process watcher uses it
+    /// when the worker exits).
+    pub fn self_waker(&self, name: &str, side: Side) -> Result<Notifier<Ipc>, String> {
+        open_waker(&self.node, name, side)
+    }
+
+    /// Sends a message whose body `write` fills (`len` bytes), then wakes the other side.
+    pub fn send_with(
+        &self,
+        kind: Kind,
+        len: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) -> Result<(), String> {
+        let sample = self
+            .publisher
+            .loan_slice_uninit(HEADER_LEN + len)
+            .map_err(|e| format!("cannot loan shared memory for {len} bytes: {e:?}"))?;
+        let mut sample = sample.write_from_fn(|_| 0u8);
+        let buf = sample.payload_mut();
+        buf[0] = kind as u8;
+        write(&mut buf[HEADER_LEN..]);
+        sample
+            .send()
+            .map_err(|e| format!("cannot send to the other process: {e:?}"))?;
+        self.notifier
+            .notify()
+            .map_err(|e| format!("cannot wake the other process: {e:?}"))?;
+        Ok(())
+    }
+
+    pub fn send_bytes(&self, kind: Kind, body: &[u8]) -> Result<(), String> {
+        self.send_with(kind, body.len(), |b| b.copy_from_slice(body))
+    }
+
+    pub fn send_packet(&self, kind: Kind, packet: &Packet) -> Result<(), String> {
+        self.send_with(kind, wire::encoded_len(packet), |b| {
+            wire::encode_into(packet, b);
+        })
+    }
+
+    /// The next message if one is waiting.
+    pub fn try_recv(&self) -> Result<Option<(Kind, Received)>, String> {
+        let Some(sample) = self
+            .subscriber
+            .receive()
+            .map_err(|e| format!("cannot receive from the other process: {e:?}"))?
+        else {
+            return Ok(None);
+        };
+        let payload = sample.payload();
+        let kind = payload
+            .first()
+            .copied()
+            .filter(|_| payload.len() >= HEADER_LEN)
+            .and_then(Kind::from_byte)
+            .ok_or_else(|| format!("malformed message of {} bytes", payload.len()))?;
+        Ok(Some((kind, sample)))
+    }
+
+    /// Sleeps until the other side (or a self waker) signals, or `timeout` passes (None: no
+    /// limit). Returns at once if a signal came since the last wait.
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<(), String> {
+        let result = match timeout {
+            Some(t) => self.listener.timed_wait(|_| {}, t),
+            None => self.listener.blocking_wait(|_| {}),
+        };
+        result
+            .map(|_| ())
+            .map_err(|e| format!("cannot wait for the other process: {e:?}"))
+    }
+}
+
+/// The body of a received message (after its frame header).
+pub fn body(sample: &Received) -> &[u8] {
+    &sample.payload()[HEADER_LEN..]
+}

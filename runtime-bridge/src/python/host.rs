@@ -1,0 +1,444 @@
+//! The host side of a Python node: starts the worker process, waits for it to report ready,
+//! sends it inputs and collects its outputs, and notices when it raises, dies or hangs.
+//!
+//! The worker's stdin is a pipe that the host never writes: when the host process ends, even
+//! by SIGKILL, the kernel closes it and the worker sees end of file and exits. So no worker
+//! outlives its host. A watcher thread waits for the worker's exit and wakes the host's
+//! listener, so every wait on the worker is event-driven, never a poll.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::PythonNodeConfig;
+use super::channel::{self, Channel, Kind, Side};
+use crate::data::Packet;
+use crate::node::{Emitter, Node};
+use crate::wire;
+
+/// How long a worker may take to exit after it was asked to.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Lines of a worker's stderr kept for error reports.
+const STDERR_TAIL: usize = 40;
+
+/// Process-wide settings of the workers a host starts.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    pub python: std::path::PathBuf,
+    /// Prefix of every shared-memory file (see `channel::config`).
+    pub prefix: String,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            python: super::python_executable(),
+            prefix: std::env::var("REMOTEMEDIA_SHM_PREFIX").unwrap_or_else(|_| "rm_".into()),
+        }
+    }
+}
+
+/// How a call to the worker went wrong.
+#[derive(Debug)]
+enum Failure {
+    /// The node raised; the worker is still alive.
+    Raised(String),
+    /// The worker process ended.
+    Exited(String),
+    /// No answer within the timeout; the worker was killed.
+    Hung(Duration),
+    /// The channel itself failed.
+    Transport(String),
+}
+
+impl Failure {
+    fn worker_alive(&self) -> bool {
+        matches!(self, Self::Raised(_))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One running worker process and its channel.
+struct Worker {
+    pid: libc::pid_t,
+    /// Never written; dropping it tells the worker that the host is gone.
+    stdin: Option<ChildStdin>,
+    exit: Arc<Mutex<Option<ExitStatus>>>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Wrapped so it can be dropped before the dead-node cleanup in `Drop`.
+    channel: Option<Channel>,
+    prefix: String,
+}
+
+static INSTANCE: AtomicU64 = AtomicU64::new(0);
+
+fn exit_text(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => {
+            let name = match sig {
+                libc::SIGSEGV => " (SIGSEGV, segmentation fault)",
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGABRT => " (SIGABRT)",
+                libc::SIGTERM => " (SIGTERM)",
+                _ => "",
+            };
+            format!("was killed by signal {sig}{name}")
+        }
+        _ => "ended".into(),
+    }
+}
+
+impl Worker {
+    fn spawn(node_id: &str, cfg: &PythonNodeConfig, opts: &WorkerOptions) -> Result<Self, String> {
+        let safe_id: String = node_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(40)
+            .collect();
+        let name = format!(
+            "remotemedia/{}/{}/{safe_id}",
+            std::process::id(),
+            INSTANCE.fetch_add(1, Ordering::Relaxed)
+        );
+        let channel = Channel::open(&name, &opts.prefix, Side::Host)?;
+        let waker = channel.self_waker(&name, Side::Host)?;
+        let params = Value::Object(cfg.params.clone()).to_string();
+        let mut cmd = Command::new(&opts.python);
+        cmd.args(["-m", "remotemedia.worker", "--channel", &name])
+            .args(["--prefix", &opts.prefix, "--node-id", node_id])
+            .args(["--node-type", &cfg.node_type, "--params", &params]);
+        if let Some(module) = &cfg.module {
+            cmd.args(["--module", module]);
+        }
+        for dir in &cfg.search_path {
+            cmd.arg("--search-path").arg(dir);
+        }
+        cmd.env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONFAULTHANDLER", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped());
+        let mut child: Child = cmd.spawn().map_err(|e| {
+            format!(
+                "cannot start the Python worker {}: {e}; set REMOTEMEDIA_PYTHON to an \
+                 interpreter that can import remotemedia",
+                opts.python.display()
+            )
+        })?;
+        let pid = child.id() as libc::pid_t;
+        let stdin = child.stdin.take();
+        let stderr = child.stderr.take();
+        let exit = Arc::new(Mutex::new(None));
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let mut threads = Vec::new();
+        if let Some(stderr) = stderr {
+            let tail = Arc::clone(&stderr_tail);
+            let label = node_id.to_string();
+            threads.push(
+                thread::Builder::new()
+                    .name("rm-py-stderr".into())
+                    .spawn(move || {
+                        // Forwarded, so print() debugging and warnings show; kept for reports.
+                        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                            eprintln!("[python node {label}] {line}");
+                            let mut t = lock(&tail);
+                            if t.len() == STDERR_TAIL {
+                                t.pop_front();
+                            }
+                            t.push_back(line);
+                        }
+                    })
+                    .map_err(|e| format!("cannot start a thread: {e}"))?,
+            );
+        }
+        let exit_slot = Arc::clone(&exit);
+        threads.push(
+            thread::Builder::new()
+                .name("rm-py-watch".into())
+                .spawn(move || {
+                    let status = child.wait();
+                    if let Ok(status) = status {
+                        *lock(&exit_slot) = Some(status);
+                    }
+                    let _ = waker.notify();
+                })
+                .map_err(|e| format!("cannot start a thread: {e}"))?,
+        );
+        Ok(Self {
+            pid,
+            stdin,
+            exit,
+            stderr_tail,
+            threads,
+            channel: Some(channel),
+            prefix: opts.prefix.clone(),
+        })
+    }
+
+    fn channel(&self) -> &Channel {
+        self.channel.as_ref().expect("channel lives until drop")
+    }
+
+    fn exited(&self) -> Option<ExitStatus> {
+        *lock(&self.exit)
+    }
+
+    fn kill(&mut self) {
+        if self.exited().is_none() {
+            // SAFETY: plain syscall on the pid of our own child, which the watcher thread
+            // has not reaped yet (it sets `exit` when it does).
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+
+    /// The worker's exit, with the end of what it wrote to stderr (the Python traceback,
+    /// or faulthandler's report of a crash).
+    fn exit_report(&self, status: &ExitStatus) -> String {
+        // The stderr thread may still be reading the last lines.
+        thread::sleep(Duration::from_millis(50));
+        let tail = lock(&self.stderr_tail);
+        let mut text = format!("the Python worker {}", exit_text(status));
+        if !tail.is_empty() {
+            text.push_str("; its last output:\n");
+            text.push_str(&tail.iter().cloned().collect::<Vec<_>>().join("\n"));
+        }
+        text
+    }
+
+    /// Sends a request and collects what the worker answers until it says done.
+    fn call(
+        &mut self,
+        kind: Kind,
+        packet: Option<&Packet>,
+        out: &mut Emitter,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
+        let sent = match packet {
+            Some(p) => self.channel().send_packet(kind, p),
+            None => self.channel().send_bytes(kind, &[]),
+        };
+        sent.map_err(Failure::Transport)?;
+        self.collect(out, timeout).map(|_| ())
+    }
+
+    /// Takes messages until `Done` or `Ready` (returned), an error, an exit or the timeout.
+    fn collect(&mut self, out: &mut Emitter, timeout: Duration) -> Result<Kind, Failure> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Read before draining: everything a worker sent before it ended is taken below.
+            let exited = self.exited();
+            while let Some((kind, sample)) =
+                self.channel().try_recv().map_err(Failure::Transport)?
+            {
+                let body = channel::body(&sample);
+                match kind {
+                    Kind::Output => {
+                        let packet = wire::decode(body)
+                            .map_err(|e| Failure::Transport(format!("the worker sent {e}")))?;
+                        out.emit_at(packet.data, packet.pts);
+                    }
+                    Kind::Done | Kind::Ready => return Ok(kind),
+                    Kind::Error => return Err(Failure::Raised(error_text(body))),
+                    other => {
+                        return Err(Failure::Transport(format!(
+                            "unexpected {other:?} message from the worker"
+                        )));
+                    }
+                }
+            }
+            if let Some(status) = exited {
+                return Err(Failure::Exited(self.exit_report(&status)));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.kill();
+                return Err(Failure::Hung(timeout));
+            }
+            self.channel()
+                .wait(Some(left))
+                .map_err(Failure::Transport)?;
+        }
+    }
+}
+
+/// An error report's JSON body as text: the message, then the Python traceback.
+fn error_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => {
+            let message = v["message"].as_str().unwrap_or("failed");
+            match v["traceback"].as_str().filter(|t| !t.is_empty()) {
+                Some(tb) => format!("{message}\n{}", tb.trim_end()),
+                None => message.to_string(),
+            }
+        }
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.channel().send_bytes(Kind::Stop, &[]);
+            let deadline = Instant::now() + STOP_GRACE;
+            while self.exited().is_none() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    self.kill();
+                    break;
+                }
+                let _ = self.channel().wait(Some(left));
+            }
+        }
+        self.stdin.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.channel.take();
+        // A worker that was killed or crashed could not remove its shared memory; its host
+        // does (cheap when there is nothing to remove).
+        let _ = channel::cleanup_dead(&self.prefix);
+    }
+}
+
+/// A Python node as the graph sees it: a `Node` whose work happens in a worker process.
+pub struct PythonNode {
+    node_id: String,
+    cfg: PythonNodeConfig,
+    opts: WorkerOptions,
+    worker: Option<Worker>,
+    restarts: u32,
+}
+
+impl PythonNode {
+    /// Starts the worker; `wait_ready` completes the start. Separate so a session can start
+    /// every worker first and then wait for all of them at once.
+    pub fn spawn(
+        node_id: &str,
+        cfg: &PythonNodeConfig,
+        opts: &WorkerOptions,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            node_id: node_id.to_string(),
+            cfg: cfg.clone(),
+            opts: opts.clone(),
+            worker: Some(Worker::spawn(node_id, cfg, opts)?),
+            restarts: 0,
+        })
+    }
+
+    /// Waits until the worker has loaded the module and the node's `initialize()` finished.
+    /// A missing module or class, rejected params or a failing `initialize()` is the error.
+    pub fn wait_ready(&mut self) -> Result<(), String> {
+        let timeout = self.cfg.init_timeout;
+        let worker = self.worker.as_mut().ok_or("the worker is not running")?;
+        let mut sink = Emitter::default();
+        match worker.collect(&mut sink, timeout) {
+            Ok(Kind::Ready) => Ok(()),
+            Ok(other) => Err(format!("the worker sent {other:?} before it was ready")),
+            Err(Failure::Raised(text)) => Err(text),
+            Err(Failure::Exited(text)) => Err(format!("{text} before it was ready")),
+            Err(Failure::Hung(t)) => Err(format!(
+                "the Python worker was not ready within {} ms (init_timeout_ms) and was stopped",
+                t.as_millis()
+            )),
+            Err(Failure::Transport(text)) => Err(text),
+        }
+    }
+
+    /// The worker's process id (tests watch it).
+    pub fn worker_pid(&self) -> Option<u32> {
+        self.worker.as_ref().map(|w| w.pid as u32)
+    }
+
+    fn describe(&self, failure: &Failure) -> String {
+        let t = &self.cfg.node_type;
+        match failure {
+            Failure::Raised(text) => format!("{t} raised {text}"),
+            Failure::Exited(text) => format!("{t}: {text}"),
+            Failure::Hung(d) => format!(
+                "{t} did not answer within {} ms (timeout_ms); its worker was killed",
+                d.as_millis()
+            ),
+            Failure::Transport(text) => format!("{t}: {text}"),
+        }
+    }
+
+    /// Runs one request; on failure applies the restart policy: with restarts left, the
+    /// failure becomes a warning, a dead or hung worker is replaced, and the graph goes on.
+    fn request(
+        &mut self,
+        kind: Kind,
+        packet: Option<&Packet>,
+        out: &mut Emitter,
+    ) -> Result<(), String> {
+        let timeout = self.cfg.timeout;
+        let worker = self
+            .worker
+            .as_mut()
+            .ok_or("the worker could not be restarted")?;
+        let Err(failure) = worker.call(kind, packet, out, timeout) else {
+            return Ok(());
+        };
+        let text = self.describe(&failure);
+        let Some(policy) = self.cfg.restart.clone() else {
+            return Err(text);
+        };
+        if self.restarts >= policy.max_restarts {
+            return Err(format!(
+                "{text} (after {} restart(s), the most the restart policy allows)",
+                self.restarts
+            ));
+        }
+        let backoff = policy.backoff.saturating_mul(1 << self.restarts.min(16));
+        self.restarts += 1;
+        if failure.worker_alive() {
+            out.warn(format!("{text} (the input was dropped; the node goes on)"));
+            return Ok(());
+        }
+        self.worker = None;
+        thread::sleep(backoff);
+        let restarted = Worker::spawn(&self.node_id, &self.cfg, &self.opts).and_then(|w| {
+            self.worker = Some(w);
+            self.wait_ready()
+        });
+        match restarted {
+            Ok(()) => {
+                out.warn(format!(
+                    "{text}; restarted it (restart {} of {}), the input was dropped",
+                    self.restarts, policy.max_restarts
+                ));
+                Ok(())
+            }
+            Err(e) => Err(format!("{text}; restarting it failed: {e}")),
+        }
+    }
+}
+
+impl Node for PythonNode {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+        self.request(Kind::Process, Some(&input), out)
+    }
+
+    fn finish(&mut self, out: &mut Emitter) -> Result<(), String> {
+        self.request(Kind::Finish, None, out)
+    }
+
+    fn reset(&mut self) {
+        let mut sink = Emitter::default();
+        if let Err(e) = self.request(Kind::Reset, None, &mut sink) {
+            eprintln!("[python node {}] reset failed: {e}", self.node_id);
+        }
+    }
+}
