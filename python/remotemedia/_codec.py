@@ -30,7 +30,10 @@ def from_native(item: tuple) -> Any:
     if kind == "text":
         return item[1]
     if kind == "json":
-        return json.loads(item[1])
+        # Objects arrive as dicts; any other JSON value as Json(value), so that a JSON string
+        # stays apart from text and a JSON array from a list of outputs.
+        value = json.loads(item[1])
+        return value if isinstance(value, dict) else Json(value)
     if kind == "binary":
         return item[1]
     if kind == "control":

@@ -13,8 +13,8 @@ manifest, in the working directory and on sys.path). The node's "params" arrive 
 arguments of the constructor, so a param the node does not take is refused when the pipeline
 starts.
 
-What process() receives: str (text), a dict/list/number (JSON), bytes (binary), a numpy
-array (tensor), Audio, Video or Control. Audio samples, video planes and tensors are
+What process() receives: str (text), dict (a JSON object), Json (any other JSON value), bytes
+(binary), a numpy array (tensor), Audio, Video or Control. Audio samples, video planes and tensors are
 read-only numpy views over the shared memory the data arrived in: no copy was made. Keep
 at most a few of them past the call (copy with numpy.array(x) to keep more).
 

@@ -390,6 +390,19 @@ impl RemoteMediaPipeline {
                 self.node_failed(&e);
                 Err(gst::FlowError::Error)
             }
+            Item::Warning(w) => {
+                let details = gst::Structure::builder("remotemedia-warning")
+                    .field("node-id", &w.node_id)
+                    .field("message", &w.message)
+                    .build();
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Node {:?} recovered: {}", w.node_id, w.message),
+                    details: details
+                );
+                Ok(gst::FlowSuccess::Ok)
+            }
             Item::Event(event) => {
                 if matches!(event.type_(), gst::EventType::Eos) {
                     self.forward_to_text(&event);

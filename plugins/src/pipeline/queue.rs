@@ -9,6 +9,8 @@ use remotemedia_runtime::{Output, OutputSink, RuntimeError};
 pub enum Item {
     Output(Output),
     Error(RuntimeError),
+    /// A node recovered from a failure (a restarted Python worker).
+    Warning(RuntimeError),
     Event(gst::Event),
 }
 
@@ -114,5 +116,8 @@ impl OutputSink for QueueSink {
     }
     fn error(&self, error: RuntimeError) {
         self.0.push(Item::Error(error));
+    }
+    fn warning(&self, warning: RuntimeError) {
+        self.0.push(Item::Warning(warning));
     }
 }
