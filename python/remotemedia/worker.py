@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import faulthandler
 import importlib
 import importlib.util
@@ -77,10 +78,36 @@ def load_node(node_type: str, module: str | None, params: dict, search_path: lis
     try:
         node = cls(**params)
     except TypeError as e:
-        raise LoadError(f"{node_type} rejected its params {json.dumps(params)}: {e}") from None
+        raise LoadError(f"{node_type} rejected its params: {_param_problems(cls, params, e)}") from None
     except ValueError as e:
         raise LoadError(f"{node_type} rejected its params: {e}") from None
     return node
+
+
+def _param_problems(cls: type, params: dict, error: TypeError) -> str:
+    """Why the constructor refused the params: unknown names with the closest known ones."""
+    accepted = _accepted_params(cls)
+    problems = []
+    for name in (n for n in params if n not in accepted):
+        close = difflib.get_close_matches(name, accepted, n=2)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        problems.append(f"unknown param {name!r}{hint}")
+    if not problems:
+        return str(error)
+    return f"{'; '.join(problems)}; it takes: {', '.join(accepted) or 'no params'}"
+
+
+def _accepted_params(cls: type) -> list[str]:
+    """The keyword params a node class's constructors name, up the class chain."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is Node:
+            continue
+        for p in list(inspect.signature(init).parameters.values())[1:]:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names:
+                names.append(p.name)
+    return names
 
 
 async def _outputs(result: Any) -> list:
