@@ -4,7 +4,7 @@
 //! and never panics on malformed input.
 //!
 //! Layout (little endian): `"RM"`, version, kind, flags, 3 reserved bytes, pts (u64), then the
-//! kind's fields. Variable parts carry a u32 length; audio samples start 4-byte aligned.
+//! kind's fields. Variable parts carry a u32 length; audio samples start 4-byte aligned and tensor data 8-byte aligned (relative to the packet's start).
 
 use std::fmt;
 use std::sync::Arc;
@@ -90,9 +90,9 @@ fn dtype_code(d: DType) -> u8 {
 trait Sink {
     fn put(&mut self, bytes: &[u8]);
     fn pos(&self) -> usize;
-    fn align4(&mut self) {
-        let pad = (4 - self.pos() % 4) % 4;
-        self.put(&[0; 3][..pad]);
+    fn align(&mut self, to: usize) {
+        let pad = (to - self.pos() % to) % to;
+        self.put(&[0; 7][..pad]);
     }
     fn u8(&mut self, v: u8) {
         self.put(&[v]);
@@ -168,7 +168,7 @@ fn write(p: &Packet, s: &mut impl Sink) {
                     .as_bytes(),
             );
             s.u32(a.samples.len() as u32);
-            s.align4();
+            s.align(4);
             s.put(bytemuck::cast_slice(&a.samples));
         }
         RuntimeData::Video(v) => {
@@ -187,7 +187,10 @@ fn write(p: &Packet, s: &mut impl Sink) {
             for d in &t.shape {
                 s.u64(*d as u64);
             }
-            s.blob(&t.data);
+            // 8-byte aligned, so a receiver can view any dtype in place.
+            s.u32(t.data.len() as u32);
+            s.align(8);
+            s.put(&t.data);
         }
         RuntimeData::Control(c) => match c {
             ControlMessage::EndOfStream => s.u8(0),
@@ -283,8 +286,8 @@ impl<'a> Reader<'a> {
             message: format!("not JSON: {e}"),
         })
     }
-    fn align4(&mut self) -> Result<(), WireError> {
-        self.take((4 - self.at % 4) % 4).map(|_| ())
+    fn align(&mut self, to: usize) -> Result<(), WireError> {
+        self.take((to - self.at % to) % to).map(|_| ())
     }
 }
 
@@ -425,7 +428,7 @@ pub fn decode_view(bytes: &[u8]) -> Result<PacketView<'_>, WireError> {
                 })?)
             };
             let n = r.u32()? as usize;
-            r.align4()?;
+            r.align(4)?;
             let samples = r.take(n.checked_mul(4).ok_or_else(|| WireError {
                 offset: r.at,
                 message: "sample count overflows".into(),
@@ -479,10 +482,12 @@ pub fn decode_view(bytes: &[u8]) -> Result<PacketView<'_>, WireError> {
             let shape = (0..ndim)
                 .map(|_| r.u64().map(|d| d as usize))
                 .collect::<Result<Vec<_>, _>>()?;
+            let n = r.u32()? as usize;
+            r.align(8)?;
             DataView::Tensor {
                 shape,
                 dtype,
-                data: r.blob()?,
+                data: r.take(n)?,
             }
         }
         7 => DataView::Control(match r.u8()? {
