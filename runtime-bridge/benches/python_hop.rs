@@ -1,0 +1,62 @@
+//! B3, our side: round trip of one 20 ms 48 kHz mono f32 frame through a Python echo node
+//! (host -> iceoryx2 -> worker -> numpy view -> Audio back -> iceoryx2 -> host), as the
+//! graph runs it. Prints one JSON line; `benches/python_hop.py` runs it beside the
+//! baselines and writes the table.
+//!
+//!     cargo bench -p remotemedia-runtime --bench python_hop [-- --count N]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use remotemedia_runtime::{AudioFrame, AudioSamples, RuntimeData, StreamSession, load_graph};
+use serde_json::json;
+
+const WARMUP: usize = 200;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let count = args
+        .iter()
+        .position(|a| a == "--count")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5000);
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test_nodes.py");
+    let manifest = json!({"version": "v1", "nodes": [{"id": "echo", "node_type": "Echo",
+        "executor": "python", "python_module": fixture.display().to_string()}]});
+    let graph = load_graph(&manifest.to_string(), "bench").unwrap_or_else(|r| panic!("{r}"));
+    let session = StreamSession::create(graph).unwrap_or_else(|e| panic!("{e}"));
+    let frame: Vec<f32> = (0..960).map(|i| (i as f32 * 0.01).sin()).collect();
+    let mut times = Vec::with_capacity(count);
+    for i in 0..WARMUP + count {
+        let mut audio = AudioFrame::new(AudioSamples::from_vec(frame.clone()), 48000, 1);
+        audio.pts = Some(i as u64 * 20_000_000);
+        let start = Instant::now();
+        session.send(RuntimeData::Audio(audio)).expect("send");
+        let out = session
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an output")
+            .expect("no error");
+        let elapsed = start.elapsed();
+        let RuntimeData::Audio(back) = out.data else {
+            panic!("expected audio back")
+        };
+        if i % 100 == 0 {
+            assert_eq!(&*back.samples, &frame[..], "the echo changed the samples");
+        }
+        if i >= WARMUP {
+            times.push(elapsed.as_secs_f64() * 1e6);
+        }
+    }
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        json!({"transport": "remotemedia-python-node", "p50_us": percentile(&times, 0.5),
+               "p99_us": percentile(&times, 0.99), "mean_us": mean, "count": count})
+    );
+}
