@@ -110,17 +110,49 @@ def _accepted_params(cls: type) -> list[str]:
     return names
 
 
-async def _outputs(result: Any) -> list:
-    """Whatever process() gave, as a list of outputs."""
-    if inspect.isawaitable(result):
-        result = await result
+async def _resume(coro: Any, suspended: Any) -> Any:
+    """Finishes, under the event loop, a coroutine that suspended on its first step."""
+    while True:
+        if suspended is None:  # a bare yield, as asyncio.sleep(0) does
+            await asyncio.sleep(0)
+        else:
+            # No task saw the first yield, so the future still says "blocking"; a fresh await
+            # must find it cleared. Its result or error reaches the coroutine by its own await.
+            suspended._asyncio_future_blocking = False
+            try:
+                await suspended
+            except BaseException:  # noqa: BLE001
+                pass
+        try:
+            suspended = coro.send(None)
+        except StopIteration as done:
+            return done.value
+
+
+async def _drain(agen: Any) -> list:
+    return [item async for item in agen if item is not None]
+
+
+def _outputs(loop: asyncio.AbstractEventLoop, result: Any) -> list:
+    """Whatever a node call gave, as a list of outputs. A coroutine that completes without
+    suspending (the usual process()) runs without a trip through the event loop."""
+    if inspect.iscoroutine(result):
+        # The loop counts as running during the first step, so asyncio calls in it work.
+        asyncio._set_running_loop(loop)
+        try:
+            suspended = result.send(None)
+        except StopIteration as done:
+            result = done.value
+        else:
+            asyncio._set_running_loop(None)
+            result = loop.run_until_complete(_resume(result, suspended))
+        finally:
+            asyncio._set_running_loop(None)
     if result is None:
         return []
     if inspect.isasyncgen(result):
-        return [item async for item in result if item is not None]
-    if inspect.isgenerator(result):
-        return [item for item in result if item is not None]
-    if isinstance(result, list):
+        return loop.run_until_complete(_drain(result))
+    if inspect.isgenerator(result) or isinstance(result, list):
         return [item for item in result if item is not None]
     return [result]
 
@@ -158,7 +190,7 @@ class Worker:
             search = [*args.search_path, os.getcwd()]
             self.node = load_node(args.node_type, args.module, params, search)
             self.node.node_id = args.node_id
-            self.loop.run_until_complete(_outputs(self.node.initialize()))
+            _outputs(self.loop, self.node.initialize())
         except LoadError as e:
             self.chan.send_error(_report(str(e), None))
             return False
@@ -172,15 +204,20 @@ class Worker:
         node = self.node
         if kind == "process":
             pts = input_pts(item)
-            outputs = self.loop.run_until_complete(_outputs(node.process(from_native(item))))
+            outputs = _outputs(self.loop, node.process(from_native(item)))
         elif kind == "finish":
             pts = None
-            outputs = self.loop.run_until_complete(_outputs(node.flush()))
+            outputs = _outputs(self.loop, node.flush())
         else:
             pts = None
-            outputs = self.loop.run_until_complete(_outputs(node.reset()))
-        for out in outputs:
-            self.chan.send_output(to_native(out, pts), pts)
+            outputs = _outputs(self.loop, node.reset())
+        # Convert all first: a wrong type fails the request before anything is sent.
+        items = [to_native(out, pts) for out in outputs]
+        if not items:
+            self.chan.send_done()
+        for i, item in enumerate(items):
+            # The last output also says the request is done: one message for the usual case.
+            self.chan.send_output(item, pts, last=i == len(items) - 1)
 
     def serve(self) -> None:
         while True:
@@ -192,13 +229,10 @@ class Worker:
             except TypeError as e:
                 if "a node may return" in str(e) or "not JSON" in str(e):
                     self.chan.send_error(_report(f"{self.label} {e}", None))
-                    continue
-                self.chan.send_error(_report(f"{type(e).__name__}: {e}", e))
-                continue
+                else:
+                    self.chan.send_error(_report(f"{type(e).__name__}: {e}", e))
             except Exception as e:  # noqa: BLE001 - reported to the host with its traceback
                 self.chan.send_error(_report(f"{type(e).__name__}: {e}", e))
-                continue
-            self.chan.send_done()
 
     def run(self) -> int:
         threading.Thread(target=_watch_host, args=(self.chan.waker(),), daemon=True).start()
@@ -206,7 +240,7 @@ class Worker:
             self.serve()
             if self.node is not None:
                 try:
-                    self.loop.run_until_complete(_outputs(self.node.cleanup()))
+                    _outputs(self.loop, self.node.cleanup())
                 except Exception:  # noqa: BLE001 - the pipeline is ending anyway
                     traceback.print_exc()
         else:

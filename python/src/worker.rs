@@ -247,14 +247,16 @@ impl WorkerChannel {
         }
     }
 
-    /// Sends one output (a tagged tuple, as the runtime API takes inputs) with its timestamp.
-    #[pyo3(signature = (item, pts=None))]
-    fn send_output(&self, item: &Bound<'_, PyAny>, pts: Option<u64>) -> PyResult<()> {
+    /// Sends one output (a tagged tuple, as the runtime API takes inputs) with its timestamp;
+    /// `last` also completes the request.
+    #[pyo3(signature = (item, pts=None, last=false))]
+    fn send_output(&self, item: &Bound<'_, PyAny>, pts: Option<u64>, last: bool) -> PyResult<()> {
         let data = to_data(item)?;
         let pts = data.pts().or(pts);
         let packet = Packet::at(data, pts);
+        let kind = if last { Kind::Done } else { Kind::Output };
         self.channel
-            .send_packet(Kind::Output, &packet)
+            .send_packet(kind, &packet)
             .map_err(runtime_error)
     }
 

@@ -86,6 +86,11 @@ impl Emitter {
         self.packets.push(Packet::at(data, pts));
     }
 
+    /// What was emitted, for a caller that runs a node itself.
+    pub fn into_packets(self) -> Vec<Packet> {
+        self.packets
+    }
+
     /// Reports a problem the node recovered from (the graph goes on).
     pub fn warn(&mut self, message: String) {
         self.warnings.push(message);

@@ -53,7 +53,7 @@ pub enum Kind {
     Ready = b'Y',
     /// worker -> host: one output packet of the current request.
     Output = b'O',
-    /// worker -> host: the current request is complete.
+    /// worker -> host: the current request is complete; a body is its last output packet.
     Done = b'D',
     /// worker -> host: the current request failed (body: JSON message and traceback).
     Error = b'E',

@@ -244,10 +244,14 @@ impl Worker {
             {
                 let body = channel::body(&sample);
                 match kind {
-                    Kind::Output => {
+                    // A Done with a body carries the request's last output.
+                    Kind::Output | Kind::Done if !body.is_empty() => {
                         let packet = wire::decode(body)
                             .map_err(|e| Failure::Transport(format!("the worker sent {e}")))?;
                         out.emit_at(packet.data, packet.pts);
+                        if kind == Kind::Done {
+                            return Ok(kind);
+                        }
                     }
                     Kind::Done | Kind::Ready => return Ok(kind),
                     Kind::Error => return Err(Failure::Raised(error_text(body))),
