@@ -43,7 +43,7 @@ fn main() {
         let RuntimeData::Audio(back) = data else {
             panic!("expected audio back")
         };
-        if i % 100 == 0 {
+        if i.is_multiple_of(100) {
             assert_eq!(&*back.samples, &frame[..], "the echo changed the samples");
         }
     };
