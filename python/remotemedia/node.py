@@ -40,6 +40,8 @@ def register_node(name: str) -> Callable[[type], type]:
     def deco(cls: type) -> type:
         if not (isinstance(cls, type) and issubclass(cls, Node)):
             raise TypeError(f"@register_node({name!r}) must decorate a subclass of remotemedia.Node")
+        if cls.process is Node.process:
+            raise TypeError(f"@register_node({name!r}): {cls.__name__} must define process()")
         _REGISTRY[name] = cls
         cls.node_type = name
         return cls
@@ -67,7 +69,8 @@ class Node:
         """Load models and the like; the pipeline starts once this returned."""
 
     async def process(self, data: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} must implement process()")
+        """Handles one input; register_node refuses a class that does not define it."""
+        raise TypeError(f"{type(self).__name__} does not define process()")
 
     async def flush(self) -> Any:
         """End of stream: return (or yield) what the node still holds."""

@@ -43,6 +43,8 @@ def test_register_node_takes_only_node_subclasses():
     assert Doubler.node_type == "Doubler"
     with pytest.raises(TypeError, match="must decorate a subclass of remotemedia.Node"):
         register_node("Nope")(object)
+    with pytest.raises(TypeError, match="Lazy must define process"):
+        register_node("Lazy")(type("Lazy", (Node,), {}))
 
 
 def test_the_readme_example_runs_from_a_module_next_to_the_caller(tmp_path, monkeypatch):
