@@ -91,14 +91,19 @@ pub fn config(prefix: &str) -> Result<Config, String> {
     Ok(config)
 }
 
-/// Wakes the listener of `side` once, from a node of its own that is gone when this returns
-/// (a worker's stdin watcher, which may outlive nothing it creates).
-pub fn wake(name: &str, prefix: &str, side: Side) -> Result<(), String> {
-    let node = NodeBuilder::new()
+/// An iceoryx2 node under `prefix` that leaves signal handling to the application.
+fn new_node(prefix: &str) -> Result<Node<Ipc>, String> {
+    NodeBuilder::new()
         .config(&config(prefix)?)
         .signal_handling_mode(SignalHandlingMode::Disabled)
         .create::<Ipc>()
-        .map_err(|e| format!("cannot create an iceoryx2 node: {e:?}"))?;
+        .map_err(|e| format!("cannot create an iceoryx2 node: {e:?}"))
+}
+
+/// Wakes the listener of `side` once, from a node of its own that is gone when this returns
+/// (a worker's stdin watcher, which may outlive nothing it creates).
+pub fn wake(name: &str, prefix: &str, side: Side) -> Result<(), String> {
+    let node = new_node(prefix)?;
     let notifier = open_waker(&node, name, side)?;
     notifier
         .notify()
@@ -123,11 +128,7 @@ fn open_waker(node: &Node<Ipc>, name: &str, side: Side) -> Result<Notifier<Ipc>,
 /// Removes what processes that died without cleaning up (a killed host or worker) left in
 /// shared memory under this prefix.
 pub fn cleanup_dead(prefix: &str) -> Result<(), String> {
-    let node = NodeBuilder::new()
-        .config(&config(prefix)?)
-        .signal_handling_mode(SignalHandlingMode::Disabled)
-        .create::<Ipc>()
-        .map_err(|e| format!("cannot create an iceoryx2 node: {e:?}"))?;
+    let node = new_node(prefix)?;
     node.try_cleanup_dead_nodes();
     Ok(())
 }
@@ -153,11 +154,7 @@ impl Channel {
             let what = what.to_string();
             move |e: &dyn std::fmt::Debug| format!("iceoryx2: cannot {what} for {name:?}: {e:?}")
         };
-        let node = NodeBuilder::new()
-            .config(&config(prefix)?)
-            .signal_handling_mode(SignalHandlingMode::Disabled)
-            .create::<Ipc>()
-            .map_err(|e| ctx("create a node")(&e))?;
+        let node = new_node(prefix)?;
         let (out_suffix, in_suffix) = match side {
             Side::Host => ("to_worker", "to_host"),
             Side::Worker => ("to_host", "to_worker"),
