@@ -1,0 +1,10 @@
+//! RemoteMedia signaling (DESIGN §7): the peer registry shared by every transport, and JSON-RPC
+//! 2.0 over WebSocket, embedded in the WebRTC elements or run standalone.
+
+pub mod protocol;
+pub mod registry;
+pub mod ws_server;
+
+pub use protocol::{PeerInfo, RpcError, Signal};
+pub use registry::{Event, Handler, LocalPeer, PeerRegistry};
+pub use ws_server::{Page, ServerOptions, SignalingServer};

@@ -1,0 +1,438 @@
+//! JSON-RPC 2.0 over WebSocket, plus a few static pages on the same port (the web demo).
+//!
+//! Each connection has one reader (parses, rate-limits, answers) and one writer draining a
+//! bounded queue; relays to other peers never wait on them (see `PeerRegistry::route`).
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::protocol::{
+    self, MESSAGE_TOO_LARGE, Method, NOT_ANNOUNCED, PeerInfo, RATE_LIMITED, Request, RpcError,
+    Signal,
+};
+use crate::registry::{PeerRegistry, announce_result};
+
+/// A file served over plain HTTP GET next to the WebSocket endpoint.
+#[derive(Clone)]
+pub struct Page {
+    pub path: &'static str,
+    pub content_type: &'static str,
+    pub body: Cow<'static, [u8]>,
+}
+
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// Largest accepted WebSocket message; a larger one closes the connection with 1009.
+    pub max_message_bytes: usize,
+    /// Sustained messages per second one connection may send, and its burst.
+    pub rate_per_sec: f64,
+    pub burst: f64,
+    /// Outbound frames queued per connection before relays to it are refused.
+    pub queue_len: usize,
+    /// A connection that sends nothing (not even a pong) for this long is dropped.
+    pub idle_timeout: Duration,
+    pub pages: Vec<Page>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 256 * 1024,
+            rate_per_sec: 200.0,
+            burst: 400.0,
+            queue_len: 256,
+            idle_timeout: Duration::from_secs(45),
+            pages: Vec::new(),
+        }
+    }
+}
+
+/// A running server; dropping it stops accepting and closes every connection.
+pub struct SignalingServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+}
+
+impl SignalingServer {
+    /// Binds `addr` and serves on the current tokio runtime.
+    pub async fn bind(
+        addr: SocketAddr,
+        registry: Arc<PeerRegistry>,
+        options: ServerOptions,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let options = Arc::new(options);
+        tokio::spawn(accept_loop(listener, registry, options, stopped));
+        Ok(Self { addr, stop })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for SignalingServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    registry: Arc<PeerRegistry>,
+    options: Arc<ServerOptions>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => return,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let conn = serve(stream, registry.clone(), options.clone(), stopped.clone());
+                tokio::spawn(conn);
+            }
+        }
+    }
+}
+
+const MAX_HEAD: usize = 16 * 1024;
+
+async fn serve(
+    mut stream: TcpStream,
+    registry: Arc<PeerRegistry>,
+    options: Arc<ServerOptions>,
+    stopped: watch::Receiver<bool>,
+) {
+    let head = match tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        _ => return,
+    };
+    let Some(req) = HttpHead::parse(&head) else {
+        let _ = respond(&mut stream, "400 Bad Request", "text/plain", b"bad request").await;
+        return;
+    };
+    if let Some(key) = req.header("sec-websocket-key") {
+        if !req
+            .header("upgrade")
+            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+        {
+            let _ = respond(&mut stream, "400 Bad Request", "text/plain", b"bad upgrade").await;
+            return;
+        }
+        let accept = derive_accept_key(key.as_bytes());
+        let reply = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        if stream.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(options.max_message_bytes))
+            .max_frame_size(Some(options.max_message_bytes));
+        let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+        let (tx, rx) = mpsc::channel::<Arc<str>>(options.queue_len);
+        Connection::new(registry, options, tx)
+            .run(ws, rx, stopped)
+            .await;
+        return;
+    }
+    let path = req.path.split('?').next().unwrap_or("/");
+    let path = if path == "/" { "/index.html" } else { path };
+    match options.pages.iter().find(|p| p.path == path) {
+        Some(page) => {
+            let _ = respond(&mut stream, "200 OK", page.content_type, &page.body).await;
+        }
+        None => {
+            let _ = respond(&mut stream, "404 Not Found", "text/plain", b"not found").await;
+        }
+    }
+}
+
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    // Read byte runs until the blank line; a WebSocket client sends nothing more before 101.
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 || head.len() + n > MAX_HEAD {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Ok(head)
+}
+
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.shutdown().await
+}
+
+struct HttpHead {
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl HttpHead {
+    fn parse(raw: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(raw).ok()?;
+        let mut lines = text.split("\r\n");
+        let mut first = lines.next()?.split(' ');
+        if first.next()? != "GET" {
+            return None;
+        }
+        let path = first.next()?.to_owned();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Some(Self { path, headers })
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A token bucket: `rate` messages per second, up to `burst` at once.
+struct RateLimit {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Connection {
+    registry: Arc<PeerRegistry>,
+    options: Arc<ServerOptions>,
+    outbound: mpsc::Sender<Arc<str>>,
+    peer_id: Option<String>,
+    limit: RateLimit,
+}
+
+impl Connection {
+    fn new(
+        registry: Arc<PeerRegistry>,
+        options: Arc<ServerOptions>,
+        outbound: mpsc::Sender<Arc<str>>,
+    ) -> Self {
+        let limit = RateLimit {
+            tokens: options.burst,
+            rate: options.rate_per_sec,
+            burst: options.burst,
+            at: Instant::now(),
+        };
+        Self {
+            registry,
+            options,
+            outbound,
+            peer_id: None,
+            limit,
+        }
+    }
+
+    async fn run(
+        mut self,
+        ws: WebSocketStream<TcpStream>,
+        mut rx: mpsc::Receiver<Arc<str>>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        let (mut sink, mut stream) = ws.split();
+        let tx = self.outbound.clone();
+        let (close_tx, mut close_rx) = mpsc::channel::<CloseFrame>(1);
+        let writer = tokio::spawn(async move {
+            let mut ping = tokio::time::interval(Duration::from_secs(15));
+            ping.tick().await;
+            loop {
+                tokio::select! {
+                    frame = rx.recv() => match frame {
+                        Some(text) => {
+                            if sink.send(Message::text(text.as_ref())).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => break,
+                    },
+                    _ = ping.tick() => {
+                        if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            // Every queued frame went out first; then the reader's close reason, if any.
+            let _ = sink.send(Message::Close(close_rx.try_recv().ok())).await;
+            let _ = sink.close().await;
+        });
+
+        let idle = self.options.idle_timeout;
+        loop {
+            let next = tokio::select! {
+                _ = stopped.changed() => break,
+                next = tokio::time::timeout(idle, stream.next()) => next,
+            };
+            let message = match next {
+                Err(_) => {
+                    let _ = close_tx.try_send(close(CloseCode::Away, "idle timeout"));
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(WsError::Capacity(e)))) => {
+                    let err = RpcError::new(
+                        MESSAGE_TOO_LARGE,
+                        "SIGNALING_ERROR",
+                        format!("message refused: {e}"),
+                    );
+                    let _ = tx
+                        .send(protocol::error_response(&Value::Null, &err).into())
+                        .await;
+                    let _ = close_tx.try_send(close(CloseCode::Size, "message too large"));
+                    break;
+                }
+                Ok(Some(Err(_))) => break,
+                Ok(Some(Ok(m))) => m,
+            };
+            let reply = match message {
+                Message::Text(text) => self.handle(text.as_str()),
+                Message::Binary(_) => Some(protocol::error_response(
+                    &Value::Null,
+                    &RpcError::new(
+                        protocol::INVALID_REQUEST,
+                        "SIGNALING_ERROR",
+                        "binary frames are not JSON-RPC; send text",
+                    ),
+                )),
+                Message::Close(_) => break,
+                _ => None,
+            };
+            // Waiting here only slows this connection: it is its own queue.
+            if let Some(reply) = reply
+                && tx.send(reply.into()).await.is_err()
+            {
+                break;
+            }
+        }
+        if let Some(id) = self.peer_id.take() {
+            self.registry.remove(&id, "connection closed");
+        }
+        drop((tx, self));
+        let _ = writer.await;
+    }
+
+    /// Answers one text frame; `None` for JSON-RPC notifications that succeed.
+    fn handle(&mut self, text: &str) -> Option<String> {
+        if !self.limit.allow() {
+            let err = RpcError::new(
+                RATE_LIMITED,
+                "SIGNALING_ERROR",
+                format!(
+                    "rate limit of {} messages/s exceeded; message dropped",
+                    self.options.rate_per_sec
+                ),
+            );
+            return Some(protocol::error_response(&Value::Null, &err));
+        }
+        let request = match protocol::parse_request(text) {
+            Ok(r) => r,
+            Err((id, err)) => return Some(protocol::error_response(&id, &err)),
+        };
+        let id = request.id.clone();
+        match (self.call(request), id) {
+            (Ok(result), Some(id)) => Some(protocol::response(&id, result)),
+            (Err(err), id) => Some(protocol::error_response(&id.unwrap_or(Value::Null), &err)),
+            (Ok(_), None) => None,
+        }
+    }
+
+    fn call(&mut self, request: Request) -> Result<Value, RpcError> {
+        match request.method {
+            Method::Announce => self.announce(request.params),
+            Method::List => Ok(json!({"peers": self.registry.peers()})),
+            method => {
+                let me = self.peer_id.as_deref().ok_or_else(|| {
+                    RpcError::new(
+                        NOT_ANNOUNCED,
+                        "SIGNALING_ERROR",
+                        format!("{}: call peer.announce first", method.name()),
+                    )
+                })?;
+                if method == Method::Disconnect
+                    && !request.params.get("to").is_some_and(|t| !t.is_null())
+                {
+                    let id = me.to_owned();
+                    self.registry.remove(&id, "disconnect");
+                    self.peer_id = None;
+                    return Ok(json!({"disconnected": id}));
+                }
+                let signal = Signal::from_params(method, request.params, me)?;
+                self.registry.route(signal)?;
+                Ok(json!({"delivered": true}))
+            }
+        }
+    }
+
+    fn announce(&mut self, params: Value) -> Result<Value, RpcError> {
+        if let Some(id) = &self.peer_id {
+            return Err(RpcError::invalid_params(format!(
+                "peer.announce: this connection is already announced as '{id}'"
+            )));
+        }
+        let info: PeerInfo = serde_json::from_value(params)
+            .map_err(|e| RpcError::invalid_params(format!("peer.announce: {e}")))?;
+        let peer_id = info.peer_id.clone();
+        let others = self.registry.announce_remote(info, self.outbound.clone())?;
+        self.peer_id = Some(peer_id.clone());
+        Ok(announce_result(&peer_id, &others))
+    }
+}
+
+fn close(code: CloseCode, reason: &'static str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
