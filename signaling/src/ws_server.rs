@@ -401,7 +401,7 @@ impl Connection {
                     )
                 })?;
                 if method == Method::Disconnect
-                    && !request.params.get("to").is_some_and(|t| !t.is_null())
+                    && request.params.get("to").is_none_or(|t| t.is_null())
                 {
                     let id = me.to_owned();
                     self.registry.remove(&id, "disconnect");
