@@ -3,9 +3,12 @@
 use gst::glib;
 
 mod pipeline;
+mod webrtc;
+mod webrtcsink;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    pipeline::register(plugin)
+    pipeline::register(plugin)?;
+    webrtcsink::register(plugin)
 }
 
 gst::plugin_define!(

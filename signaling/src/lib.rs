@@ -3,8 +3,10 @@
 
 pub mod protocol;
 pub mod registry;
+pub mod ws_client;
 pub mod ws_server;
 
 pub use protocol::{PeerInfo, RpcError, Signal};
 pub use registry::{Event, Handler, LocalPeer, PeerRegistry};
+pub use ws_client::{ErrorHandler, WsClient};
 pub use ws_server::{Page, ServerOptions, SignalingServer};

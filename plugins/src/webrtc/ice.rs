@@ -1,0 +1,159 @@
+//! Peer connections as the element properties ask for them: codecs, ICE servers and which
+//! local addresses ICE may use.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use webrtc::api::APIBuilder;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::MediaEngine;
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::interceptor::registry::Registry;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+
+/// ICE settings shared by the WebRTC elements.
+#[derive(Clone, Debug, Default)]
+pub struct IceSettings {
+    /// `stun:host:port` URLs.
+    pub stun_servers: Vec<String>,
+    /// `turn:user:password@host:port` URLs.
+    pub turn_servers: Vec<String>,
+    /// Gather loopback candidates only and ignore remote non-loopback ones: same-host peers
+    /// and tests, whose traffic must stay on 127.0.0.1.
+    pub loopback_only: bool,
+}
+
+/// Splits a comma or space separated property value into URLs.
+pub fn split_urls(value: &str) -> Vec<String> {
+    value
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn turn_server(url: &str) -> Result<RTCIceServer, String> {
+    let rest = url
+        .strip_prefix("turn:")
+        .or_else(|| url.strip_prefix("turns:"))
+        .ok_or_else(|| format!("TURN server '{url}' must start with turn: or turns:"))?;
+    let scheme = &url[..url.len() - rest.len()];
+    let (cred, host) = rest
+        .rsplit_once('@')
+        .ok_or_else(|| format!("TURN server '{scheme}…' needs user:password@host:port"))?;
+    let (user, pass) = cred
+        .split_once(':')
+        .ok_or_else(|| format!("TURN server '{scheme}…@{host}' needs user:password"))?;
+    Ok(RTCIceServer {
+        urls: vec![format!("{scheme}{host}")],
+        username: user.to_owned(),
+        credential: pass.to_owned(),
+    })
+}
+
+impl IceSettings {
+    /// Checks the URLs; the error names the bad one (credentials masked).
+    pub fn validate(&self) -> Result<(), String> {
+        for s in &self.stun_servers {
+            if !(s.starts_with("stun:") || s.starts_with("stuns:")) {
+                return Err(format!("STUN server '{s}' must start with stun: or stuns:"));
+            }
+        }
+        for t in &self.turn_servers {
+            turn_server(t)?;
+        }
+        Ok(())
+    }
+
+    /// True when ICE may use a remote candidate with this address.
+    pub fn accepts_remote(&self, candidate: &str) -> bool {
+        if !self.loopback_only {
+            return true;
+        }
+        // candidate:<foundation> <component> <proto> <priority> <address> <port> typ ...
+        candidate
+            .split_whitespace()
+            .nth(4)
+            .and_then(|a| a.parse::<IpAddr>().ok())
+            .is_some_and(|ip| ip.is_loopback())
+    }
+
+    pub async fn new_peer_connection(&self) -> Result<Arc<RTCPeerConnection>, String> {
+        let mut media = MediaEngine::default();
+        media
+            .register_default_codecs()
+            .map_err(|e| format!("codecs: {e}"))?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)
+            .map_err(|e| format!("interceptors: {e}"))?;
+        let mut setting = SettingEngine::default();
+        setting.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+        // A peer that vanishes without goodbye is reported within seconds, not half a minute.
+        setting.set_ice_timeouts(
+            Some(Duration::from_secs(4)),
+            Some(Duration::from_secs(8)),
+            Some(Duration::from_secs(1)),
+        );
+        if self.loopback_only {
+            setting.set_include_loopback_candidate(true);
+            setting.set_ip_filter(Box::new(|ip: IpAddr| ip.is_loopback()));
+        }
+        let api = APIBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(setting)
+            .build();
+        let mut ice_servers = Vec::new();
+        if !self.stun_servers.is_empty() {
+            ice_servers.push(RTCIceServer {
+                urls: self.stun_servers.clone(),
+                ..Default::default()
+            });
+        }
+        for t in &self.turn_servers {
+            ice_servers.push(turn_server(t)?);
+        }
+        let config = RTCConfiguration {
+            ice_servers,
+            ..Default::default()
+        };
+        api.new_peer_connection(config)
+            .await
+            .map(Arc::new)
+            .map_err(|e| format!("peer connection: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turn_urls_are_checked_without_echoing_passwords() {
+        let s = IceSettings {
+            turn_servers: vec!["turn:bob:secret@127.0.0.1:3478".into()],
+            ..Default::default()
+        };
+        assert!(s.validate().is_ok());
+        let bad = IceSettings {
+            turn_servers: vec!["turn:bob:secret127.0.0.1".into()],
+            ..Default::default()
+        };
+        let err = bad.validate().unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn loopback_only_refuses_other_addresses() {
+        let s = IceSettings {
+            loopback_only: true,
+            ..Default::default()
+        };
+        assert!(s.accepts_remote("candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host"));
+        assert!(!s.accepts_remote("candidate:1 1 udp 2122260223 10.0.0.2 5000 typ host"));
+        assert!(!s.accepts_remote("candidate:1 1 udp 2122260223 abc.local 5000 typ host"));
+    }
+}

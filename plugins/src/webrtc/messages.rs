@@ -1,0 +1,69 @@
+//! The bus messages of the WebRTC elements (DESIGN §6). They are element messages, so a
+//! failing peer never turns into a pipeline error; `gst-launch-1.0 -m` shows them.
+
+use gst::prelude::*;
+
+/// The DESIGN §6 error codes these elements post.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    Signaling,
+    Peer,
+    MaxPeersReached,
+    PeerNotFound,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Signaling => "SIGNALING_ERROR",
+            ErrorCode::Peer => "PEER_ERROR",
+            ErrorCode::MaxPeersReached => "MAX_PEERS_REACHED",
+            ErrorCode::PeerNotFound => "PEER_NOT_FOUND",
+        }
+    }
+}
+
+fn post(element: &gst::Element, s: gst::Structure) {
+    let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
+}
+
+pub fn peer_connected(element: &gst::Element, peer_id: &str, capabilities: &str) {
+    post(
+        element,
+        gst::Structure::builder("peer-connected")
+            .field("peer-id", peer_id)
+            .field("capabilities", capabilities)
+            .build(),
+    );
+}
+
+pub fn peer_disconnected(element: &gst::Element, peer_id: &str, reason: &str) {
+    post(
+        element,
+        gst::Structure::builder("peer-disconnected")
+            .field("peer-id", peer_id)
+            .field("reason", reason)
+            .build(),
+    );
+}
+
+pub fn data(element: &gst::Element, peer_id: &str, message: &str) {
+    post(
+        element,
+        gst::Structure::builder("data")
+            .field("peer-id", peer_id)
+            .field("message", message)
+            .build(),
+    );
+}
+
+pub fn error(element: &gst::Element, code: ErrorCode, peer_id: Option<&str>, message: &str) {
+    post(
+        element,
+        gst::Structure::builder("error")
+            .field("code", code.as_str())
+            .field("peer-id", peer_id.unwrap_or(""))
+            .field("message", message)
+            .build(),
+    );
+}

@@ -1,0 +1,99 @@
+//! Where a WebRTC element announces itself: its own embedded JSON-RPC server (with the web
+//! page on the same port) or an external server at `signaling-url`.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use remotemedia_signaling::{
+    ErrorHandler, Handler, LocalPeer, Page, PeerInfo, PeerRegistry, RpcError, ServerOptions,
+    Signal, SignalingServer, WsClient,
+};
+
+/// The web demo page (source in examples/launch/web/), served by embedded signaling.
+fn pages() -> Vec<Page> {
+    let page = |path, content_type, body: &'static [u8]| Page {
+        path,
+        content_type,
+        body: Cow::Borrowed(body),
+    };
+    vec![
+        page(
+            "/index.html",
+            "text/html; charset=utf-8",
+            include_bytes!("../../../examples/launch/web/index.html"),
+        ),
+        page(
+            "/app.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../../examples/launch/web/app.js"),
+        ),
+    ]
+}
+
+#[derive(Clone, Debug)]
+pub struct SignalingConfig {
+    pub host: String,
+    pub port: u16,
+    pub url: String,
+}
+
+pub enum Link {
+    Embedded {
+        // Dropped after the peer, so the peer's goodbye still reaches the connections.
+        peer: LocalPeer,
+        server: SignalingServer,
+    },
+    External(WsClient),
+}
+
+impl Link {
+    pub async fn start(
+        config: &SignalingConfig,
+        info: PeerInfo,
+        handler: Handler,
+        on_error: ErrorHandler,
+    ) -> Result<Self, String> {
+        if config.url.is_empty() {
+            let addr: SocketAddr = format!("{}:{}", config.host, config.port)
+                .parse()
+                .map_err(|e| format!("signaling-host '{}': {e}", config.host))?;
+            let registry = PeerRegistry::new();
+            let options = ServerOptions {
+                pages: pages(),
+                ..Default::default()
+            };
+            let server = SignalingServer::bind(addr, registry.clone(), options)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let peer = registry
+                .register_local(info, handler)
+                .map_err(|e| e.to_string())?;
+            return Ok(Link::Embedded { peer, server });
+        }
+        if config.url.starts_with("ws://") {
+            return WsClient::connect(&config.url, info, handler, on_error)
+                .await
+                .map(Link::External)
+                .map_err(|e| e.message);
+        }
+        Err(format!(
+            "signaling-url '{}': the supported scheme is ws://",
+            config.url
+        ))
+    }
+
+    pub fn send(&self, signal: Signal) -> Result<(), RpcError> {
+        match self {
+            Link::Embedded { peer, .. } => peer.send(signal),
+            Link::External(client) => client.send(signal),
+        }
+    }
+
+    /// The port the embedded server listens on (useful with `signaling-port=0`).
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Link::Embedded { server, .. } => Some(server.local_addr().port()),
+            Link::External(_) => None,
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! One input stream of the sink: `capsfilter ! queue`, then, once caps are known, either
+//! `convert ! encode ! pay` (raw input) or `pay` (encoded input), ending in an appsink whose
+//! RTP packets go to one webrtc-rs track shared by every peer. Encoding happens once per
+//! stream, whatever the number of peers.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use tokio::sync::mpsc;
+use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9};
+use webrtc::rtp::packet::Packet;
+use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
+use webrtc::track::track_local::TrackLocalWriter;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use webrtc::util::Unmarshal;
+
+use crate::webrtc::RUNTIME;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Audio,
+    Video,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, glib::Enum, Default)]
+#[enum_type(name = "GstRemoteMediaVideoCodec")]
+pub enum VideoCodec {
+    #[default]
+    #[enum_value(name = "VP8", nick = "vp8")]
+    Vp8,
+    #[enum_value(name = "VP9", nick = "vp9")]
+    Vp9,
+    #[enum_value(name = "H.264 (constrained baseline)", nick = "h264")]
+    H264,
+}
+
+impl VideoCodec {
+    fn mime(self) -> &'static str {
+        match self {
+            VideoCodec::Vp8 => MIME_TYPE_VP8,
+            VideoCodec::Vp9 => MIME_TYPE_VP9,
+            VideoCodec::H264 => MIME_TYPE_H264,
+        }
+    }
+
+    /// The caps of this codec's encoded stream, as accepted on a `video_%u` pad.
+    pub fn caps_name(self) -> &'static str {
+        match self {
+            VideoCodec::Vp8 => "video/x-vp8",
+            VideoCodec::Vp9 => "video/x-vp9",
+            VideoCodec::H264 => "video/x-h264",
+        }
+    }
+}
+
+/// Encoder settings fixed when a stream is created.
+#[derive(Clone, Copy, Debug)]
+pub struct EncodeSettings {
+    pub video_codec: VideoCodec,
+    pub video_bitrate_kbps: u32,
+    pub audio_bitrate: i32,
+}
+
+/// Packets waiting for the track writer; enough for a key frame burst at 720p.
+const RTP_QUEUE: usize = 512;
+/// Key frame requests closer together than this are merged (browsers send PLIs in bursts).
+const KEY_UNIT_INTERVAL: Duration = Duration::from_millis(300);
+
+pub struct Stream {
+    pub kind: Kind,
+    pub track: Arc<TrackLocalStaticRTP>,
+    settings: EncodeSettings,
+    queue: gst::Element,
+    appsink: gst_app::AppSink,
+    built: AtomicBool,
+    last_key_unit: Mutex<Option<Instant>>,
+    pub packets: AtomicU64,
+}
+
+fn make(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| format!("GStreamer element '{factory}' is missing (see README setup)"))
+}
+
+impl Stream {
+    /// Creates the fixed head of the chain inside `bin` and returns the pad to ghost.
+    pub fn new(
+        bin: &gst::Bin,
+        kind: Kind,
+        name: &str,
+        settings: EncodeSettings,
+    ) -> Result<(Arc<Self>, gst::Pad), String> {
+        let (mime, accepted) = match kind {
+            Kind::Audio => (MIME_TYPE_OPUS, ["audio/x-raw", "audio/x-opus"]),
+            Kind::Video => (
+                settings.video_codec.mime(),
+                ["video/x-raw", settings.video_codec.caps_name()],
+            ),
+        };
+        let accepted: gst::Caps = accepted
+            .into_iter()
+            .map(gst::Structure::new_empty)
+            .collect();
+        let (clock_rate, channels, fmtp) = match kind {
+            Kind::Audio => (48000, 2, "minptime=10;useinbandfec=1".to_owned()),
+            Kind::Video if settings.video_codec == VideoCodec::H264 => (
+                90000,
+                0,
+                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned(),
+            ),
+            Kind::Video => (90000, 0, String::new()),
+        };
+        let track = Arc::new(TrackLocalStaticRTP::new(
+            RTCRtpCodecCapability {
+                mime_type: mime.to_owned(),
+                clock_rate,
+                channels,
+                sdp_fmtp_line: fmtp,
+                rtcp_feedback: vec![],
+            },
+            name.to_owned(),
+            "remotemedia".to_owned(),
+        ));
+
+        let filter = gst::ElementFactory::make("capsfilter")
+            .name(format!("{name}-filter"))
+            .property("caps", &accepted)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let queue = gst::ElementFactory::make("queue")
+            .name(format!("{name}-queue"))
+            .property("max-size-time", 200_000_000u64)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let appsink = gst_app::AppSink::builder()
+            .name(format!("{name}-rtp"))
+            .sync(true)
+            .build();
+        bin.add_many([&filter, &queue]).map_err(|e| e.to_string())?;
+        filter.link(&queue).map_err(|e| e.to_string())?;
+
+        let stream = Arc::new(Self {
+            kind,
+            track,
+            settings,
+            queue: queue.clone(),
+            appsink,
+            built: AtomicBool::new(false),
+            last_key_unit: Mutex::new(None),
+            packets: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&stream);
+        let bin_weak = bin.downgrade();
+        queue.static_pad("sink").unwrap().add_probe(
+            gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                let (Some(stream), Some(bin)) = (weak.upgrade(), bin_weak.upgrade()) else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view()) else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                match stream.build_tail(&bin, c.caps()) {
+                    Ok(()) => gst::PadProbeReturn::Ok,
+                    Err(msg) => {
+                        gst::element_error!(bin, gst::StreamError::Format, ["{}", msg]);
+                        gst::PadProbeReturn::Drop
+                    }
+                }
+            },
+        );
+        let pad = filter.static_pad("sink").unwrap();
+        Ok((stream, pad))
+    }
+
+    /// Builds the encoder/payloader tail for the first caps; later caps of the same kind
+    /// (raw or encoded) are handled by the elements themselves.
+    fn build_tail(&self, bin: &gst::Bin, caps: &gst::CapsRef) -> Result<(), String> {
+        let raw = caps
+            .structure(0)
+            .is_some_and(|s| s.name().ends_with("x-raw"));
+        if self.built.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut chain: Vec<gst::Element> = Vec::new();
+        match (self.kind, raw) {
+            (Kind::Audio, true) => {
+                chain.push(make("audioconvert")?);
+                chain.push(make("audioresample")?);
+                let enc = make("opusenc")?;
+                enc.set_property("bitrate", self.settings.audio_bitrate);
+                enc.set_property_from_str("frame-size", "20");
+                chain.push(enc);
+            }
+            (Kind::Video, true) => {
+                chain.push(make("videoconvert")?);
+                chain.extend(self.video_encoder()?);
+            }
+            _ => {}
+        }
+        let pay = match self.kind {
+            Kind::Audio => make("rtpopuspay")?,
+            Kind::Video => {
+                let pay = make(match self.settings.video_codec {
+                    VideoCodec::Vp8 => "rtpvp8pay",
+                    VideoCodec::Vp9 => "rtpvp9pay",
+                    VideoCodec::H264 => "rtph264pay",
+                })?;
+                if self.settings.video_codec == VideoCodec::H264 {
+                    pay.set_property("config-interval", -1i32);
+                    pay.set_property_from_str("aggregate-mode", "zero-latency");
+                } else {
+                    pay.set_property_from_str("picture-id-mode", "15-bit");
+                }
+                pay
+            }
+        };
+        pay.set_property("mtu", 1200u32);
+        chain.push(pay);
+        chain.push(self.appsink.clone().upcast());
+
+        bin.add_many(&chain).map_err(|e| e.to_string())?;
+        gst::Element::link_many(std::iter::once(&self.queue).chain(chain.iter()))
+            .map_err(|e| format!("cannot link the {:?} chain: {e}", self.kind))?;
+        for e in &chain {
+            e.sync_state_with_parent().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn video_encoder(&self) -> Result<Vec<gst::Element>, String> {
+        let kbps = self.settings.video_bitrate_kbps;
+        Ok(match self.settings.video_codec {
+            VideoCodec::Vp8 | VideoCodec::Vp9 => {
+                let enc = make(if self.settings.video_codec == VideoCodec::Vp8 {
+                    "vp8enc"
+                } else {
+                    "vp9enc"
+                })?;
+                enc.set_property("deadline", 1i64);
+                enc.set_property("cpu-used", 8i32);
+                enc.set_property("lag-in-frames", 0i32);
+                enc.set_property_from_str("end-usage", "cbr");
+                enc.set_property("target-bitrate", (kbps as i32).saturating_mul(1000));
+                enc.set_property("keyframe-max-dist", 600i32);
+                enc.set_property("threads", 2i32);
+                enc.set_property_from_str("error-resilient", "default");
+                vec![enc]
+            }
+            VideoCodec::H264 => {
+                let enc = make("x264enc")?;
+                enc.set_property_from_str("tune", "zerolatency");
+                enc.set_property_from_str("speed-preset", "ultrafast");
+                enc.set_property("bitrate", kbps);
+                enc.set_property("key-int-max", 600u32);
+                let profile = gst::ElementFactory::make("capsfilter")
+                    .property(
+                        "caps",
+                        gst::Caps::builder("video/x-h264")
+                            .field("profile", "constrained-baseline")
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                vec![enc, profile]
+            }
+        })
+    }
+
+    /// Starts moving this stream's RTP from the appsink to the track.
+    pub fn start(self: &Arc<Self>) {
+        let (tx, mut rx) = mpsc::channel::<Packet>(RTP_QUEUE);
+        let weak = Arc::downgrade(self);
+        self.appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let Some(buffer) = sample.buffer_owned() else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    let Ok(mapped) = buffer.into_mapped_buffer_readable() else {
+                        return Err(gst::FlowError::Error);
+                    };
+                    // The payload stays in the GStreamer buffer: no copy on the way out.
+                    let mut bytes = bytes::Bytes::from_owner(mapped);
+                    let Ok(packet) = Packet::unmarshal(&mut bytes) else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    if let Some(s) = weak.upgrade() {
+                        s.packets.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Bounded: a stalled writer slows this stream down instead of growing memory.
+                    tx.blocking_send(packet)
+                        .map_err(|_| gst::FlowError::Flushing)?;
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        let track = self.track.clone();
+        RUNTIME.spawn(async move {
+            while let Some(packet) = rx.recv().await {
+                // Errors are per binding (a peer going away); the others still got the packet.
+                let _ = track.write_rtp(&packet).await;
+            }
+        });
+    }
+
+    /// Asks the encoder upstream for a key frame (new peer, PLI or FIR).
+    pub fn request_key_unit(&self) {
+        if self.kind != Kind::Video {
+            return;
+        }
+        {
+            let mut last = self
+                .last_key_unit
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|t| t.elapsed() < KEY_UNIT_INTERVAL) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
+        if let Some(pad) = self.appsink.static_pad("sink") {
+            pad.push_event(event);
+        }
+    }
+}

@@ -1,0 +1,214 @@
+"""remotemediawebrtcsink against aiortc peers on loopback: media, data channels, bus messages,
+several peers on one encode, max-peers, a peer leaving, and bad input from a peer."""
+
+import asyncio
+import time
+
+import gi
+import pytest
+
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst  # noqa: E402
+
+from webrtc_peer import Peer, Signaling, free_port  # noqa: E402
+
+Gst.init(None)
+
+
+class SinkPipeline:
+    def __init__(self, max_peers=10):
+        self.port = free_port()
+        self.pipeline = Gst.parse_launch(
+            f"remotemediawebrtcsink name=s signaling-port={self.port} ice-loopback-only=true "
+            f"max-peers={max_peers} "
+            "audiotestsrc is-live=true wave=sine freq=440 volume=0.5 ! s.audio_0 "
+            "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! s.video_0"
+        )
+        self.sink = self.pipeline.get_by_name("s")
+        self.messages = []
+        assert self.pipeline.set_state(Gst.State.PLAYING) != Gst.StateChangeReturn.FAILURE
+
+    def poll(self):
+        bus = self.pipeline.get_bus()
+        while True:
+            msg = bus.pop_filtered(Gst.MessageType.ELEMENT | Gst.MessageType.ERROR)
+            if msg is None:
+                return
+            if msg.type == Gst.MessageType.ERROR:
+                err, dbg = msg.parse_error()
+                raise AssertionError(f"pipeline error: {err.message} {dbg}")
+            s = msg.get_structure()
+            self.messages.append((s.get_name(), {k: s.get_value(k) for k in ("peer-id", "code", "reason", "message", "capabilities") if s.has_field(k)}))
+
+    async def message(self, name, timeout=10, **fields):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            for n, f in self.messages:
+                if n == name and all(f.get(k) == v for k, v in fields.items()):
+                    return f
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {name} {fields} on the bus; saw {self.messages}")
+
+    def stop(self):
+        self.pipeline.set_state(Gst.State.NULL)
+
+
+@pytest.fixture
+def sink():
+    pipelines = []
+
+    def make(**kw):
+        p = SinkPipeline(**kw)
+        pipelines.append(p)
+        return p
+
+    yield make
+    for p in pipelines:
+        p.stop()
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 90))
+
+
+def test_aiortc_peer_gets_audio_video_and_data(sink):
+    s = sink()
+
+    async def scenario():
+        peer = Peer("aiortc-1")
+        assert await peer.call(s.port) is None
+        await peer.wait_connected()
+        frames = await peer.video_frames(15)
+        assert (frames[-1].height, frames[-1].width) == (240, 320)
+        rms = await peer.audio_rms(0.5)
+        assert rms > 0.1, f"audio is near silence: rms {rms}"
+        connected = await s.message("peer-connected", **{"peer-id": "aiortc-1"})
+        assert '"aiortc":true' in connected["capabilities"]
+        assert list(s.sink.emit("get-peers")) == ["aiortc-1"]
+
+        # Data channel both ways: action signals out, bus messages in.
+        while peer.channel.readyState != "open":
+            await asyncio.sleep(0.05)
+        assert s.sink.emit("send-to-peer", "aiortc-1", '{"hello": 1}')
+        assert s.sink.emit("broadcast", "to all") == 1
+        peer.channel.send("from the peer")
+        await s.message("data", **{"peer-id": "aiortc-1", "message": "from the peer"})
+        for _ in range(100):
+            if len(peer.received) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert peer.received == ['{"hello": 1}', "to all"]
+        assert not s.sink.emit("send-to-peer", "nobody", "x")
+        await s.message("error", code="PEER_NOT_FOUND", **{"peer-id": "nobody"})
+
+        # The application hangs up on the peer.
+        assert s.sink.emit("disconnect-peer", "aiortc-1")
+        bye = await peer.signaling.notification("peer.disconnect")
+        assert bye["from"] == "remotemedia"
+        await s.message("peer-disconnected", **{"peer-id": "aiortc-1"})
+        assert list(s.sink.emit("get-peers")) == []
+        await peer.close()
+
+    run(scenario())
+
+
+def test_three_peers_share_one_encode_and_the_fourth_is_refused(sink):
+    s = sink(max_peers=3)
+
+    async def scenario():
+        peers = [Peer(f"p{i}") for i in range(3)]
+        for p in peers:
+            assert await p.call(s.port) is None
+        for p in peers:
+            await p.wait_connected()
+            await p.video_frames(5)
+
+        late = Peer("late")
+        err = await late.call(s.port)
+        assert err["code"] == -32004 and err["data"]["code"] == "MAX_PEERS_REACHED", err
+        await s.message("error", code="MAX_PEERS_REACHED", **{"peer-id": "late"})
+        await late.close()
+
+        # One encoder per stream, whatever the number of peers.
+        encoders = [e.get_factory().get_name() for e in s.sink.iterate_recurse() if e.get_factory()]
+        assert encoders.count("vp8enc") == 1 and encoders.count("opusenc") == 1, encoders
+
+        # p0 leaves mid-stream without saying goodbye on signaling; the others keep receiving.
+        await peers[0].close()
+        await s.message("peer-disconnected", timeout=20, **{"peer-id": "p0"})
+        for p in peers[1:]:
+            before = (await p.video_frames(1))[0].pts
+            after = (await p.video_frames(30))[-1].pts
+            assert after > before
+            assert await p.audio_rms(0.3) > 0.1
+        assert sorted(s.sink.emit("get-peers")) == ["p1", "p2"]
+
+        # Its seat is free again.
+        again = Peer("again")
+        assert await again.call(s.port) is None
+        await again.wait_connected()
+        for p in peers[1:] + [again]:
+            await p.close()
+
+    run(scenario())
+
+
+def test_a_bad_offer_fails_that_peer_alone(sink):
+    s = sink()
+
+    async def scenario():
+        good = Peer("good")
+        assert await good.call(s.port) is None
+        await good.wait_connected()
+
+        bad = await Signaling.connect(s.port)
+        await bad.call("peer.announce", {"peer_id": "bad"})
+        reply = await bad.call("peer.offer", {"to": "remotemedia", "sdp": "v=0\r\nthis is not sdp\r\n"})
+        assert reply["result"]["delivered"] is True
+        state = await bad.notification("peer.state_change")
+        assert state["state"].startswith("failed"), state
+        await s.message("error", code="PEER_ERROR", **{"peer-id": "bad"})
+        # A candidate without a call, and one that does not parse.
+        reply = await bad.call("peer.ice_candidate", {"to": "remotemedia", "candidate": "candidate:x"})
+        assert reply["error"]["data"]["code"] == "PEER_NOT_FOUND", reply
+        await bad.close()
+
+        frames = await good.video_frames(10)
+        assert frames
+        assert list(s.sink.emit("get-peers")) == ["good"]
+        await good.close()
+
+    run(scenario())
+
+
+def test_a_peer_that_vanishes_is_detected_by_ice(sink):
+    """The peer process freezes (SIGSTOP): its signaling socket stays open, its media stops."""
+    import os
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+
+    s = sink()
+    child = subprocess.Popen(
+        [sys.executable, str(pathlib.Path(__file__).with_name("webrtc_peer.py")), str(s.port), "frozen"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "connected"
+
+        async def scenario():
+            await s.message("peer-connected", **{"peer-id": "frozen"})
+            os.kill(child.pid, signal.SIGSTOP)
+            started = time.monotonic()
+            gone = await s.message("peer-disconnected", timeout=30, **{"peer-id": "frozen"})
+            assert "ICE" in gone["reason"], gone
+            assert time.monotonic() - started < 20
+            assert list(s.sink.emit("get-peers")) == []
+
+        run(scenario())
+    finally:
+        child.kill()
+        child.wait()
