@@ -1,0 +1,97 @@
+"""Headless Chromium driven over the DevTools protocol, with the flags of DESIGN section 10."""
+
+import asyncio
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import websockets
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-gpu",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+    "--remote-debugging-address=127.0.0.1",
+]
+
+
+def chromium_path():
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "chromium missing: run scripts/setup.sh"
+    return path
+
+
+class Browser:
+    """One Chromium with one page; `evaluate` runs JavaScript in it and awaits promises."""
+
+    def __init__(self, url, debug_port):
+        self.profile = tempfile.TemporaryDirectory(prefix="rm-chromium-", ignore_cleanup_errors=True)
+        self.proc = subprocess.Popen(
+            [chromium_path(), *FLAGS, f"--remote-debugging-port={debug_port}",
+             f"--user-data-dir={self.profile.name}", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.debug_port = debug_port
+        self.ws = None
+        self.next_id = 1
+
+    async def connect(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.debug_port}/json/list", timeout=2) as r:
+                    pages = [t for t in json.load(r) if t["type"] == "page"]
+                if pages:
+                    self.ws = await websockets.connect(pages[0]["webSocketDebuggerUrl"], max_size=None)
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+        raise RuntimeError("Chromium did not open its DevTools port")
+
+    async def evaluate(self, expression):
+        rid = self.next_id
+        self.next_id += 1
+        await self.ws.send(json.dumps({
+            "id": rid,
+            "method": "Runtime.evaluate",
+            "params": {"expression": expression, "awaitPromise": True, "returnByValue": True},
+        }))
+        while True:
+            msg = json.loads(await self.ws.recv())
+            if msg.get("id") == rid:
+                result = msg["result"]
+                if "exceptionDetails" in result:
+                    raise AssertionError(f"{expression}: {result['exceptionDetails']}")
+                return result["result"].get("value")
+
+    async def wait_for(self, expression, timeout=30):
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            # Until the page's script ran, there is no `rm`.
+            value = await self.evaluate(f"typeof rm === 'undefined' ? null : ({expression})")
+            if value:
+                return value
+            await asyncio.sleep(0.25)
+        state = await self.evaluate("JSON.stringify({state: rm.state, error: rm.error, events: rm.events.slice(-10)})")
+        raise AssertionError(f"timed out waiting for {expression}: {state}")
+
+    async def close(self):
+        if self.ws:
+            await self.ws.close()
+        self.proc.kill()
+        self.proc.wait()
+        self.profile.cleanup()

@@ -1,0 +1,40 @@
+"""The web page served by the elements, in headless Chromium (DESIGN section 10 flags)."""
+
+from chromium import Browser
+from test_webrtc_sink import SinkPipeline, run  # noqa: F401
+from webrtc_peer import free_port
+
+
+def test_chromium_plays_the_sinks_audio_and_video():
+    s = SinkPipeline()
+    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-1", free_port())
+
+    async def scenario():
+        try:
+            await check()
+        finally:
+            await browser.close()
+
+    async def check():
+        await browser.connect()
+        await browser.wait_for("rm.state === 'connected'")
+        await s.message("peer-connected", **{"peer-id": "chromium-1"})
+        # As a user would: press Unmute (the page starts muted for autoplay policies).
+        await browser.evaluate("document.getElementById('unmute').click(); document.getElementById('video').play().then(() => true)")
+        stats = await browser.wait_for(
+            "rm.stats().then(s => s.framesDecoded > 30 && s.audioEnergy > 0.001 ? s : null)"
+        )
+        assert stats["framesDecoded"] > 30
+        # The peers list shows the element, and data-channel messages show in the page.
+        peers = await browser.evaluate("rm.peers.map(p => p.peer_id)")
+        assert "remotemedia" in peers
+        await browser.wait_for("rm.channel.readyState === 'open'")
+        assert s.sink.emit("broadcast", '{"event": "hello"}') == 1
+        await browser.wait_for("rm.data.includes('{\"event\": \"hello\"}')")
+        await browser.evaluate("rm.channel.send('from chromium')")
+        await s.message("data", **{"peer-id": "chromium-1", "message": "from chromium"})
+
+    try:
+        run(scenario())
+    finally:
+        s.stop()
