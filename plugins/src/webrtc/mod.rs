@@ -2,8 +2,10 @@
 //! from element properties, signaling (embedded server or external URL), bus messages and the
 //! web demo page.
 
+pub mod hub;
 pub mod ice;
 pub mod messages;
+pub mod settings;
 pub mod signaling;
 
 use std::sync::LazyLock;

@@ -1,0 +1,489 @@
+//! The peers of one WebRTC element: signaling in, one peer connection per remote peer (each
+//! handled by its own task, in signal order), max-peers, data channels, state and bus messages.
+//! What differs between the sink, the source and the server is behind [`Role`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use gst::glib;
+use gst::prelude::*;
+use remotemedia_signaling::protocol::{self, PeerInfo, RpcError};
+use remotemedia_signaling::{Event, Signal};
+use tokio::sync::mpsc;
+use webrtc::data_channel::RTCDataChannel;
+use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+
+use super::RUNTIME;
+use super::ice::IceSettings;
+use super::messages::{self, ErrorCode};
+use super::signaling::{Link, SignalingConfig};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What an element does with a peer connection beyond signaling.
+pub trait Role: Send + Sync + 'static {
+    /// Prepares a new connection before the offer is applied: adds tracks, hooks `on_track`.
+    fn setup<'a>(
+        &'a self,
+        peer_id: &'a str,
+        pc: &'a Arc<RTCPeerConnection>,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// The connection reached `connected`.
+    fn connected(&self, _peer_id: &str) {}
+    /// The peer is gone; release what `setup` made for it.
+    fn closed(&self, _peer_id: &str) {}
+}
+
+pub struct HubConfig {
+    pub peer_id: String,
+    pub capabilities: serde_json::Value,
+    pub element_name: &'static str,
+    pub signaling: SignalingConfig,
+    pub ice: IceSettings,
+    pub max_peers: u32,
+}
+
+struct Peer {
+    signals: mpsc::Sender<Signal>,
+    pc: Option<Arc<RTCPeerConnection>>,
+    channel: Option<Arc<RTCDataChannel>>,
+    connected: bool,
+}
+
+pub struct PeerHub {
+    element: glib::WeakRef<gst::Element>,
+    me: String,
+    ice: IceSettings,
+    max_peers: AtomicU32,
+    role: Arc<dyn Role>,
+    link: Mutex<Option<Arc<Link>>>,
+    peers: Mutex<HashMap<String, Peer>>,
+    /// Capabilities announced by peers, for `peer-connected`.
+    capabilities: Mutex<HashMap<String, String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl PeerHub {
+    /// Validates the settings, starts signaling and announces the element.
+    pub async fn start(
+        element: &gst::Element,
+        config: HubConfig,
+        role: Arc<dyn Role>,
+    ) -> Result<Arc<Self>, gst::ErrorMessage> {
+        config
+            .ice
+            .validate()
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["CONFIG_ERROR: {}", e]))?;
+        let hub = Arc::new(Self {
+            element: element.downgrade(),
+            me: config.peer_id.clone(),
+            ice: config.ice,
+            max_peers: AtomicU32::new(config.max_peers),
+            role,
+            link: Mutex::new(None),
+            peers: Mutex::new(HashMap::new()),
+            capabilities: Mutex::new(HashMap::new()),
+        });
+        let info = PeerInfo {
+            peer_id: config.peer_id,
+            capabilities: config.capabilities,
+            user_data: serde_json::json!({"element": config.element_name}),
+        };
+        let weak = Arc::downgrade(&hub);
+        let handler = Arc::new(move |event: Event| match weak.upgrade() {
+            Some(hub) => hub.on_signaling(event),
+            None => Ok(()),
+        });
+        let weak = Arc::downgrade(&hub);
+        let on_error = Arc::new(move |err: RpcError| {
+            if let Some(hub) = weak.upgrade() {
+                hub.post(|e| messages::error(e, ErrorCode::Signaling, None, &err.message));
+            }
+        });
+        let link = Link::start(&config.signaling, info, handler, on_error)
+            .await
+            .map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenReadWrite,
+                    ["SIGNALING_ERROR: {}", e]
+                )
+            })?;
+        *lock(&hub.link) = Some(Arc::new(link));
+        Ok(hub)
+    }
+
+    /// The embedded signaling server's port, if any.
+    pub fn port(&self) -> Option<u16> {
+        lock(&self.link).as_ref().and_then(|l| l.port())
+    }
+
+    pub fn set_max_peers(&self, max: u32) {
+        self.max_peers.store(max, Ordering::Relaxed);
+    }
+
+    /// Closes every peer (telling them) and leaves signaling.
+    pub fn stop(&self) {
+        let peers: Vec<String> = lock(&self.peers).keys().cloned().collect();
+        for id in peers {
+            self.close_peer(&id, "shutdown", true);
+        }
+        lock(&self.link).take();
+    }
+
+    fn post(&self, f: impl FnOnce(&gst::Element)) {
+        if let Some(e) = self.element.upgrade() {
+            f(&e);
+        }
+    }
+
+    fn send(&self, signal: Signal) {
+        let link = lock(&self.link).clone();
+        if let Some(link) = link
+            && let Err(e) = link.send(signal)
+        {
+            self.post(|el| gst::warning!(gst::CAT_DEFAULT, obj = el, "signal not delivered: {e}"));
+        }
+    }
+
+    /// Everything signaling addresses to this element. Never blocks.
+    fn on_signaling(self: &Arc<Self>, event: Event) -> Result<(), RpcError> {
+        match event {
+            Event::Joined(info) => {
+                lock(&self.capabilities).insert(info.peer_id, info.capabilities.to_string());
+                Ok(())
+            }
+            Event::Left { peer_id, reason } => {
+                lock(&self.capabilities).remove(&peer_id);
+                self.close_peer(&peer_id, &format!("signaling: {reason}"), false);
+                Ok(())
+            }
+            Event::Signal(Signal::Disconnect { from, .. }) => {
+                self.close_peer(&from, "peer hung up", false);
+                Ok(())
+            }
+            Event::Signal(signal) => self.queue_signal(signal),
+        }
+    }
+
+    fn queue_signal(self: &Arc<Self>, signal: Signal) -> Result<(), RpcError> {
+        let from = signal.from().to_owned();
+        let is_offer = matches!(signal, Signal::Offer { .. });
+        let max = self.max_peers.load(Ordering::Relaxed) as usize;
+        let mut peers = lock(&self.peers);
+        if let Some(peer) = peers.get(&from) {
+            return peer.signals.try_send(signal).map_err(|_| {
+                RpcError::new(
+                    protocol::PEER_ERROR,
+                    "PEER_ERROR",
+                    format!("too many signals queued for '{from}'"),
+                )
+            });
+        }
+        if !is_offer {
+            return Err(RpcError::new(
+                protocol::PEER_NOT_FOUND,
+                "PEER_NOT_FOUND",
+                format!("no call with '{from}': send peer.offer first"),
+            ));
+        }
+        if peers.len() >= max {
+            drop(peers);
+            let msg = format!("max-peers={max} reached; peer '{from}' refused");
+            self.post(|e| messages::error(e, ErrorCode::MaxPeersReached, Some(&from), &msg));
+            return Err(RpcError::new(
+                protocol::MAX_PEERS_REACHED,
+                "MAX_PEERS_REACHED",
+                msg,
+            ));
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let _ = tx.try_send(signal);
+        peers.insert(
+            from.clone(),
+            Peer {
+                signals: tx,
+                pc: None,
+                channel: None,
+                connected: false,
+            },
+        );
+        drop(peers);
+        RUNTIME.spawn(run_peer(Arc::downgrade(self), from, rx));
+        Ok(())
+    }
+
+    /// Ends the call with a peer. `tell` sends it a `peer.disconnect` first.
+    pub fn close_peer(&self, peer_id: &str, reason: &str, tell: bool) -> bool {
+        let Some(peer) = lock(&self.peers).remove(peer_id) else {
+            return false;
+        };
+        if tell {
+            self.send(Signal::Disconnect {
+                from: self.me.clone(),
+                to: peer_id.to_owned(),
+            });
+        }
+        if let Some(pc) = peer.pc {
+            RUNTIME.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
+        self.role.closed(peer_id);
+        if peer.connected {
+            self.post(|e| messages::peer_disconnected(e, peer_id, reason));
+        }
+        true
+    }
+
+    fn peer_failed(&self, peer_id: &str, message: &str) {
+        self.post(|e| messages::error(e, ErrorCode::Peer, Some(peer_id), message));
+        self.send(Signal::StateChange {
+            from: self.me.clone(),
+            to: peer_id.to_owned(),
+            state: format!("failed: {message}"),
+        });
+        self.close_peer(peer_id, message, false);
+    }
+
+    fn on_connection_state(&self, peer_id: &str, state: RTCPeerConnectionState) {
+        match state {
+            RTCPeerConnectionState::Connected => {
+                let newly = lock(&self.peers)
+                    .get_mut(peer_id)
+                    .is_some_and(|p| !std::mem::replace(&mut p.connected, true));
+                if newly {
+                    let caps = lock(&self.capabilities)
+                        .get(peer_id)
+                        .cloned()
+                        .unwrap_or_else(|| "{}".into());
+                    self.post(|e| messages::peer_connected(e, peer_id, &caps));
+                    self.role.connected(peer_id);
+                }
+            }
+            RTCPeerConnectionState::Failed => {
+                self.close_peer(peer_id, "connection failed (ICE/DTLS timeout)", false);
+            }
+            RTCPeerConnectionState::Closed => {
+                self.close_peer(peer_id, "peer closed the connection", false);
+            }
+            _ => {}
+        }
+    }
+
+    /// Answers an offer (or a renegotiation). ICE candidates are gathered into the answer:
+    /// host gathering takes milliseconds, and every peer then works without trickle.
+    async fn answer(self: &Arc<Self>, peer_id: &str, sdp: String) -> Result<(), String> {
+        let existing = lock(&self.peers).get(peer_id).and_then(|p| p.pc.clone());
+        let pc = match existing {
+            Some(pc) => pc,
+            None => self.new_connection(peer_id).await?,
+        };
+        let sdp = if self.ice.loopback_only {
+            keep_loopback_candidates(&sdp)
+        } else {
+            sdp
+        };
+        let offer = RTCSessionDescription::offer(sdp).map_err(|e| format!("bad offer: {e}"))?;
+        pc.set_remote_description(offer)
+            .await
+            .map_err(|e| format!("bad offer SDP: {e}"))?;
+        let answer = pc
+            .create_answer(None)
+            .await
+            .map_err(|e| format!("cannot answer: {e}"))?;
+        let mut gathered = pc.gathering_complete_promise().await;
+        pc.set_local_description(answer)
+            .await
+            .map_err(|e| format!("cannot apply the answer: {e}"))?;
+        let _ = gathered.recv().await;
+        let sdp = pc
+            .local_description()
+            .await
+            .ok_or("no local description")?
+            .sdp;
+        self.send(Signal::Answer {
+            from: self.me.clone(),
+            to: peer_id.to_owned(),
+            sdp,
+        });
+        Ok(())
+    }
+
+    async fn new_connection(
+        self: &Arc<Self>,
+        peer_id: &str,
+    ) -> Result<Arc<RTCPeerConnection>, String> {
+        let pc = self.ice.new_peer_connection().await?;
+        self.role.setup(peer_id, &pc).await?;
+        let weak = Arc::downgrade(self);
+        let id = peer_id.to_owned();
+        pc.on_peer_connection_state_change(Box::new(move |state| {
+            if let Some(hub) = weak.upgrade() {
+                hub.on_connection_state(&id, state);
+            }
+            Box::pin(async {})
+        }));
+        let weak = Arc::downgrade(self);
+        let id = peer_id.to_owned();
+        pc.on_data_channel(Box::new(move |channel: Arc<RTCDataChannel>| {
+            let weak = weak.clone();
+            let id = id.clone();
+            Box::pin(async move {
+                let w = weak.clone();
+                let peer = id.clone();
+                channel.on_message(Box::new(move |msg| {
+                    if let Some(hub) = w.upgrade() {
+                        let text = String::from_utf8_lossy(&msg.data);
+                        hub.post(|e| messages::data(e, &peer, &text));
+                    }
+                    Box::pin(async {})
+                }));
+                if let Some(hub) = weak.upgrade()
+                    && let Some(p) = lock(&hub.peers).get_mut(&id)
+                {
+                    p.channel = Some(channel);
+                }
+            })
+        }));
+        let registered = match lock(&self.peers).get_mut(peer_id) {
+            Some(p) => {
+                p.pc = Some(pc.clone());
+                true
+            }
+            None => false,
+        };
+        if !registered {
+            // The peer left while we were setting up.
+            let _ = pc.close().await;
+            return Err("peer left during setup".into());
+        }
+        Ok(pc)
+    }
+
+    async fn add_candidate(&self, peer_id: &str, init: RTCIceCandidateInit) -> Result<(), String> {
+        if !self.ice.accepts_remote(&init.candidate) {
+            return Ok(());
+        }
+        let pc = lock(&self.peers).get(peer_id).and_then(|p| p.pc.clone());
+        match pc {
+            Some(pc) => pc
+                .add_ice_candidate(init)
+                .await
+                .map_err(|e| format!("bad ICE candidate: {e}")),
+            None => Err("ICE candidate before the offer".into()),
+        }
+    }
+
+    /// Sends text on the peer's data channel; false (and a bus error) when it has none.
+    pub fn send_to_peer(&self, peer_id: &str, message: &str) -> bool {
+        let channel = lock(&self.peers)
+            .get(peer_id)
+            .and_then(|p| p.channel.clone());
+        match channel {
+            Some(channel) => {
+                let text = message.to_owned();
+                RUNTIME.spawn(async move {
+                    let _ = channel.send_text(text).await;
+                });
+                true
+            }
+            None => {
+                let msg = format!("no data channel open with peer '{peer_id}'");
+                self.post(|e| messages::error(e, ErrorCode::PeerNotFound, Some(peer_id), &msg));
+                false
+            }
+        }
+    }
+
+    /// Sends text to every peer with an open data channel; returns how many.
+    pub fn broadcast(&self, message: &str) -> u32 {
+        let channels: Vec<Arc<RTCDataChannel>> = lock(&self.peers)
+            .values()
+            .filter_map(|p| p.channel.clone())
+            .collect();
+        let n = channels.len() as u32;
+        for channel in channels {
+            let text = message.to_owned();
+            RUNTIME.spawn(async move {
+                let _ = channel.send_text(text).await;
+            });
+        }
+        n
+    }
+
+    pub fn connected_peers(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.peers)
+            .iter()
+            .filter(|(_, p)| p.connected)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// Drops `a=candidate` lines whose address is not loopback (ice-loopback-only).
+fn keep_loopback_candidates(sdp: &str) -> String {
+    let loopback = IceSettings {
+        loopback_only: true,
+        ..Default::default()
+    };
+    sdp.split_inclusive('\n')
+        .filter(|line| match line.trim_end().strip_prefix("a=") {
+            Some(c) if c.starts_with("candidate:") => loopback.accepts_remote(c),
+            _ => true,
+        })
+        .collect()
+}
+
+/// Handles one peer's signals in order: the offer (and renegotiations), then its candidates.
+async fn run_peer(hub: Weak<PeerHub>, peer_id: String, mut rx: mpsc::Receiver<Signal>) {
+    while let Some(signal) = rx.recv().await {
+        let Some(hub) = hub.upgrade() else { return };
+        let result = match signal {
+            Signal::Offer { sdp, .. } => hub.answer(&peer_id, sdp).await,
+            Signal::IceCandidate {
+                candidate,
+                sdp_mid,
+                sdp_m_line_index,
+                ..
+            } => {
+                let init = RTCIceCandidateInit {
+                    candidate,
+                    sdp_mid,
+                    sdp_mline_index: sdp_m_line_index,
+                    username_fragment: None,
+                };
+                hub.add_candidate(&peer_id, init).await
+            }
+            _ => Ok(()),
+        };
+        if let Err(message) = result {
+            hub.peer_failed(&peer_id, &message);
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_filter_keeps_everything_but_other_candidates() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\na=candidate:2 1 udp 1 192.0.2.2 5000 typ host\r\na=mid:0\r\n";
+        assert_eq!(
+            keep_loopback_candidates(sdp),
+            "v=0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\na=mid:0\r\n"
+        );
+    }
+}

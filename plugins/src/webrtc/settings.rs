@@ -1,0 +1,211 @@
+//! Properties and action signals every WebRTC element has: signaling, ICE, max-peers, and
+//! `send-to-peer`, `broadcast`, `disconnect-peer`, `get-peers`.
+
+use std::sync::Arc;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::hub::{HubConfig, PeerHub};
+use super::ice::{IceSettings, split_urls};
+use super::signaling::SignalingConfig;
+
+#[derive(Debug, Clone)]
+pub struct CommonSettings {
+    pub signaling_host: String,
+    pub signaling_port: u32,
+    pub signaling_url: String,
+    pub peer_id: String,
+    pub stun_servers: String,
+    pub turn_servers: String,
+    pub ice_loopback_only: bool,
+    pub max_peers: u32,
+}
+
+impl Default for CommonSettings {
+    fn default() -> Self {
+        Self {
+            signaling_host: "127.0.0.1".into(),
+            signaling_port: 8080,
+            signaling_url: String::new(),
+            peer_id: "remotemedia".into(),
+            stun_servers: String::new(),
+            turn_servers: String::new(),
+            ice_loopback_only: false,
+            max_peers: 10,
+        }
+    }
+}
+
+impl CommonSettings {
+    pub fn properties() -> Vec<glib::ParamSpec> {
+        vec![
+            glib::ParamSpecString::builder("signaling-host")
+                .nick("Signaling host")
+                .blurb("Address the embedded signaling server and web page listen on (0.0.0.0 for every interface)")
+                .default_value(Some("127.0.0.1"))
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("signaling-port")
+                .nick("Signaling port")
+                .blurb("Port of the embedded JSON-RPC WebSocket signaling and web page (0: pick a free port, read back after READY)")
+                .maximum(65535)
+                .default_value(8080)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("signaling-url")
+                .nick("Signaling URL")
+                .blurb("External signaling server (ws://host:port/path) instead of the embedded one")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("peer-id")
+                .nick("Peer id")
+                .blurb("Id this element announces; browsers send their offers to it")
+                .default_value(Some("remotemedia"))
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("stun-servers")
+                .nick("STUN servers")
+                .blurb("Comma-separated stun:host:port URLs (none by default)")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("turn-servers")
+                .nick("TURN servers")
+                .blurb("Comma-separated turn:user:password@host:port URLs")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecBoolean::builder("ice-loopback-only")
+                .nick("Loopback ICE only")
+                .blurb("Gather and accept loopback ICE candidates only (same-host peers, tests)")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("max-peers")
+                .nick("Maximum peers")
+                .blurb("Peers served at once; the next one gets MAX_PEERS_REACHED")
+                .minimum(1)
+                .maximum(1000)
+                .default_value(10)
+                .mutable_playing()
+                .build(),
+        ]
+    }
+
+    /// Sets a common property; false when `name` is not one of them.
+    pub fn set(&mut self, name: &str, value: &glib::Value) -> bool {
+        let string = || {
+            value
+                .get::<Option<String>>()
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        match name {
+            "signaling-host" => self.signaling_host = string(),
+            "signaling-port" => self.signaling_port = value.get().unwrap_or(8080),
+            "signaling-url" => self.signaling_url = string(),
+            "peer-id" => self.peer_id = string(),
+            "stun-servers" => self.stun_servers = string(),
+            "turn-servers" => self.turn_servers = string(),
+            "ice-loopback-only" => self.ice_loopback_only = value.get().unwrap_or(false),
+            "max-peers" => self.max_peers = value.get().unwrap_or(10),
+            _ => return false,
+        }
+        true
+    }
+
+    pub fn get(&self, name: &str) -> Option<glib::Value> {
+        Some(match name {
+            "signaling-host" => self.signaling_host.to_value(),
+            "signaling-port" => self.signaling_port.to_value(),
+            "signaling-url" => self.signaling_url.to_value(),
+            "peer-id" => self.peer_id.to_value(),
+            "stun-servers" => self.stun_servers.to_value(),
+            "turn-servers" => self.turn_servers.to_value(),
+            "ice-loopback-only" => self.ice_loopback_only.to_value(),
+            "max-peers" => self.max_peers.to_value(),
+            _ => return None,
+        })
+    }
+
+    pub fn hub_config(
+        &self,
+        element_name: &'static str,
+        capabilities: serde_json::Value,
+    ) -> HubConfig {
+        HubConfig {
+            peer_id: self.peer_id.clone(),
+            capabilities,
+            element_name,
+            signaling: SignalingConfig {
+                host: self.signaling_host.clone(),
+                port: self.signaling_port as u16,
+                url: self.signaling_url.clone(),
+            },
+            ice: IceSettings {
+                stun_servers: split_urls(&self.stun_servers),
+                turn_servers: split_urls(&self.turn_servers),
+                loopback_only: self.ice_loopback_only,
+            },
+            max_peers: self.max_peers,
+        }
+    }
+}
+
+/// An element implementation with a running [`PeerHub`] between READY and NULL.
+pub trait HubOwner: ObjectSubclass<Type: IsA<glib::Object>> {
+    fn hub(&self) -> Option<Arc<PeerHub>>;
+}
+
+fn hub_of<T: HubOwner>(value: &glib::Value) -> Option<Arc<PeerHub>> {
+    let obj = value.get::<glib::Object>().ok()?;
+    let obj = obj.downcast_ref::<T::Type>()?;
+    T::from_obj(obj).hub()
+}
+
+pub fn action_signals<T: HubOwner>() -> Vec<glib::subclass::Signal> {
+    vec![
+        glib::subclass::Signal::builder("send-to-peer")
+            .param_types([String::static_type(), String::static_type()])
+            .return_type::<bool>()
+            .action()
+            .class_handler(|args| {
+                let peer = args[1].get::<String>().ok()?;
+                let msg = args[2].get::<String>().ok()?;
+                let sent = hub_of::<T>(&args[0]).is_some_and(|h| h.send_to_peer(&peer, &msg));
+                Some(sent.to_value())
+            })
+            .build(),
+        glib::subclass::Signal::builder("broadcast")
+            .param_types([String::static_type()])
+            .return_type::<u32>()
+            .action()
+            .class_handler(|args| {
+                let msg = args[1].get::<String>().ok()?;
+                let n = hub_of::<T>(&args[0]).map_or(0, |h| h.broadcast(&msg));
+                Some(n.to_value())
+            })
+            .build(),
+        glib::subclass::Signal::builder("disconnect-peer")
+            .param_types([String::static_type()])
+            .return_type::<bool>()
+            .action()
+            .class_handler(|args| {
+                let peer = args[1].get::<String>().ok()?;
+                let known = hub_of::<T>(&args[0])
+                    .is_some_and(|h| h.close_peer(&peer, "disconnected by the application", true));
+                Some(known.to_value())
+            })
+            .build(),
+        glib::subclass::Signal::builder("get-peers")
+            .return_type::<glib::StrV>()
+            .action()
+            .class_handler(|args| {
+                let peers = hub_of::<T>(&args[0])
+                    .map(|h| h.connected_peers())
+                    .unwrap_or_default();
+                Some(glib::StrV::from(peers).to_value())
+            })
+            .build(),
+    ]
+}
