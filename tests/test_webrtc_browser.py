@@ -1,5 +1,7 @@
 """The web page served by the elements, in headless Chromium (DESIGN section 10 flags)."""
 
+import asyncio
+
 from chromium import Browser
 from test_webrtc_sink import SinkPipeline, run  # noqa: F401
 from webrtc_peer import free_port
@@ -33,6 +35,39 @@ def test_chromium_plays_the_sinks_audio_and_video():
         await browser.wait_for("rm.data.includes('{\"event\": \"hello\"}')")
         await browser.evaluate("rm.channel.send('from chromium')")
         await s.message("data", **{"peer-id": "chromium-1", "message": "from chromium"})
+
+    try:
+        run(scenario())
+    finally:
+        s.stop()
+
+
+def test_chromium_sends_its_microphone_and_camera_to_the_src():
+    import numpy as np
+
+    from test_webrtc_src import SrcPipeline
+
+    s = SrcPipeline()
+    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-src", free_port())
+
+    async def scenario():
+        try:
+            await browser.connect()
+            await browser.wait_for("rm.state === 'connected'")
+            await s.wait(lambda pads: len(pads) == 2 and all(p["buffers"] > 30 for p in pads.values()))
+            audio, video = s.pads["audio_0"], s.pads["video_0"]
+            assert audio["stream_id"] == "peer:chromium-src:audio:0"
+            assert video["caps"].startswith("video/x-raw"), video["caps"]
+            # Chromium's fake microphone beeps once a second: wait for a beep.
+            for _ in range(100):
+                with s.lock:
+                    pcm = np.frombuffer(b"".join(audio["pcm"]), dtype=np.int16)
+                if pcm.size and np.abs(pcm).max() > 3000:
+                    break
+                await asyncio.sleep(0.1)
+            assert np.abs(pcm).max() > 3000, "no sound from the fake microphone"
+        finally:
+            await browser.close()
 
     try:
         run(scenario())

@@ -11,10 +11,29 @@ import socket
 import aioice.ice
 import numpy as np
 import websockets
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+
+class SineTrack(AudioStreamTrack):
+    """A 440 Hz tone at half scale, 20 ms frames of 48 kHz mono s16."""
+
+    def __init__(self, freq=440.0):
+        super().__init__()
+        self.freq = freq
+        self.sent = 0
+
+    async def recv(self):
+        frame = await super().recv()  # paces frames in real time and sets pts
+        n = frame.samples
+        t = (np.arange(n) + self.sent) / frame.sample_rate
+        self.sent += n
+        pcm = (0.5 * 32767 * np.sin(2 * np.pi * self.freq * t)).astype(np.int16)
+        for plane in frame.planes:
+            plane.update(np.repeat(pcm, len(frame.layout.channels)).tobytes())
+        return frame
 
 
 def free_port():

@@ -5,10 +5,12 @@ use gst::glib;
 mod pipeline;
 mod webrtc;
 mod webrtcsink;
+mod webrtcsrc;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     pipeline::register(plugin)?;
-    webrtcsink::register(plugin)
+    webrtcsink::register(plugin)?;
+    webrtcsrc::register(plugin)
 }
 
 gst::plugin_define!(

@@ -1,0 +1,308 @@
+//! The element: a live source bin; each remote track becomes a chain and a sometimes pad.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use serde_json::json;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+
+use super::receive::Receiver;
+use crate::webrtc::RUNTIME;
+use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
+use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "remotemediawebrtcsrc",
+        gst::DebugColorFlags::empty(),
+        Some("RemoteMedia WebRTC source"),
+    )
+});
+
+#[derive(Debug, Clone)]
+struct Settings {
+    common: CommonSettings,
+    decode: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            common: CommonSettings::default(),
+            decode: true,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct WebRtcSrc {
+    settings: Mutex<Settings>,
+    hub: Mutex<Option<Arc<PeerHub>>>,
+    receivers: Arc<Mutex<Vec<Receiver>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Turns every track a peer sends into a pad of the bin.
+struct SrcRole(Arc<Tracks>);
+
+struct Tracks {
+    bin: glib::WeakRef<gst::Bin>,
+    receivers: Arc<Mutex<Vec<Receiver>>>,
+    decode: bool,
+    next_audio: AtomicU32,
+    next_video: AtomicU32,
+}
+
+impl Tracks {
+    fn on_track(
+        &self,
+        peer_id: &str,
+        track: Arc<webrtc::track::track_remote::TrackRemote>,
+    ) -> Result<(), String> {
+        let bin = self.bin.upgrade().ok_or("element gone")?;
+        let kind = track.kind();
+        let (prefix, counter) = match kind {
+            RTPCodecType::Audio => ("audio", &self.next_audio),
+            _ => ("video", &self.next_video),
+        };
+        let index = lock(&self.receivers)
+            .iter()
+            .filter(|r| r.peer_id == peer_id && r.pad.name().starts_with(prefix))
+            .count() as u32;
+        let pad_name = format!("{prefix}_{}", counter.fetch_add(1, Ordering::Relaxed));
+        let receiver = Receiver::new(&bin, &track, peer_id, &pad_name, index, self.decode)?;
+        receiver.start(track)?;
+        receiver.pad.set_active(true).map_err(|e| e.to_string())?;
+        let pad = receiver.pad.clone();
+        lock(&self.receivers).push(receiver);
+        bin.add_pad(&pad).map_err(|e| e.to_string())?;
+        gst::info!(CAT, obj = bin, "peer {peer_id}: {prefix} on {}", pad.name());
+        Ok(())
+    }
+}
+
+impl Role for SrcRole {
+    fn setup<'a>(
+        &'a self,
+        peer_id: &'a str,
+        pc: &'a Arc<RTCPeerConnection>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let peer = peer_id.to_owned();
+        let weak_pc = Arc::downgrade(pc);
+        let this = self.0.clone();
+        pc.on_track(Box::new(move |track, _, _| {
+            let this = this.clone();
+            let peer = peer.clone();
+            let weak_pc = weak_pc.clone();
+            Box::pin(async move {
+                let ssrc = track.ssrc();
+                let video = track.kind() == RTPCodecType::Video;
+                if let Err(e) = this.on_track(&peer, track) {
+                    if let Some(bin) = this.bin.upgrade() {
+                        crate::webrtc::messages::error(
+                            bin.upcast_ref(),
+                            crate::webrtc::messages::ErrorCode::Peer,
+                            Some(&peer),
+                            &e,
+                        );
+                    }
+                    return;
+                }
+                // Ask for a key frame so decoding starts at once.
+                if video && let Some(pc) = weak_pc.upgrade() {
+                    let pli = PictureLossIndication {
+                        sender_ssrc: 0,
+                        media_ssrc: ssrc,
+                    };
+                    let _ = pc.write_rtcp(&[Box::new(pli)]).await;
+                }
+            })
+        }));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn closed(&self, peer_id: &str) {
+        self.0.remove_peer(peer_id);
+    }
+}
+
+impl Tracks {
+    fn remove_peer(&self, peer_id: &str) {
+        let gone: Vec<Receiver> = {
+            let mut all = lock(&self.receivers);
+            let (gone, keep) = all.drain(..).partition(|r| r.peer_id == peer_id);
+            *all = keep;
+            gone
+        };
+        if let Some(bin) = self.bin.upgrade() {
+            for r in gone {
+                r.remove(&bin);
+            }
+        }
+    }
+}
+
+impl HubOwner for WebRtcSrc {
+    fn hub(&self) -> Option<Arc<PeerHub>> {
+        lock(&self.hub).clone()
+    }
+}
+
+impl WebRtcSrc {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let config = settings.common.hub_config(
+            "remotemediawebrtcsrc",
+            json!({"role": "src", "audio": true, "video": true, "data": true}),
+        );
+        let role = Arc::new(SrcRole(Arc::new(Tracks {
+            bin: self.obj().upcast_ref::<gst::Bin>().downgrade(),
+            receivers: self.receivers.clone(),
+            decode: settings.decode,
+            next_audio: AtomicU32::new(0),
+            next_video: AtomicU32::new(0),
+        })));
+        let element: gst::Element = self.obj().clone().upcast();
+        let hub = RUNTIME.block_on(PeerHub::start(&element, config, role))?;
+        if let Some(port) = hub.port() {
+            lock(&self.settings).common.signaling_port = port as u32;
+            gst::info!(CAT, imp = self, "signaling and web page on port {port}");
+        }
+        *lock(&self.hub) = Some(hub);
+        Ok(())
+    }
+
+    fn stop(&self) {
+        let hub = lock(&self.hub).take();
+        if let Some(hub) = hub {
+            hub.stop();
+        }
+        let all: Vec<Receiver> = lock(&self.receivers).drain(..).collect();
+        for r in all {
+            r.remove(self.obj().upcast_ref());
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for WebRtcSrc {
+    const NAME: &'static str = "GstRemoteMediaWebRtcSrc";
+    type Type = super::RemoteMediaWebRtcSrc;
+    type ParentType = gst::Bin;
+}
+
+impl ObjectImpl for WebRtcSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut props = CommonSettings::properties();
+            props.push(
+                glib::ParamSpecBoolean::builder("decode")
+                    .nick("Decode")
+                    .blurb("Decode received media (false: pads carry the encoded stream)")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
+            );
+            props
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> =
+            LazyLock::new(action_signals::<WebRtcSrc>);
+        SIGNALS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        if s.common.set(pspec.name(), value) {
+            if pspec.name() == "max-peers"
+                && let Some(hub) = lock(&self.hub).as_ref()
+            {
+                hub.set_max_peers(s.common.max_peers);
+            }
+            return;
+        }
+        match pspec.name() {
+            "decode" => s.decode = value.get().unwrap_or(true),
+            _ => unreachable!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = lock(&self.settings);
+        match s.common.get(pspec.name()) {
+            Some(v) => v,
+            None => s.decode.to_value(),
+        }
+    }
+}
+
+impl GstObjectImpl for WebRtcSrc {}
+
+impl ElementImpl for WebRtcSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "RemoteMedia WebRTC source",
+                "Source/Network/WebRTC",
+                "Receives audio and video from WebRTC peers, with embedded JSON-RPC signaling and a web page",
+                "RemoteMedia for GStreamer developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            ["audio_%u", "video_%u"]
+                .into_iter()
+                .map(|name| {
+                    gst::PadTemplate::new(
+                        name,
+                        gst::PadDirection::Src,
+                        gst::PadPresence::Sometimes,
+                        &gst::Caps::new_any(),
+                    )
+                    .unwrap()
+                })
+                .collect()
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "{transition:?}");
+        if transition == gst::StateChange::NullToReady
+            && let Err(err) = self.start()
+        {
+            self.post_error_message(err);
+            return Err(gst::StateChangeError);
+        }
+        let result = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::ReadyToNull {
+            self.stop();
+        }
+        // A live source: nothing to preroll until peers send media.
+        Ok(match transition {
+            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused => {
+                gst::StateChangeSuccess::NoPreroll
+            }
+            _ => result,
+        })
+    }
+}
+
+impl BinImpl for WebRtcSrc {}
