@@ -212,3 +212,36 @@ def test_a_peer_that_vanishes_is_detected_by_ice(sink):
     finally:
         child.kill()
         child.wait()
+
+
+def test_external_signaling_url(sink):
+    """The sink announces on another element's signaling server and is reached through it."""
+    host = Gst.ElementFactory.make("remotemediawebrtcsrc")
+    host.set_property("signaling-port", 0)
+    host.set_property("peer-id", "host")
+    assert host.set_state(Gst.State.READY) == Gst.StateChangeReturn.SUCCESS
+    port = host.get_property("signaling-port")
+    assert port > 0
+    pipeline = Gst.parse_launch(
+        f"remotemediawebrtcsink name=s signaling-url=ws://127.0.0.1:{port}/ws peer-id=far ice-loopback-only=true "
+        "videotestsrc is-live=true ! video/x-raw,width=160,height=120 ! s.video_0"
+    )
+    try:
+        assert pipeline.set_state(Gst.State.PLAYING) != Gst.StateChangeReturn.FAILURE
+
+        async def scenario():
+            peer = Peer("viewer")
+            assert await peer.call(port, target="far", recv=("video",)) is None
+            await peer.wait_connected()
+            frames = await peer.video_frames(5)
+            assert frames[-1].width == 160
+            await peer.close()
+
+        run(scenario())
+    finally:
+        pipeline.set_state(Gst.State.NULL)
+        host.set_state(Gst.State.NULL)
+
+    bad = Gst.ElementFactory.make("remotemediawebrtcsink")
+    bad.set_property("signaling-url", "grpc+nope://127.0.0.1:1")
+    assert bad.set_state(Gst.State.READY) == Gst.StateChangeReturn.FAILURE

@@ -138,7 +138,6 @@ impl Stream {
             .map_err(|e| e.to_string())?;
         let appsink = gst_app::AppSink::builder()
             .name(format!("{name}-rtp"))
-            .sync(true)
             .build();
         bin.add_many([&filter, &queue]).map_err(|e| e.to_string())?;
         filter.link(&queue).map_err(|e| e.to_string())?;
@@ -223,6 +222,13 @@ impl Stream {
         chain.push(pay);
         chain.push(self.appsink.clone().upcast());
 
+        // Live input is sent the moment it is encoded; anything else is paced by the clock.
+        let mut query = gst::query::Latency::new();
+        let live = self
+            .queue
+            .static_pad("sink")
+            .is_some_and(|sink| sink.peer_query(&mut query) && query.result().0);
+        self.appsink.set_sync(!live);
         bin.add_many(&chain).map_err(|e| e.to_string())?;
         gst::Element::link_many(std::iter::once(&self.queue).chain(chain.iter()))
             .map_err(|e| format!("cannot link the {:?} chain: {e}", self.kind))?;

@@ -1,0 +1,61 @@
+"""The aiortc side of B5: announces as `aiortc-sender` on a JSON-RPC signaling server and
+answers every offer with a connection of its own, fed from one 720p30 video source and one
+audio source through MediaRelay (aiortc encodes per connection).
+
+    python benches/aiortc_sender.py SIGNALING_PORT
+"""
+
+import asyncio
+import pathlib
+import sys
+
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.contrib.media import MediaRelay
+from av import VideoFrame
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+from webrtc_peer import SineTrack, Signaling  # noqa: E402
+
+
+class MovingPicture(VideoStreamTrack):
+    """1280x720 at 30 fps with a moving bar, so the encoder has real work."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+        self.base = np.random.default_rng(1).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+
+    async def recv(self):
+        pts, time_base = await self.next_timestamp()
+        img = np.roll(self.base, self.n * 8, axis=1)
+        self.n += 1
+        frame = VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+async def main(port):
+    signaling = await Signaling.connect(port)
+    reply = await signaling.call("peer.announce", {"peer_id": "aiortc-sender"})
+    assert "result" in reply, reply
+    relay = MediaRelay()
+    video, audio = MovingPicture(), SineTrack()
+    pcs = []
+    while True:
+        msg = await signaling.notifications.get()
+        if msg.get("method") != "peer.offer":
+            continue
+        params = msg["params"]
+        pc = RTCPeerConnection()
+        pcs.append(pc)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=params["sdp"], type="offer"))
+        for t in pc.getTransceivers():
+            t.direction = "sendonly"
+            pc.addTrack(relay.subscribe(audio if t.kind == "audio" else video))
+        await pc.setLocalDescription(await pc.createAnswer())
+        await signaling.call("peer.answer", {"to": params["from"], "sdp": pc.localDescription.sdp})
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1])))
