@@ -24,7 +24,11 @@ class MovingPicture(VideoStreamTrack):
     def __init__(self):
         super().__init__()
         self.n = 0
-        self.base = np.random.default_rng(1).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+        # Smooth colour ramps: as compressible as videotestsrc's moving SMPTE bars.
+        x = np.linspace(0, 255, 1280, dtype=np.float32)
+        y = np.linspace(0, 255, 720, dtype=np.float32)[:, None]
+        self.base = np.stack([np.broadcast_to(x, (720, 1280)), np.broadcast_to(y, (720, 1280)),
+                              (x + y) / 2], axis=-1).astype(np.uint8)
 
     async def recv(self):
         pts, time_base = await self.next_timestamp()
@@ -39,6 +43,7 @@ async def main(port):
     signaling = await Signaling.connect(port)
     reply = await signaling.call("peer.announce", {"peer_id": "aiortc-sender"})
     assert "result" in reply, reply
+    print("ready", flush=True)
     relay = MediaRelay()
     video, audio = MovingPicture(), SineTrack()
     pcs = []

@@ -46,6 +46,15 @@ async def measure(pid, seconds):
     return 100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
 
 
+async def packets(peers):
+    """RTP packets received so far by each peer (all its tracks)."""
+    out = []
+    for p in peers:
+        stats = await p.pc.getStats()
+        out.append(sum(s.packetsReceived for s in stats.values() if s.type == "inbound-rtp"))
+    return out
+
+
 async def fan_out(port, target, counts, seconds, pid):
     results = {}
     peers = []
@@ -59,8 +68,11 @@ async def fan_out(port, target, counts, seconds, pid):
             await peer.wait_connected(30)
             peers.append(peer)
         await asyncio.sleep(3)  # past the first key frames and the bitrate ramp
+        before = await packets(peers)
         results[n] = await measure(pid, seconds)
-        print(f"  {n:2d} peers: {results[n]:6.1f} % of a core", flush=True)
+        rates = [(b - a) / seconds for a, b in zip(before, await packets(peers))]
+        print(f"  {n:2d} peers: {results[n]:6.1f} % of a core; RTP packets/s per peer "
+              f"min {min(rates):.0f} max {max(rates):.0f}", flush=True)
     for p in peers:
         await p.close()
     return results
@@ -68,9 +80,14 @@ async def fan_out(port, target, counts, seconds, pid):
 
 def report(name, r, counts):
     last = counts[-1]
-    per_peer = (r[last] - r[counts[0]]) / (last - counts[0])
+    if last > 1:
+        per_peer = (r[last] - r[1]) / (last - 1)
+        ratio = f"; {last} peers / 1 peer = {r[last] / r[1]:.2f}x"
+    else:
+        per_peer = r[1] - r[0]
+        ratio = ""
     print(f"{name}: idle {r[0]:.1f} %, " + ", ".join(f"{n} peers {r[n]:.1f} %" for n in counts)
-          + f"; {last} peers / 1 peer = {r[last] / r[1]:.2f}x; each extra peer {per_peer:.2f} % of a core")
+          + f"{ratio}; each further peer {per_peer:.2f} % of a core")
     return per_peer
 
 
@@ -80,7 +97,7 @@ def main(seconds):
     sink = subprocess.Popen(
         ["gst-launch-1.0", "-q",
          "remotemediawebrtcsink", "name=s", f"signaling-port={port}", "ice-loopback-only=true", "max-peers=20",
-         "videotestsrc", "is-live=true", "pattern=ball", "!",
+         "videotestsrc", "is-live=true", "pattern=smpte", "horizontal-speed=8", "!",
          "video/x-raw,width=1280,height=720,framerate=30/1", "!", "s.video_0",
          "audiotestsrc", "is-live=true", "!", "s.audio_0"],
         env=env,
@@ -95,11 +112,17 @@ def main(seconds):
     # The aiortc sender needs a signaling server: an idle remotemediawebrtcsrc provides one.
     port = free_port()
     hub = subprocess.Popen(["gst-launch-1.0", "-q", "remotemediawebrtcsrc", f"signaling-port={port}"], env=env)
-    sender = subprocess.Popen([sys.executable, str(HERE / "aiortc_sender.py"), str(port)], env=env)
+    time.sleep(1)
+    sender = subprocess.Popen(
+        [sys.executable, str(HERE / "aiortc_sender.py"), str(port)], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
-        time.sleep(3)
+        assert sender.stdout.readline().strip() == "ready"
         print("aiortc sender (720p30 VP8 + Opus, one encoder per peer):", flush=True)
-        theirs = asyncio.run(fan_out(port, "aiortc-sender", [1, 2, 3], seconds, sender.pid))
+        # One peer only: this aiortc sender process ends when a second peer joins (not yet
+        # understood, see BENCHMARKS.md), and aiortc encodes once per peer by design, so its
+        # one-peer cost above idle is the cost of each further peer.
+        theirs = asyncio.run(fan_out(port, "aiortc-sender", [1], seconds, sender.pid))
     finally:
         sender.kill()
         hub.kill()
@@ -107,8 +130,8 @@ def main(seconds):
         hub.wait()
 
     a = report("remotemediawebrtcsink", ours, [1, 5, 10])
-    b = report("aiortc sender", theirs, [1, 2, 3])
-    print(f"CPU per extra peer, aiortc / remotemediawebrtcsink: {b / max(a, 0.01):.1f}x")
+    b = report("aiortc sender", theirs, [1])
+    print(f"CPU per further peer, aiortc / remotemediawebrtcsink: {b / max(a, 0.01):.1f}x")
 
 
 if __name__ == "__main__":
