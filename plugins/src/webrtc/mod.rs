@@ -19,3 +19,18 @@ pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .build()
         .expect("cannot start the tokio runtime")
 });
+
+/// Runs `future` on the runtime and waits for it on this thread. Unlike `block_on`, this also
+/// works when the caller is itself inside a tokio runtime (an application's), where `block_on`
+/// would panic. `None` if the task died.
+pub fn run_blocking<F>(future: F) -> Option<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    RUNTIME.spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    rx.recv().ok()
+}

@@ -122,7 +122,16 @@ impl WebRtcSink {
             streams: self.streams.clone(),
         });
         let element: gst::Element = self.obj().clone().upcast();
-        let hub = RUNTIME.block_on(PeerHub::start(&element, config, role))?;
+        let hub =
+            crate::webrtc::run_blocking(
+                async move { PeerHub::start(&element, config, role).await },
+            )
+            .ok_or_else(|| {
+                gst::error_msg!(
+                    gst::CoreError::Failed,
+                    ["INTERNAL_ERROR: signaling start-up died"]
+                )
+            })??;
         if let Some(port) = hub.port() {
             lock(&self.settings).common.signaling_port = port as u32;
             gst::info!(CAT, imp = self, "signaling and web page on port {port}");

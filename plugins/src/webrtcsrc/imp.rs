@@ -12,7 +12,6 @@ use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndicat
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
 use super::receive::Receiver;
-use crate::webrtc::RUNTIME;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
 
@@ -171,7 +170,16 @@ impl WebRtcSrc {
             next_video: AtomicU32::new(0),
         })));
         let element: gst::Element = self.obj().clone().upcast();
-        let hub = RUNTIME.block_on(PeerHub::start(&element, config, role))?;
+        let hub =
+            crate::webrtc::run_blocking(
+                async move { PeerHub::start(&element, config, role).await },
+            )
+            .ok_or_else(|| {
+                gst::error_msg!(
+                    gst::CoreError::Failed,
+                    ["INTERNAL_ERROR: signaling start-up died"]
+                )
+            })??;
         if let Some(port) = hub.port() {
             lock(&self.settings).common.signaling_port = port as u32;
             gst::info!(CAT, imp = self, "signaling and web page on port {port}");
