@@ -121,6 +121,23 @@ impl PeerHub {
         Ok(hub)
     }
 
+    /// `start` for state changes: runs on the shared runtime and waits for it on this thread.
+    pub fn start_blocking(
+        element: &gst::Element,
+        config: HubConfig,
+        role: Arc<dyn Role>,
+    ) -> Result<Arc<Self>, gst::ErrorMessage> {
+        let element = element.clone();
+        super::run_blocking(async move { Self::start(&element, config, role).await }).ok_or_else(
+            || {
+                gst::error_msg!(
+                    gst::CoreError::Failed,
+                    ["INTERNAL_ERROR: signaling start-up died"]
+                )
+            },
+        )?
+    }
+
     /// The embedded signaling server's port, if any.
     pub fn port(&self) -> Option<u16> {
         lock(&self.link).as_ref().and_then(|l| l.port())

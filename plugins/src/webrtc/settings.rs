@@ -114,6 +114,24 @@ impl CommonSettings {
         true
     }
 
+    /// `set`, and a new `max-peers` also reaches the running hub.
+    pub fn set_live(
+        &mut self,
+        name: &str,
+        value: &glib::Value,
+        hub: Option<&Arc<PeerHub>>,
+    ) -> bool {
+        if !self.set(name, value) {
+            return false;
+        }
+        if name == "max-peers"
+            && let Some(hub) = hub
+        {
+            hub.set_max_peers(self.max_peers);
+        }
+        true
+    }
+
     pub fn get(&self, name: &str) -> Option<glib::Value> {
         Some(match name {
             "signaling-host" => self.signaling_host.to_value(),

@@ -122,16 +122,7 @@ impl WebRtcSink {
             streams: self.streams.clone(),
         });
         let element: gst::Element = self.obj().clone().upcast();
-        let hub =
-            crate::webrtc::run_blocking(
-                async move { PeerHub::start(&element, config, role).await },
-            )
-            .ok_or_else(|| {
-                gst::error_msg!(
-                    gst::CoreError::Failed,
-                    ["INTERNAL_ERROR: signaling start-up died"]
-                )
-            })??;
+        let hub = PeerHub::start_blocking(&element, config, role)?;
         if let Some(port) = hub.port() {
             lock(&self.settings).common.signaling_port = port as u32;
             gst::info!(CAT, imp = self, "signaling and web page on port {port}");
@@ -204,12 +195,8 @@ impl ObjectImpl for WebRtcSink {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
-        if s.common.set(pspec.name(), value) {
-            if pspec.name() == "max-peers"
-                && let Some(hub) = lock(&self.hub).as_ref()
-            {
-                hub.set_max_peers(s.common.max_peers);
-            }
+        let hub = self.hub();
+        if s.common.set_live(pspec.name(), value, hub.as_ref()) {
             return;
         }
         match pspec.name() {
