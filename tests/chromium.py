@@ -35,10 +35,10 @@ def chromium_path():
 class Browser:
     """One Chromium with one page; `evaluate` runs JavaScript in it and awaits promises."""
 
-    def __init__(self, url, debug_port):
+    def __init__(self, url, debug_port, extra_flags=()):
         self.profile = tempfile.TemporaryDirectory(prefix="rm-chromium-", ignore_cleanup_errors=True)
         self.proc = subprocess.Popen(
-            [chromium_path(), *FLAGS, f"--remote-debugging-port={debug_port}",
+            [chromium_path(), *FLAGS, *extra_flags, f"--remote-debugging-port={debug_port}",
              f"--user-data-dir={self.profile.name}", url],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -73,3 +73,38 @@ def test_chromium_sends_its_microphone_and_camera_to_the_src():
         run(scenario())
     finally:
         s.stop()
+
+
+def test_chromium_server_mode_gets_vad_events_on_its_data_channel():
+    from test_webrtc_server import SPEECH, VAD, ServerPipeline
+
+    s = ServerPipeline(manifest=VAD)
+    s.play()
+    # The fake microphone plays the speech sample (Chromium loops the file).
+    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-server", free_port(),
+                      extra_flags=[f"--use-file-for-fake-audio-capture={SPEECH}"])
+
+    async def scenario():
+        try:
+            await browser.connect()
+            await browser.wait_for("rm.state === 'connected'")
+            await s.message("peer-connected", **{"peer-id": "chromium-server"})
+            # VAD results of this browser's own run arrive on its data channel, and the page
+            # shows them: a speech start in the log, the speech state on the page.
+            start = await browser.wait_for(
+                "rm.results.find(r => r.node_id === 'vad' && r.data.is_speech_start) || null")
+            assert start["kind"] == "json" and start["data"]["has_speech"] is True
+            await browser.wait_for("rm.events.some(e => e.kind === 'result')")
+            await browser.wait_for("document.getElementById('speech').textContent === 'speaking'")
+            # The run's audio (the speech, through the manifest) comes back on the track.
+            await browser.evaluate("document.getElementById('unmute').click(); document.getElementById('video').play(); true")
+            stats = await browser.wait_for("rm.stats().then(s => s.audioEnergy > 0.001 ? s : null)")
+            assert stats["audioSamples"] > 0
+        finally:
+            await browser.close()
+
+    try:
+        run(scenario())
+    finally:
+        s.stop()
+    assert not s.errors, s.errors

@@ -5,13 +5,17 @@ aioice leaves 127.0.0.1 out of its host candidates; the tests must stay on loopb
 """
 
 import asyncio
+import fractions
 import json
 import socket
+import time
+import wave
 
 import aioice.ice
+import av
 import numpy as np
 import websockets
-from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import AudioStreamTrack, MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
@@ -33,6 +37,39 @@ class SineTrack(AudioStreamTrack):
         pcm = (0.5 * 32767 * np.sin(2 * np.pi * self.freq * t)).astype(np.int16)
         for plane in frame.planes:
             plane.update(np.repeat(pcm, len(frame.layout.channels)).tobytes())
+        return frame
+
+
+class WavTrack(MediaStreamTrack):
+    """A mono WAV file as 20 ms frames of 48 kHz s16, in real time, looped."""
+
+    kind = "audio"
+    RATE = 48000
+    SAMPLES = 960
+
+    def __init__(self, path):
+        super().__init__()
+        with wave.open(str(path)) as w:
+            assert w.getnchannels() == 1 and w.getsampwidth() == 2, "mono s16 WAV expected"
+            rate = w.getframerate()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float64)
+        t = np.arange(int(len(pcm) * self.RATE / rate)) * rate / self.RATE
+        self.pcm = np.interp(t, np.arange(len(pcm)), pcm).astype(np.int16)
+        self.sent = 0
+        self.start = None
+
+    async def recv(self):
+        if self.start is None:
+            self.start = time.monotonic()
+        due = self.start + self.sent / self.RATE
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        idx = (np.arange(self.SAMPLES) + self.sent) % len(self.pcm)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=self.SAMPLES)
+        frame.planes[0].update(self.pcm[idx].tobytes())
+        frame.sample_rate = self.RATE
+        frame.pts = self.sent
+        frame.time_base = fractions.Fraction(1, self.RATE)
+        self.sent += self.SAMPLES
         return frame
 
 
@@ -105,14 +142,18 @@ class Peer:
         self.pc.on("track", lambda track: self.tracks.__setitem__(track.kind, track))
         self.signaling = None
 
-    async def call(self, port, target="remotemedia", recv=("audio", "video"), send_tracks=()):
+    async def call(self, port, target="remotemedia", recv=("audio", "video"), send_tracks=(),
+                   sendrecv_tracks=(), user_data=None):
         self.signaling = await Signaling.connect(port)
-        reply = await self.signaling.call("peer.announce", {"peer_id": self.peer_id, "capabilities": {"aiortc": True}})
+        reply = await self.signaling.call("peer.announce", {
+            "peer_id": self.peer_id, "capabilities": {"aiortc": True}, "user_data": user_data or {}})
         assert "result" in reply, reply
         for kind in recv:
             self.pc.addTransceiver(kind, direction="recvonly")
         for track in send_tracks:
             self.pc.addTransceiver(track, direction="sendonly")
+        for track in sendrecv_tracks:
+            self.pc.addTransceiver(track, direction="sendrecv")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         reply = await self.signaling.call(
             "peer.offer", {"to": target, "sdp": self.pc.localDescription.sdp}

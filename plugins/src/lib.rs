@@ -4,13 +4,15 @@ use gst::glib;
 
 mod pipeline;
 mod webrtc;
+mod webrtcserver;
 mod webrtcsink;
 mod webrtcsrc;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     pipeline::register(plugin)?;
     webrtcsink::register(plugin)?;
-    webrtcsrc::register(plugin)
+    webrtcsrc::register(plugin)?;
+    webrtcserver::register(plugin)
 }
 
 gst::plugin_define!(

@@ -1,12 +1,14 @@
 // The RemoteMedia demo page: JSON-RPC 2.0 signaling over WebSocket (peer.announce, peer.offer,
 // peer.ice_candidate ...), one RTCPeerConnection to the element, its media and its data channel.
-// Query parameters: ?peer=<element peer id>&id=<my id>&send=1 (send microphone and camera).
+// Query parameters: ?peer=<element peer id>&id=<my id>&send=1 (send microphone and camera)
+// &session=<room> (join that session). Server mode shows the manifest's results as they come.
 // `window.rm` exposes state for tests and the console.
 "use strict";
 
 const query = new URLSearchParams(location.search);
 const me = query.get("id") || "browser-" + Math.random().toString(36).slice(2, 8);
-const rm = { me, state: "starting", peers: [], events: [], data: [], error: null, tracks: 0 };
+const rm = { me, state: "starting", peers: [], events: [], data: [], results: [], error: null, tracks: 0 };
+const KEEP = 2000; // messages kept in rm.data / rm.results
 window.rm = rm;
 
 const $ = (id) => document.getElementById(id);
@@ -137,7 +139,10 @@ async function start(peerId) {
   };
   channel = pc.createDataChannel("remotemedia");
   channel.onmessage = (ev) => {
-    rm.data.push(ev.data);
+    keep(rm.data, ev.data);
+    let msg = null;
+    try { msg = JSON.parse(ev.data); } catch (_) { /* plain text */ }
+    if (msg && msg.type === "result") return showResult(msg);
     log("data", ev.data);
   };
   channel.onopen = () => log("datachannel", "open");
@@ -164,6 +169,21 @@ async function start(peerId) {
   }
 }
 
+function keep(list, item) {
+  list.push(item);
+  if (list.length > KEEP) list.splice(0, list.length - KEEP);
+}
+
+// A result of the server's manifest run: VAD events update the speech state, and only
+// speech starts/ends and text go to the log (probabilities come every few milliseconds).
+function showResult(msg) {
+  keep(rm.results, msg);
+  $("result").textContent = `${msg.node_id} ${JSON.stringify(msg.data)}`;
+  const d = msg.data || {};
+  if (typeof d.has_speech === "boolean") $("speech").textContent = d.has_speech ? "speaking" : "silence";
+  if (d.is_speech_start || d.is_speech_end || msg.kind === "text") log("result", msg);
+}
+
 $("unmute").onclick = () => { $("video").muted = false; };
 $("send").onclick = () => { if (channel && channel.readyState === "open") channel.send($("msg").value); };
 
@@ -185,7 +205,12 @@ rm.stats = async () => {
 
 ws.onopen = async () => {
   setState("announcing");
-  const reply = await call("peer.announce", { peer_id: me, capabilities: { browser: true, audio: true, video: true } });
+  const session = query.get("session");
+  const reply = await call("peer.announce", {
+    peer_id: me,
+    capabilities: { browser: true, audio: true, video: true },
+    user_data: session ? { session } : {},
+  });
   rm.peers = reply.other_peers;
   renderPeers();
   setState("waiting for the element");

@@ -22,6 +22,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use super::RUNTIME;
 use super::ice::IceSettings;
 use super::messages::{self, ErrorCode};
+use super::sessions::{self, Change, Sessions};
 use super::signaling::{Link, SignalingConfig};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -66,6 +67,7 @@ pub struct PeerHub {
     peers: Mutex<HashMap<String, Peer>>,
     /// Capabilities announced by peers, for `peer-connected`.
     capabilities: Mutex<HashMap<String, String>>,
+    sessions: Mutex<Sessions>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,6 +94,7 @@ impl PeerHub {
             link: Mutex::new(None),
             peers: Mutex::new(HashMap::new()),
             capabilities: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
         });
         let info = PeerInfo {
             peer_id: config.peer_id,
@@ -175,11 +178,24 @@ impl PeerHub {
     fn on_signaling(self: &Arc<Self>, event: Event) -> Result<(), RpcError> {
         match event {
             Event::Joined(info) => {
+                if let Some(room) = info.user_data.get("session").and_then(|v| v.as_str()) {
+                    let changes = lock(&self.sessions).join_or_create(room, &info.peer_id);
+                    match changes {
+                        Ok(changes) => self.post_session_changes(room, changes),
+                        Err(e) => self.post(|el| {
+                            messages::error(el, ErrorCode::Config, Some(&info.peer_id), &e)
+                        }),
+                    }
+                }
                 lock(&self.capabilities).insert(info.peer_id, info.capabilities.to_string());
                 Ok(())
             }
             Event::Left { peer_id, reason } => {
                 lock(&self.capabilities).remove(&peer_id);
+                let rooms = lock(&self.sessions).forget(&peer_id);
+                for room in rooms {
+                    self.post_session_changes(&room, [Change::PeerLeft(peer_id.clone())]);
+                }
                 self.close_peer(&peer_id, &format!("signaling: {reason}"), false);
                 Ok(())
             }
@@ -402,23 +418,20 @@ impl PeerHub {
 
     /// Sends text on the peer's data channel; false (and a bus error) when it has none.
     pub fn send_to_peer(&self, peer_id: &str, message: &str) -> bool {
+        let sent = self.try_send_to_peer(peer_id, message);
+        if !sent {
+            let msg = format!("no data channel open with peer '{peer_id}'");
+            self.post(|e| messages::error(e, ErrorCode::PeerNotFound, Some(peer_id), &msg));
+        }
+        sent
+    }
+
+    /// `send_to_peer` without the bus error, for results that may precede the channel.
+    pub fn try_send_to_peer(&self, peer_id: &str, message: &str) -> bool {
         let channel = lock(&self.peers)
             .get(peer_id)
             .and_then(|p| p.channel.clone());
-        match channel {
-            Some(channel) => {
-                let text = message.to_owned();
-                RUNTIME.spawn(async move {
-                    let _ = channel.send_text(text).await;
-                });
-                true
-            }
-            None => {
-                let msg = format!("no data channel open with peer '{peer_id}'");
-                self.post(|e| messages::error(e, ErrorCode::PeerNotFound, Some(peer_id), &msg));
-                false
-            }
-        }
+        channel.is_some_and(|c| send_all(vec![c], message) == 1)
     }
 
     /// Sends text to every peer with an open data channel; returns how many.
@@ -427,14 +440,84 @@ impl PeerHub {
             .values()
             .filter_map(|p| p.channel.clone())
             .collect();
-        let n = channels.len() as u32;
-        for channel in channels {
-            let text = message.to_owned();
-            RUNTIME.spawn(async move {
-                let _ = channel.send_text(text).await;
-            });
+        send_all(channels, message)
+    }
+
+    fn post_session_changes(&self, room: &str, changes: impl IntoIterator<Item = Change>) {
+        for change in changes {
+            self.post(|e| messages::session(e, room, &change));
         }
-        n
+    }
+
+    fn session_result<T>(&self, room: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                let code = if msg == sessions::not_found(room) {
+                    ErrorCode::SessionNotFound
+                } else {
+                    ErrorCode::Config
+                };
+                self.post(|e| messages::error(e, code, None, &msg));
+                None
+            }
+        }
+    }
+
+    /// Creates a session; `metadata` is a JSON object (or empty). False (and a bus error) when
+    /// it exists or the metadata is not an object.
+    pub fn create_session(&self, room: &str, metadata: &str) -> bool {
+        let parsed = if metadata.trim().is_empty() {
+            Ok(serde_json::Value::Null)
+        } else {
+            serde_json::from_str(metadata).map_err(|e| format!("session metadata: {e}"))
+        };
+        let result = parsed.and_then(|m| lock(&self.sessions).create(room, m));
+        let change = self.session_result(room, result);
+        change
+            .map(|c| self.post_session_changes(room, [c]))
+            .is_some()
+    }
+
+    pub fn delete_session(&self, room: &str) -> bool {
+        let result = lock(&self.sessions).delete(room);
+        let change = self.session_result(room, result);
+        change
+            .map(|c| self.post_session_changes(room, [c]))
+            .is_some()
+    }
+
+    pub fn join_session(&self, room: &str, peer: &str) -> bool {
+        let result = lock(&self.sessions).join(room, peer);
+        let change = self.session_result(room, result);
+        change.map(|c| self.post_session_changes(room, c)).is_some()
+    }
+
+    pub fn leave_session(&self, room: &str, peer: &str) -> bool {
+        let result = lock(&self.sessions).leave(room, peer);
+        let change = self.session_result(room, result);
+        change.map(|c| self.post_session_changes(room, c)).is_some()
+    }
+
+    /// Every session as a JSON array of `{session_id, peer_ids, created_at, metadata}`.
+    pub fn sessions_json(&self) -> String {
+        lock(&self.sessions).to_json().to_string()
+    }
+
+    /// Sends text to the members of a session that have a data channel; returns how many.
+    pub fn send_to_session(&self, room: &str, message: &str) -> u32 {
+        let result = lock(&self.sessions).members(room);
+        let Some(members) = self.session_result(room, result) else {
+            return 0;
+        };
+        let channels: Vec<Arc<RTCDataChannel>> = {
+            let peers = lock(&self.peers);
+            members
+                .iter()
+                .filter_map(|id| peers.get(id).and_then(|p| p.channel.clone()))
+                .collect()
+        };
+        send_all(channels, message)
     }
 
     pub fn connected_peers(&self) -> Vec<String> {
@@ -446,6 +529,17 @@ impl PeerHub {
         ids.sort();
         ids
     }
+}
+
+fn send_all(channels: Vec<Arc<RTCDataChannel>>, message: &str) -> u32 {
+    let n = channels.len() as u32;
+    for channel in channels {
+        let text = message.to_owned();
+        RUNTIME.spawn(async move {
+            let _ = channel.send_text(text).await;
+        });
+    }
+    n
 }
 
 /// Drops `a=candidate` lines whose address is not loopback (ice-loopback-only).

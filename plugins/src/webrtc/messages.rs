@@ -3,6 +3,8 @@
 
 use gst::prelude::*;
 
+use super::sessions::Change;
+
 /// The DESIGN §6 error codes these elements post.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -10,6 +12,9 @@ pub enum ErrorCode {
     Peer,
     MaxPeersReached,
     PeerNotFound,
+    SessionNotFound,
+    Config,
+    Pipeline,
 }
 
 impl ErrorCode {
@@ -19,6 +24,9 @@ impl ErrorCode {
             ErrorCode::Peer => "PEER_ERROR",
             ErrorCode::MaxPeersReached => "MAX_PEERS_REACHED",
             ErrorCode::PeerNotFound => "PEER_NOT_FOUND",
+            ErrorCode::SessionNotFound => "SESSION_NOT_FOUND",
+            ErrorCode::Config => "CONFIG_ERROR",
+            ErrorCode::Pipeline => "PIPELINE_ERROR",
         }
     }
 }
@@ -64,6 +72,24 @@ pub fn error(element: &gst::Element, code: ErrorCode, peer_id: Option<&str>, mes
             .field("code", code.as_str())
             .field("peer-id", peer_id.unwrap_or(""))
             .field("message", message)
+            .build(),
+    );
+}
+
+/// `session`: a session was created or deleted, or a peer joined or left it.
+pub fn session(element: &gst::Element, session_id: &str, change: &Change) {
+    let (event, peer) = match change {
+        Change::Created => ("created", ""),
+        Change::Deleted => ("deleted", ""),
+        Change::PeerJoined(p) => ("peer-joined", p.as_str()),
+        Change::PeerLeft(p) => ("peer-left", p.as_str()),
+    };
+    post(
+        element,
+        gst::Structure::builder("session")
+            .field("session-id", session_id)
+            .field("event", event)
+            .field("peer-id", peer)
             .build(),
     );
 }

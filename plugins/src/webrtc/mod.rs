@@ -5,6 +5,9 @@
 pub mod hub;
 pub mod ice;
 pub mod messages;
+pub mod receive;
+pub mod send;
+pub mod sessions;
 pub mod settings;
 pub mod signaling;
 

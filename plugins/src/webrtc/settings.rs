@@ -1,5 +1,5 @@
 //! Properties and action signals every WebRTC element has: signaling, ICE, max-peers, and
-//! `send-to-peer`, `broadcast`, `disconnect-peer`, `get-peers`.
+//! `send-to-peer`, `broadcast`, `disconnect-peer`, `get-peers` and the session signals.
 
 use std::sync::Arc;
 
@@ -181,8 +181,66 @@ fn hub_of<T: HubOwner>(value: &glib::Value) -> Option<Arc<PeerHub>> {
     T::from_obj(obj).hub()
 }
 
+fn string_arg(args: &[glib::Value], i: usize) -> Option<String> {
+    args[i]
+        .get::<Option<String>>()
+        .ok()
+        .map(Option::unwrap_or_default)
+}
+
+/// A `(session, peer)` action on the hub, returning whether it was done.
+fn session_signal<T: HubOwner>(
+    name: &'static str,
+    action: fn(&PeerHub, &str, &str) -> bool,
+) -> glib::subclass::Signal {
+    glib::subclass::Signal::builder(name)
+        .param_types([String::static_type(), String::static_type()])
+        .return_type::<bool>()
+        .action()
+        .class_handler(move |args| {
+            let (a, b) = (string_arg(args, 1)?, string_arg(args, 2)?);
+            let done = hub_of::<T>(&args[0]).is_some_and(|h| action(&h, &a, &b));
+            Some(done.to_value())
+        })
+        .build()
+}
+
 pub fn action_signals<T: HubOwner>() -> Vec<glib::subclass::Signal> {
     vec![
+        // Sessions (rooms): create-session(id, metadata JSON object or ""), join-session and
+        // leave-session(id, peer), delete-session(id), send-to-session(id, text) -> peers
+        // reached, get-sessions() -> JSON array.
+        session_signal::<T>("create-session", PeerHub::create_session),
+        session_signal::<T>("join-session", PeerHub::join_session),
+        session_signal::<T>("leave-session", PeerHub::leave_session),
+        glib::subclass::Signal::builder("delete-session")
+            .param_types([String::static_type()])
+            .return_type::<bool>()
+            .action()
+            .class_handler(|args| {
+                let id = string_arg(args, 1)?;
+                let done = hub_of::<T>(&args[0]).is_some_and(|h| h.delete_session(&id));
+                Some(done.to_value())
+            })
+            .build(),
+        glib::subclass::Signal::builder("send-to-session")
+            .param_types([String::static_type(), String::static_type()])
+            .return_type::<u32>()
+            .action()
+            .class_handler(|args| {
+                let (id, msg) = (string_arg(args, 1)?, string_arg(args, 2)?);
+                let n = hub_of::<T>(&args[0]).map_or(0, |h| h.send_to_session(&id, &msg));
+                Some(n.to_value())
+            })
+            .build(),
+        glib::subclass::Signal::builder("get-sessions")
+            .return_type::<String>()
+            .action()
+            .class_handler(|args| {
+                let json = hub_of::<T>(&args[0]).map_or_else(|| "[]".into(), |h| h.sessions_json());
+                Some(json.to_value())
+            })
+            .build(),
         glib::subclass::Signal::builder("send-to-peer")
             .param_types([String::static_type(), String::static_type()])
             .return_type::<bool>()

@@ -8,12 +8,9 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 
-use super::stream::{EncodeSettings, Kind, Stream, VideoCodec};
-use crate::webrtc::RUNTIME;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
+use crate::webrtc::send::{EncodeSettings, Kind, Stream, VideoCodec};
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -75,25 +72,7 @@ impl Role for SinkRole {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             for stream in self.streams() {
-                let sender = pc
-                    .add_track(stream.track.clone())
-                    .await
-                    .map_err(|e| format!("cannot add track: {e}"))?;
-                // Reading RTCP keeps the interceptors going; PLI and FIR ask for a key frame.
-                let weak = Arc::downgrade(&stream);
-                RUNTIME.spawn(async move {
-                    while let Ok((packets, _)) = sender.read_rtcp().await {
-                        let wants_key = packets.iter().any(|p| {
-                            let any = p.as_any();
-                            any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-                        });
-                        match weak.upgrade() {
-                            Some(s) if wants_key => s.request_key_unit(),
-                            Some(_) => {}
-                            None => break,
-                        }
-                    }
-                });
+                stream.add_to(pc, false).await?;
             }
             Ok(())
         })

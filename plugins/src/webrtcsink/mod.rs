@@ -6,9 +6,8 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
-mod stream;
 
-pub use stream::VideoCodec;
+use crate::webrtc::send::VideoCodec;
 
 glib::wrapper! {
     pub struct RemoteMediaWebRtcSink(ObjectSubclass<imp::WebRtcSink>)

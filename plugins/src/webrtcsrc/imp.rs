@@ -11,8 +11,8 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
-use super::receive::Receiver;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
+use crate::webrtc::receive::Receiver;
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -38,11 +38,29 @@ impl Default for Settings {
     }
 }
 
+/// A received track and the bin pad it is exposed on.
+struct Exposed {
+    peer_id: String,
+    pad: gst::GhostPad,
+    receiver: Receiver,
+}
+
+impl Exposed {
+    /// The pad goes first, so downstream sees it removed before the chain stops.
+    fn remove(self, bin: &gst::Bin) {
+        let _ = self.pad.set_active(false);
+        let _ = bin.remove_pad(&self.pad);
+        self.receiver.remove(bin);
+    }
+}
+
+type Exposeds = Arc<Mutex<Vec<Exposed>>>;
+
 #[derive(Default)]
 pub struct WebRtcSrc {
     settings: Mutex<Settings>,
     hub: Mutex<Option<Arc<PeerHub>>>,
-    receivers: Arc<Mutex<Vec<Receiver>>>,
+    receivers: Exposeds,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -54,7 +72,7 @@ struct SrcRole(Arc<Tracks>);
 
 struct Tracks {
     bin: glib::WeakRef<gst::Bin>,
-    receivers: Arc<Mutex<Vec<Receiver>>>,
+    receivers: Exposeds,
     decode: bool,
     next_audio: AtomicU32,
     next_video: AtomicU32,
@@ -77,11 +95,30 @@ impl Tracks {
             .filter(|r| r.peer_id == peer_id && r.pad.name().starts_with(prefix))
             .count() as u32;
         let pad_name = format!("{prefix}_{}", counter.fetch_add(1, Ordering::Relaxed));
-        let receiver = Receiver::new(&bin, &track, peer_id, &pad_name, index, self.decode)?;
+        let receiver = Receiver::new(&bin, &track, self.decode)?;
+        let stream_id = format!("peer:{peer_id}:{prefix}:{index}");
+        receiver
+            .src
+            .add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                if let Some(gst::EventView::StreamStart(s)) = info.event().map(|e| e.view()) {
+                    let event = gst::event::StreamStart::builder(&stream_id)
+                        .group_id(s.group_id().unwrap_or_else(gst::GroupId::next))
+                        .build();
+                    info.data = Some(gst::PadProbeData::Event(event));
+                }
+                gst::PadProbeReturn::Ok
+            });
+        let pad = gst::GhostPad::builder_with_target(&receiver.src)
+            .map_err(|e| e.to_string())?
+            .name(pad_name.as_str())
+            .build();
         receiver.start(track)?;
-        receiver.pad.set_active(true).map_err(|e| e.to_string())?;
-        let pad = receiver.pad.clone();
-        lock(&self.receivers).push(receiver);
+        pad.set_active(true).map_err(|e| e.to_string())?;
+        lock(&self.receivers).push(Exposed {
+            peer_id: peer_id.to_owned(),
+            pad: pad.clone(),
+            receiver,
+        });
         bin.add_pad(&pad).map_err(|e| e.to_string())?;
         gst::info!(CAT, obj = bin, "peer {peer_id}: {prefix} on {}", pad.name());
         Ok(())
@@ -135,7 +172,7 @@ impl Role for SrcRole {
 
 impl Tracks {
     fn remove_peer(&self, peer_id: &str) {
-        let gone: Vec<Receiver> = {
+        let gone: Vec<Exposed> = {
             let mut all = lock(&self.receivers);
             let (gone, keep) = all.drain(..).partition(|r| r.peer_id == peer_id);
             *all = keep;
@@ -184,7 +221,7 @@ impl WebRtcSrc {
         if let Some(hub) = hub {
             hub.stop();
         }
-        let all: Vec<Receiver> = lock(&self.receivers).drain(..).collect();
+        let all: Vec<Exposed> = lock(&self.receivers).drain(..).collect();
         for r in all {
             r.remove(self.obj().upcast_ref());
         }

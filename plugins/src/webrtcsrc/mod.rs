@@ -6,7 +6,6 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
-mod receive;
 
 glib::wrapper! {
     pub struct RemoteMediaWebRtcSrc(ObjectSubclass<imp::WebRtcSrc>)

@@ -1,5 +1,5 @@
-//! One received track inside the source bin: `appsrc ! rtpjitterbuffer ! depay [! decode]`,
-//! exposed on a ghost pad whose stream-start carries `peer:<id>:<kind>:<n>`.
+//! One received track inside a bin: `appsrc ! rtpjitterbuffer ! depay [! decode ! convert]`.
+//! The source exposes its end on a pad; the server links it into the peer's manifest run.
 
 use std::sync::Arc;
 
@@ -13,8 +13,8 @@ use webrtc::util::Marshal;
 const MAX_QUEUED_PACKETS: u64 = 400;
 
 pub struct Receiver {
-    pub peer_id: String,
-    pub pad: gst::GhostPad,
+    /// The end of the chain (raw audio/video when decoding).
+    pub src: gst::Pad,
     appsrc: gst_app::AppSrc,
     elements: Vec<gst::Element>,
 }
@@ -37,15 +37,8 @@ fn codec_elements(mime: &str) -> Result<(&'static str, &'static str, &'static st
 }
 
 impl Receiver {
-    /// Builds the chain for `track` in `bin` and returns it with its (not yet added) pad.
-    pub fn new(
-        bin: &gst::Bin,
-        track: &TrackRemote,
-        peer_id: &str,
-        pad_name: &str,
-        index: u32,
-        decode: bool,
-    ) -> Result<Self, String> {
+    /// Builds the chain for `track` in `bin`.
+    pub fn new(bin: &gst::Bin, track: &TrackRemote, decode: bool) -> Result<Self, String> {
         let codec = track.codec();
         let (encoding, depay, dec) = codec_elements(&codec.capability.mime_type)?;
         let media = match track.kind() {
@@ -80,24 +73,12 @@ impl Receiver {
         }
         bin.add_many(&elements).map_err(|e| e.to_string())?;
         gst::Element::link_many(&elements).map_err(|e| format!("cannot link {media}: {e}"))?;
-        let last = elements.last().unwrap().static_pad("src").unwrap();
-        let stream_id = format!("peer:{peer_id}:{media}:{index}");
-        last.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-            if let Some(gst::EventView::StreamStart(s)) = info.event().map(|e| e.view()) {
-                let event = gst::event::StreamStart::builder(&stream_id)
-                    .group_id(s.group_id().unwrap_or_else(gst::GroupId::next))
-                    .build();
-                info.data = Some(gst::PadProbeData::Event(event));
-            }
-            gst::PadProbeReturn::Ok
-        });
-        let pad = gst::GhostPad::builder_with_target(&last)
-            .map_err(|e| e.to_string())?
-            .name(pad_name)
-            .build();
+        let src = elements
+            .last()
+            .and_then(|e| e.static_pad("src"))
+            .ok_or("the chain has no src pad")?;
         Ok(Self {
-            peer_id: peer_id.to_owned(),
-            pad,
+            src,
             appsrc,
             elements,
         })
@@ -122,10 +103,8 @@ impl Receiver {
         Ok(())
     }
 
-    /// Takes the chain out of `bin`. The pad goes first, so downstream sees it removed.
+    /// Takes the chain out of `bin`.
     pub fn remove(self, bin: &gst::Bin) {
-        let _ = self.pad.set_active(false);
-        let _ = bin.remove_pad(&self.pad);
         for e in &self.elements {
             let _ = e.set_state(gst::State::Null);
         }

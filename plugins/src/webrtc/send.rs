@@ -1,7 +1,7 @@
-//! One input stream of the sink: `capsfilter ! queue`, then, once caps are known, either
+//! One outgoing stream: `capsfilter ! queue`, then, once caps are known, either
 //! `convert ! encode ! pay` (raw input) or `pay` (encoded input), ending in an appsink whose
-//! RTP packets go to one webrtc-rs track shared by every peer. Encoding happens once per
-//! stream, whatever the number of peers.
+//! RTP packets go to one webrtc-rs track. The sink shares that track with every peer, so
+//! encoding happens once per stream whatever the number of peers; the server has one per peer.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,8 +11,13 @@ use gst::glib;
 use gst::prelude::*;
 use tokio::sync::mpsc;
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9};
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp::packet::Packet;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::track::track_local::TrackLocalWriter;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::util::Unmarshal;
@@ -313,6 +318,47 @@ impl Stream {
                 let _ = track.write_rtp(&packet).await;
             }
         });
+    }
+
+    /// Sends this stream on `pc` (also receiving on the same transceiver when `sendrecv`),
+    /// and turns the peer's PLI and FIR into key frame requests.
+    pub async fn add_to(
+        self: &Arc<Self>,
+        pc: &RTCPeerConnection,
+        sendrecv: bool,
+    ) -> Result<(), String> {
+        let track = self.track.clone();
+        let sender = if sendrecv {
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendrecv,
+                send_encodings: vec![],
+            };
+            pc.add_transceiver_from_track(track, Some(init))
+                .await
+                .map_err(|e| format!("cannot add track: {e}"))?
+                .sender()
+                .await
+        } else {
+            pc.add_track(track)
+                .await
+                .map_err(|e| format!("cannot add track: {e}"))?
+        };
+        // Reading RTCP keeps the interceptors going; PLI and FIR ask for a key frame.
+        let weak = Arc::downgrade(self);
+        RUNTIME.spawn(async move {
+            while let Ok((packets, _)) = sender.read_rtcp().await {
+                let wants_key = packets.iter().any(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                });
+                match weak.upgrade() {
+                    Some(s) if wants_key => s.request_key_unit(),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Asks the encoder upstream for a key frame (new peer, PLI or FIR).

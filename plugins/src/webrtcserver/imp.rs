@@ -1,0 +1,403 @@
+//! The element: the manifest and encoder settings, one [`PeerRun`] per connected peer, and
+//! the bus messages of the runs turned into per-peer results, errors and data-channel
+//! messages.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use serde_json::{Value, json};
+use webrtc::peer_connection::RTCPeerConnection;
+
+use super::run::{ManifestSource, PeerRun};
+use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
+use crate::webrtc::messages::{self, ErrorCode};
+use crate::webrtc::send::{EncodeSettings, VideoCodec};
+use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "remotemediawebrtcserver",
+        gst::DebugColorFlags::empty(),
+        Some("RemoteMedia WebRTC server"),
+    )
+});
+
+#[derive(Debug, Clone)]
+struct Settings {
+    common: CommonSettings,
+    manifest: Option<String>,
+    manifest_json: Option<String>,
+    video_codec: VideoCodec,
+    video_bitrate: u32,
+    audio_bitrate: i32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            common: CommonSettings::default(),
+            manifest: None,
+            manifest_json: None,
+            video_codec: VideoCodec::Vp8,
+            video_bitrate: 2000,
+            audio_bitrate: 64000,
+        }
+    }
+}
+
+type Runs = Arc<Mutex<HashMap<String, Arc<PeerRun>>>>;
+
+#[derive(Default)]
+pub struct WebRtcServer {
+    settings: Mutex<Settings>,
+    hub: Mutex<Option<Arc<PeerHub>>>,
+    runs: Runs,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Gives every new peer its own run of the manifest.
+struct ServerRole {
+    bin: glib::WeakRef<gst::Bin>,
+    runs: Runs,
+    manifest: ManifestSource,
+    encode: EncodeSettings,
+    serial: AtomicU64,
+}
+
+impl Role for ServerRole {
+    fn setup<'a>(
+        &'a self,
+        peer_id: &'a str,
+        pc: &'a Arc<RTCPeerConnection>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let bin = self.bin.upgrade().ok_or("element gone")?;
+            let name = format!("peer{}", self.serial.fetch_add(1, Ordering::Relaxed));
+            let run = PeerRun::new(peer_id, name, &self.manifest, self.encode)?;
+            gst::info!(
+                CAT,
+                obj = bin,
+                "peer {peer_id}: manifest run {}",
+                run.bin.name()
+            );
+            // Registered first, so errors while it starts are known to be this peer's.
+            if let Some(old) = lock(&self.runs).insert(peer_id.to_owned(), run.clone()) {
+                old.stop(&bin);
+            }
+            run.start(&bin, pc).await
+        })
+    }
+
+    fn connected(&self, peer_id: &str) {
+        if let Some(run) = lock(&self.runs).get(peer_id) {
+            run.request_key_unit();
+        }
+    }
+
+    fn closed(&self, peer_id: &str) {
+        let run = lock(&self.runs).remove(peer_id);
+        if let (Some(run), Some(bin)) = (run, self.bin.upgrade()) {
+            run.stop(&bin);
+        }
+    }
+}
+
+impl HubOwner for WebRtcServer {
+    fn hub(&self) -> Option<Arc<PeerHub>> {
+        lock(&self.hub).clone()
+    }
+}
+
+impl WebRtcServer {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let manifest = match (settings.manifest_json, settings.manifest) {
+            (Some(j), _) => ManifestSource::Json(j),
+            (None, Some(p)) => ManifestSource::Path(p),
+            (None, None) => {
+                return Err(gst::error_msg!(
+                    gst::LibraryError::Settings,
+                    ["CONFIG_ERROR: set \"manifest\" (a path) or \"manifest-json\""]
+                ));
+            }
+        };
+        manifest
+            .validate()
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["CONFIG_ERROR: {}", e]))?;
+        let config = settings.common.hub_config(
+            "remotemediawebrtcserver",
+            json!({"role": "server", "audio": true, "video": true, "data": true}),
+        );
+        let role = Arc::new(ServerRole {
+            bin: self.obj().upcast_ref::<gst::Bin>().downgrade(),
+            runs: self.runs.clone(),
+            manifest,
+            encode: EncodeSettings {
+                video_codec: settings.video_codec,
+                video_bitrate_kbps: settings.video_bitrate,
+                audio_bitrate: settings.audio_bitrate,
+            },
+            serial: AtomicU64::new(0),
+        });
+        let element: gst::Element = self.obj().clone().upcast();
+        let hub = PeerHub::start_blocking(&element, config, role)?;
+        if let Some(port) = hub.port() {
+            lock(&self.settings).common.signaling_port = port as u32;
+            gst::info!(CAT, imp = self, "signaling and web page on port {port}");
+        }
+        *lock(&self.hub) = Some(hub);
+        Ok(())
+    }
+
+    fn stop(&self) {
+        let hub = lock(&self.hub).take();
+        if let Some(hub) = hub {
+            hub.stop();
+        }
+        let runs: Vec<Arc<PeerRun>> = lock(&self.runs).drain().map(|(_, r)| r).collect();
+        for run in runs {
+            let _ = run.bin.set_state(gst::State::Null);
+            let _ = self.obj().remove(&run.bin);
+        }
+    }
+
+    /// The child of this bin (a peer's run) a message comes from, and that run if it is
+    /// still registered (a run that failed keeps posting while it is torn down).
+    fn run_of(&self, msg: &gst::MessageRef) -> Option<(gst::Object, Option<Arc<PeerRun>>)> {
+        let me = self.obj();
+        let mut obj = msg.src()?.clone();
+        while let Some(parent) = obj.parent() {
+            if &parent == me.upcast_ref::<gst::Object>() {
+                let run = lock(&self.runs)
+                    .values()
+                    .find(|r| r.bin.upcast_ref::<gst::Object>() == &obj)
+                    .cloned();
+                return Some((obj, run));
+            }
+            obj = parent;
+        }
+        None
+    }
+
+    /// A result of a peer's run: to that peer's data channel, and on the bus with its id.
+    fn result(&self, run: &PeerRun, s: &gst::StructureRef) {
+        let node = s.get::<String>("node-id").unwrap_or_default();
+        let kind = s.get::<String>("kind").unwrap_or_default();
+        let text = s.get::<String>("json").unwrap_or_default();
+        let pts = s.get::<Option<gst::ClockTime>>("pts").ok().flatten();
+        let data = match kind.as_str() {
+            "text" => Value::String(serde_json::from_str(&text).unwrap_or(text.clone())),
+            _ => serde_json::from_str(&text).unwrap_or(Value::String(text.clone())),
+        };
+        let message = json!({
+            "type": "result",
+            "node_id": node,
+            "kind": kind,
+            "data": data,
+            "pts_ms": pts.map(|p| p.nseconds() as f64 / 1e6),
+        });
+        if let Some(hub) = self.hub() {
+            hub.try_send_to_peer(&run.peer_id, &message.to_string());
+        }
+        let mut out = s.to_owned();
+        out.set("peer-id", &run.peer_id);
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Element::builder(out).src(&*obj).build());
+    }
+
+    /// A failing run ends that peer's call alone; the server and the other peers go on.
+    fn run_failed(&self, run: &PeerRun, err: &gst::message::Error) {
+        let node = err
+            .details()
+            .and_then(|d| d.get::<String>("node-id").ok())
+            .unwrap_or_default();
+        let text = match err.debug() {
+            Some(debug) => format!("{} ({debug})", err.error()),
+            None => err.error().to_string(),
+        };
+        gst::warning!(CAT, imp = self, "peer {}: {text}", run.peer_id);
+        let element = self.obj();
+        messages::error(
+            element.upcast_ref(),
+            ErrorCode::Pipeline,
+            Some(&run.peer_id),
+            &text,
+        );
+        if let Some(hub) = self.hub() {
+            let notice = json!({"type": "error", "code": "PIPELINE_ERROR", "node_id": node, "message": text});
+            hub.try_send_to_peer(&run.peer_id, &notice.to_string());
+            hub.close_peer(&run.peer_id, &format!("PIPELINE_ERROR: {text}"), true);
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for WebRtcServer {
+    const NAME: &'static str = "GstRemoteMediaWebRtcServer";
+    type Type = super::RemoteMediaWebRtcServer;
+    type ParentType = gst::Bin;
+}
+
+impl ObjectImpl for WebRtcServer {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut props = CommonSettings::properties();
+            props.extend([
+                glib::ParamSpecString::builder("manifest")
+                    .nick("Manifest")
+                    .blurb("Path of the RemoteMedia manifest every peer gets its own run of; checked at NULL->READY")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("manifest-json")
+                    .nick("Manifest JSON")
+                    .blurb("The manifest itself, inline; takes precedence over \"manifest\"")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("video-codec", VideoCodec::Vp8)
+                    .nick("Video codec")
+                    .blurb("Codec video results are encoded to for their peer")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("video-bitrate")
+                    .nick("Video bitrate")
+                    .blurb("Target video bitrate in kbit/s")
+                    .minimum(50)
+                    .maximum(50_000)
+                    .default_value(2000)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("audio-bitrate")
+                    .nick("Audio bitrate")
+                    .blurb("Opus bitrate in bit/s of audio results")
+                    .minimum(6000)
+                    .maximum(510_000)
+                    .default_value(64000)
+                    .mutable_ready()
+                    .build(),
+            ]);
+            props
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> =
+            LazyLock::new(action_signals::<WebRtcServer>);
+        SIGNALS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        let hub = self.hub();
+        if s.common.set_live(pspec.name(), value, hub.as_ref()) {
+            return;
+        }
+        let string = || {
+            value
+                .get::<Option<String>>()
+                .ok()
+                .flatten()
+                .filter(|v| !v.is_empty())
+        };
+        match pspec.name() {
+            "manifest" => s.manifest = string(),
+            "manifest-json" => s.manifest_json = string(),
+            "video-codec" => s.video_codec = value.get().unwrap_or_default(),
+            "video-bitrate" => s.video_bitrate = value.get().unwrap_or(2000),
+            "audio-bitrate" => s.audio_bitrate = value.get().unwrap_or(64000),
+            _ => unreachable!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = lock(&self.settings);
+        if let Some(v) = s.common.get(pspec.name()) {
+            return v;
+        }
+        match pspec.name() {
+            "manifest" => s.manifest.to_value(),
+            "manifest-json" => s.manifest_json.to_value(),
+            "video-codec" => s.video_codec.to_value(),
+            "video-bitrate" => s.video_bitrate.to_value(),
+            _ => s.audio_bitrate.to_value(),
+        }
+    }
+}
+
+impl GstObjectImpl for WebRtcServer {}
+
+impl ElementImpl for WebRtcServer {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "RemoteMedia WebRTC server",
+                "Filter/Network/WebRTC",
+                "Runs a RemoteMedia manifest for every WebRTC peer: its media in, results back on its tracks and data channel",
+                "RemoteMedia for GStreamer developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "{transition:?}");
+        if transition == gst::StateChange::NullToReady
+            && let Err(err) = self.start()
+        {
+            self.post_error_message(err);
+            return Err(gst::StateChangeError);
+        }
+        let result = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::ReadyToNull {
+            self.stop();
+        }
+        // Live: peers bring media whenever they come.
+        Ok(match transition {
+            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused => {
+                gst::StateChangeSuccess::NoPreroll
+            }
+            _ => result,
+        })
+    }
+}
+
+impl BinImpl for WebRtcServer {
+    fn handle_message(&self, msg: gst::Message) {
+        let Some((child, run)) = self.run_of(&msg) else {
+            return self.parent_handle_message(msg);
+        };
+        let result = |m: &gst::message::Element| {
+            m.structure()
+                .filter(|s| s.name() == "remotemedia")
+                .map(|s| s.to_owned())
+        };
+        match (msg.view(), run) {
+            (gst::MessageView::Element(e), Some(run)) if result(e).is_some() => {
+                self.result(&run, e.structure().expect("checked"));
+            }
+            (gst::MessageView::Error(err), Some(run)) => self.run_failed(&run, err),
+            // A run on its way out: its peer was told already, nothing goes further.
+            (gst::MessageView::Element(e), None) if result(e).is_some() => {}
+            (gst::MessageView::Error(err), None) => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "{}: after its end: {}",
+                    child.name(),
+                    err.error()
+                );
+            }
+            _ => self.parent_handle_message(msg),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! One peer's run of the manifest: a bin inside the server holding the receive chain of the
+//! peer's first track, `remotemediapipeline`, and the outgoing audio and video streams its
+//! media results are encoded to (for this peer alone).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use gst::prelude::*;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::track::track_remote::TrackRemote;
+
+use crate::webrtc::RUNTIME;
+use crate::webrtc::receive::Receiver;
+use crate::webrtc::send::{EncodeSettings, Kind, Stream};
+
+/// Where the manifest comes from: a file (relative paths inside it resolve next to it) or
+/// inline JSON.
+#[derive(Debug, Clone)]
+pub enum ManifestSource {
+    Path(String),
+    Json(String),
+}
+
+impl ManifestSource {
+    /// Loads the manifest once, so a bad one fails the server at start, not at the first peer.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            ManifestSource::Path(p) => {
+                remotemedia_runtime::load_graph_file(std::path::Path::new(p)).map(|_| ())
+            }
+            ManifestSource::Json(j) => {
+                remotemedia_runtime::load_graph(j, "manifest-json").map(|_| ())
+            }
+        }
+        .map_err(|report| report.to_string())
+    }
+}
+
+pub struct PeerRun {
+    pub peer_id: String,
+    pub bin: gst::Bin,
+    pipeline: gst::Element,
+    audio: Arc<Stream>,
+    video: Arc<Stream>,
+    input: Mutex<Option<Receiver>>,
+}
+
+fn make(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| format!("GStreamer element '{factory}' is missing (see README setup)"))
+}
+
+impl PeerRun {
+    /// Builds the run's elements; `start` adds them to the server.
+    pub fn new(
+        peer_id: &str,
+        name: String,
+        manifest: &ManifestSource,
+        encode: EncodeSettings,
+    ) -> Result<Arc<Self>, String> {
+        let bin = gst::Bin::builder().name(name).build();
+        // The streams' appsinks appear once caps are known; their preroll stays in this bin.
+        bin.set_property("async-handling", true);
+        let pipeline = make("remotemediapipeline")?;
+        match manifest {
+            ManifestSource::Path(p) => pipeline.set_property("manifest", p),
+            ManifestSource::Json(j) => pipeline.set_property("manifest-json", j),
+        }
+        bin.add(&pipeline).map_err(|e| e.to_string())?;
+        let (audio, audio_pad) = Stream::new(&bin, Kind::Audio, "audio", encode)?;
+        let (video, video_pad) = Stream::new(&bin, Kind::Video, "video", encode)?;
+        route_results(&bin, &pipeline, audio_pad, video_pad)?;
+        audio.start();
+        video.start();
+        Ok(Arc::new(Self {
+            peer_id: peer_id.to_owned(),
+            bin,
+            pipeline,
+            audio,
+            video,
+            input: Mutex::new(None),
+        }))
+    }
+
+    /// Starts the run inside `server` (errors of the manifest go to the server's bus handler)
+    /// and adds its tracks to `pc`.
+    pub async fn start(
+        self: &Arc<Self>,
+        server: &gst::Bin,
+        pc: &Arc<RTCPeerConnection>,
+    ) -> Result<(), String> {
+        server.add(&self.bin).map_err(|e| e.to_string())?;
+        self.bin
+            .sync_state_with_parent()
+            .map_err(|_| "the manifest run did not start".to_string())?;
+        self.audio.add_to(pc, true).await?;
+        self.video.add_to(pc, false).await?;
+        let weak = Arc::downgrade(self);
+        pc.on_track(Box::new(move |track, _, _| {
+            if let Some(run) = weak.upgrade() {
+                run.on_track(track);
+            }
+            Box::pin(async {})
+        }));
+        Ok(())
+    }
+
+    /// The first track the peer sends feeds the manifest; further tracks are read and
+    /// dropped (unread tracks would fill webrtc-rs's buffers).
+    fn on_track(&self, track: Arc<TrackRemote>) {
+        let mut input = self.input.lock().unwrap_or_else(PoisonError::into_inner);
+        if input.is_some() {
+            RUNTIME.spawn(async move { while track.read_rtp().await.is_ok() {} });
+            return;
+        }
+        let feed = || -> Result<Receiver, String> {
+            let receiver = Receiver::new(&self.bin, &track, true)?;
+            let sink = self.pipeline.static_pad("sink").ok_or("no sink pad")?;
+            receiver
+                .src
+                .link(&sink)
+                .map_err(|e| format!("the manifest cannot take this peer's media: {e:?}"))?;
+            receiver.start(track.clone())?;
+            Ok(receiver)
+        };
+        match feed() {
+            Ok(r) => *input = Some(r),
+            Err(e) => gst::element_error!(self.bin, gst::StreamError::Format, ["{}", e]),
+        }
+    }
+
+    /// A new peer or a PLI gets a key frame.
+    pub fn request_key_unit(&self) {
+        self.video.request_key_unit();
+    }
+
+    /// Stops the run and takes it out of `server`, off the calling thread: this is also called
+    /// from the run's own streaming threads (a failing node), which a state change would block.
+    pub fn stop(self: Arc<Self>, server: &gst::Bin) {
+        let server = server.downgrade();
+        self.bin.call_async(move |bin| {
+            let _ = bin.set_state(gst::State::Null);
+            if let Some(server) = server.upgrade() {
+                let _ = server.remove(bin);
+            }
+        });
+    }
+}
+
+/// Links the manifest's src pad, once its caps are known: audio and video to the peer's
+/// streams, anything else (text/JSON, already on the bus) to a fakesink.
+fn route_results(
+    bin: &gst::Bin,
+    pipeline: &gst::Element,
+    audio: gst::Pad,
+    video: gst::Pad,
+) -> Result<(), String> {
+    let src = pipeline.static_pad("src").ok_or("no src pad")?;
+    let weak = bin.downgrade();
+    src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
+        let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if pad.is_linked() {
+            return gst::PadProbeReturn::Ok;
+        }
+        let name = c.caps().structure(0).map(|s| s.name().to_string());
+        let target = match name.as_deref() {
+            Some(n) if n.starts_with("audio/") => Ok(audio.clone()),
+            Some(n) if n.starts_with("video/") => Ok(video.clone()),
+            _ => discard(&weak),
+        };
+        match target.and_then(|t| pad.link(&t).map_err(|e| format!("{e:?}"))) {
+            Ok(_) => gst::PadProbeReturn::Ok,
+            Err(e) => {
+                if let Some(bin) = weak.upgrade() {
+                    gst::element_error!(bin, gst::StreamError::Format, ["results: {}", e]);
+                }
+                gst::PadProbeReturn::Drop
+            }
+        }
+    });
+    Ok(())
+}
+
+fn discard(bin: &gst::glib::WeakRef<gst::Bin>) -> Result<gst::Pad, String> {
+    let bin = bin.upgrade().ok_or("run gone")?;
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+        .map_err(|e| e.to_string())?;
+    bin.add(&sink).map_err(|e| e.to_string())?;
+    sink.sync_state_with_parent().map_err(|e| e.to_string())?;
+    sink.static_pad("sink")
+        .ok_or_else(|| "fakesink has no pad".into())
+}
