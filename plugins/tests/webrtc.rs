@@ -1,5 +1,6 @@
 //! The WebRTC elements' start-up: signaling comes up on READY (also when the application calls
-//! from inside its own tokio runtime), and bad settings fail READY with a message naming them.
+//! from inside its own tokio runtime), its port is free again after NULL, and bad settings fail
+//! READY with a message naming them.
 
 use gst::prelude::*;
 
@@ -28,11 +29,19 @@ fn ready_error(element: &gst::Element) -> String {
 fn signaling_starts_on_ready_even_inside_a_tokio_runtime() {
     init();
     let app_runtime = tokio::runtime::Runtime::new().unwrap();
-    for factory in ["remotemediawebrtcsink", "remotemediawebrtcsrc"] {
+    let manifest = r#"{"version": "v1", "nodes": [{"id": "p", "node_type": "PassThrough"}]}"#;
+    for factory in [
+        "remotemediawebrtcsink",
+        "remotemediawebrtcsrc",
+        "remotemediawebrtcserver",
+    ] {
         let element = gst::ElementFactory::make(factory)
             .property("signaling-port", 0u32)
             .build()
             .unwrap();
+        if factory == "remotemediawebrtcserver" {
+            element.set_property("manifest-json", manifest);
+        }
         app_runtime.block_on(async {
             element.set_state(gst::State::Ready).unwrap();
         });
@@ -40,6 +49,11 @@ fn signaling_starts_on_ready_even_inside_a_tokio_runtime() {
         assert!(port > 0, "{factory}: no port");
         let page = std::net::TcpStream::connect(("127.0.0.1", port as u16));
         assert!(page.is_ok(), "{factory}: nothing listens on {port}");
+        drop(page);
+        element.set_state(gst::State::Null).unwrap();
+        // Restarting on the same port works at once.
+        element.set_property("signaling-port", port);
+        element.set_state(gst::State::Ready).unwrap();
         element.set_state(gst::State::Null).unwrap();
     }
 }

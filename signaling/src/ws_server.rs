@@ -65,6 +65,7 @@ impl Default for ServerOptions {
 pub struct SignalingServer {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
+    accepting: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl SignalingServer {
@@ -78,12 +79,24 @@ impl SignalingServer {
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let options = Arc::new(options);
-        tokio::spawn(accept_loop(listener, registry, options, stopped));
-        Ok(Self { addr, stop })
+        let accepting = tokio::spawn(accept_loop(listener, registry, options, stopped));
+        Ok(Self {
+            addr,
+            stop,
+            accepting: Some(accepting),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Stops like drop, and returns once the port is closed, so it can be bound again.
+    pub async fn close(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.accepting.take() {
+            let _ = task.await;
+        }
     }
 }
 

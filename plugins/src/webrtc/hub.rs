@@ -84,7 +84,7 @@ impl PeerHub {
         config
             .ice
             .validate()
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["CONFIG_ERROR: {}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("CONFIG_ERROR: {}", e)))?;
         let hub = Arc::new(Self {
             element: element.downgrade(),
             me: config.peer_id.clone(),
@@ -117,7 +117,7 @@ impl PeerHub {
             .map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::OpenReadWrite,
-                    ["SIGNALING_ERROR: {}", e]
+                    ("SIGNALING_ERROR: {}", e)
                 )
             })?;
         *lock(&hub.link) = Some(Arc::new(link));
@@ -135,7 +135,7 @@ impl PeerHub {
             || {
                 gst::error_msg!(
                     gst::CoreError::Failed,
-                    ["INTERNAL_ERROR: signaling start-up died"]
+                    ("INTERNAL_ERROR: signaling start-up died")
                 )
             },
         )?
@@ -150,13 +150,17 @@ impl PeerHub {
         self.max_peers.store(max, Ordering::Relaxed);
     }
 
-    /// Closes every peer (telling them) and leaves signaling.
+    /// Closes every peer (telling them) and leaves signaling; an embedded signaling port is
+    /// closed when this returns, so the element can start again on it at once.
     pub fn stop(&self) {
         let peers: Vec<String> = lock(&self.peers).keys().cloned().collect();
         for id in peers {
             self.close_peer(&id, "shutdown", true);
         }
-        lock(&self.link).take();
+        let link = lock(&self.link).take();
+        if let Some(link) = link.and_then(|l| Arc::try_unwrap(l).ok()) {
+            super::run_blocking(link.close());
+        }
     }
 
     fn post(&self, f: impl FnOnce(&gst::Element)) {

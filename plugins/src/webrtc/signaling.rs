@@ -89,6 +89,14 @@ impl Link {
         }
     }
 
+    /// Leaves signaling; an embedded server has closed its port when this returns.
+    pub async fn close(self) {
+        if let Link::Embedded { peer, server } = self {
+            drop(peer);
+            server.close().await;
+        }
+    }
+
     /// The port the embedded server listens on (useful with `signaling-port=0`).
     pub fn port(&self) -> Option<u16> {
         match self {

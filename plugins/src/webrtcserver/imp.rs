@@ -124,13 +124,13 @@ impl WebRtcServer {
             (None, None) => {
                 return Err(gst::error_msg!(
                     gst::LibraryError::Settings,
-                    ["CONFIG_ERROR: set \"manifest\" (a path) or \"manifest-json\""]
+                    ("CONFIG_ERROR: set \"manifest\" (a path) or \"manifest-json\"")
                 ));
             }
         };
         manifest
             .validate()
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["CONFIG_ERROR: {}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("CONFIG_ERROR: {}", e)))?;
         let config = settings.common.hub_config(
             "remotemediawebrtcserver",
             json!({"role": "server", "audio": true, "video": true, "data": true}),
