@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from chromium import Browser
 from test_webrtc_sink import SinkPipeline, run  # noqa: F401
 from webrtc_peer import free_port
@@ -35,6 +37,30 @@ def test_chromium_plays_the_sinks_audio_and_video():
         await browser.wait_for("rm.data.includes('{\"event\": \"hello\"}')")
         await browser.evaluate("rm.channel.send('from chromium')")
         await s.message("data", **{"peer-id": "chromium-1", "message": "from chromium"})
+
+    try:
+        run(scenario())
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("codec", ["vp9", "h264"])
+def test_chromium_decodes_each_video_codec_of_the_sink(codec):
+    s = SinkPipeline(video_codec=codec)
+    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-{codec}", free_port())
+
+    async def scenario():
+        try:
+            await browser.connect()
+            await browser.wait_for("rm.state === 'connected'")
+            frames = await browser.wait_for("rm.stats().then(s => s.framesDecoded > 30 ? s.framesDecoded : null)")
+            assert frames > 30
+            mime = await browser.evaluate(
+                "rm.pc.getStats().then(r => [...r.values()].filter(s => s.type === 'codec')"
+                ".map(s => s.mimeType).join(' '))")
+            assert f"VIDEO/{codec.upper()}" in mime.upper(), mime
+        finally:
+            await browser.close()
 
     try:
         run(scenario())

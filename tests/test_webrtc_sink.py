@@ -16,11 +16,11 @@ Gst.init(None)
 
 
 class SinkPipeline:
-    def __init__(self, max_peers=10):
+    def __init__(self, max_peers=10, video_codec="vp8"):
         self.port = free_port()
         self.pipeline = Gst.parse_launch(
             f"remotemediawebrtcsink name=s signaling-port={self.port} ice-loopback-only=true "
-            f"max-peers={max_peers} "
+            f"max-peers={max_peers} video-codec={video_codec} "
             "audiotestsrc is-live=true wave=sine freq=440 volume=0.5 ! s.audio_0 "
             "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! s.video_0"
         )
