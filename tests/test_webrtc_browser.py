@@ -92,6 +92,14 @@ def test_chromium_sends_its_microphone_and_camera_to_the_src():
                     break
                 await asyncio.sleep(0.1)
             assert np.abs(pcm).max() > 3000, "no sound from the fake microphone"
+            # Chromium's RTCP sender reports reach the jitter buffers, with one CNAME for its
+            # audio and video: what rtpbin needs to play them in sync.
+            for _ in range(100):
+                senders = s.rtp_senders()
+                if len(senders) == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(senders) == 2 and len(set(senders.values())) == 1, senders
         finally:
             await browser.close()
 

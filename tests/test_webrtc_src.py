@@ -26,6 +26,25 @@ class SrcPipeline:
         self.removed = []
         assert self.pipeline.set_state(Gst.State.PLAYING) != Gst.StateChangeReturn.FAILURE
 
+    def rtp_senders(self):
+        """Remote senders whose RTCP sender reports reached the element's rtpbin, by session:
+        {session: cname}. Streams with one CNAME are lip-synced by rtpbin."""
+        rtpbins = [e for e in self.src.iterate_recurse()
+                   if e.get_factory() and e.get_factory().get_name() == "rtpbin"]
+        out = {}
+        for rtpbin in rtpbins:
+            for session_id in range(4):
+                session = rtpbin.emit("get-internal-session", session_id)
+                if session is None:
+                    continue
+                for source in session.get_property("sources"):
+                    stats = source.get_property("stats")
+                    sdes = source.get_property("sdes")
+                    if (not stats.get_value("internal") and stats.get_value("have-sr")
+                            and sdes and sdes.get_value("cname")):
+                        out[session_id] = sdes.get_value("cname")
+        return out
+
     def _on_pad(self, _src, pad):
         info = {"caps": None, "stream_id": None, "buffers": 0, "pcm": []}
         self.pads[pad.get_name()] = info

@@ -1,23 +1,24 @@
-//! One received track inside a bin: `appsrc ! rtpjitterbuffer ! depay [! decode ! convert]`.
-//! The source exposes its end on a pad; the server links it into the peer's manifest run.
+//! The receiving side of one peer: an `rtpbin` (a jitter buffer per track, and lip sync of the
+//! peer's audio and video from their RTCP sender reports), fed by the webrtc-rs tracks, with
+//! `depay [! decode ! convert]` after each of its sessions. The source exposes each chain's end
+//! on a pad; the server links the first into the peer's manifest run.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use gst::prelude::*;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::track::track_remote::TrackRemote;
 use webrtc::util::Marshal;
+
+use super::RUNTIME;
 
 /// Received packets held before the oldest is dropped (a stalled downstream must not grow
 /// memory or block the network task).
 const MAX_QUEUED_PACKETS: u64 = 400;
-
-pub struct Receiver {
-    /// The end of the chain (raw audio/video when decoding).
-    pub src: gst::Pad,
-    appsrc: gst_app::AppSrc,
-    elements: Vec<gst::Element>,
-}
+/// Jitter buffer depth in milliseconds.
+const LATENCY_MS: u32 = 50;
 
 fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory)
@@ -36,9 +37,44 @@ fn codec_elements(mime: &str) -> Result<(&'static str, &'static str, &'static st
     })
 }
 
-impl Receiver {
-    /// Builds the chain for `track` in `bin`.
-    pub fn new(bin: &gst::Bin, track: &TrackRemote, decode: bool) -> Result<Self, String> {
+fn live_appsrc(caps: &gst::Caps) -> gst_app::AppSrc {
+    gst_app::AppSrc::builder()
+        .caps(caps)
+        .is_live(true)
+        .format(gst::Format::Time)
+        .do_timestamp(true)
+        .max_buffers(MAX_QUEUED_PACKETS)
+        .leaky_type(gst_app::AppLeakyType::Upstream)
+        .build()
+}
+
+/// One peer's rtpbin; each of its tracks is one RTP session of it.
+pub struct PeerReceive {
+    rtpbin: gst::Element,
+    sessions: AtomicU32,
+}
+
+impl PeerReceive {
+    pub fn new(bin: &gst::Bin) -> Result<Self, String> {
+        let rtpbin = make("rtpbin")?;
+        rtpbin.set_property("latency", LATENCY_MS);
+        rtpbin.set_property("drop-on-latency", true);
+        bin.add(&rtpbin).map_err(|e| e.to_string())?;
+        rtpbin.sync_state_with_parent().map_err(|e| e.to_string())?;
+        Ok(Self {
+            rtpbin,
+            sessions: AtomicU32::new(0),
+        })
+    }
+
+    /// Builds the chain of `track` in `bin` as a new session of the rtpbin.
+    pub fn add_track(
+        &self,
+        bin: &gst::Bin,
+        track: &TrackRemote,
+        decode: bool,
+    ) -> Result<Receiver, String> {
+        let session = self.sessions.fetch_add(1, Ordering::Relaxed);
         let codec = track.codec();
         let (encoding, depay, dec) = codec_elements(&codec.capability.mime_type)?;
         let media = match track.kind() {
@@ -51,51 +87,95 @@ impl Receiver {
             .field("clock-rate", codec.capability.clock_rate as i32)
             .field("payload", codec.payload_type as i32)
             .build();
-        let appsrc = gst_app::AppSrc::builder()
-            .caps(&caps)
-            .is_live(true)
-            .format(gst::Format::Time)
-            .do_timestamp(true)
-            .max_buffers(MAX_QUEUED_PACKETS)
-            .leaky_type(gst_app::AppLeakyType::Upstream)
-            .build();
-        let jitter = make("rtpjitterbuffer")?;
-        jitter.set_property("latency", 50u32);
-        jitter.set_property("drop-on-latency", true);
-        let mut elements = vec![appsrc.clone().upcast(), jitter, make(depay)?];
+        let rtp = live_appsrc(&caps);
+        let rtcp = live_appsrc(&gst::Caps::new_empty_simple("application/x-rtcp"));
+        let mut chain = vec![make(depay)?];
         if decode {
-            elements.push(make(dec)?);
-            elements.push(make(if media == "audio" {
+            chain.push(make(dec)?);
+            chain.push(make(if media == "audio" {
                 "audioconvert"
             } else {
                 "videoconvert"
             })?);
         }
+        let mut elements: Vec<gst::Element> = vec![rtp.clone().upcast(), rtcp.clone().upcast()];
+        elements.extend(chain.iter().cloned());
         bin.add_many(&elements).map_err(|e| e.to_string())?;
-        gst::Element::link_many(&elements).map_err(|e| format!("cannot link {media}: {e}"))?;
-        let src = elements
+        gst::Element::link_many(&chain).map_err(|e| format!("cannot link {media}: {e}"))?;
+        let link = |src: &gst_app::AppSrc, pad: String| {
+            src.static_pad("src")
+                .zip(self.rtpbin.request_pad_simple(&pad))
+                .ok_or_else(|| format!("rtpbin has no {pad}"))
+                .and_then(|(a, b)| a.link(&b).map(|_| ()).map_err(|e| format!("{pad}: {e:?}")))
+        };
+        link(&rtp, format!("recv_rtp_sink_{session}"))?;
+        link(&rtcp, format!("recv_rtcp_sink_{session}"))?;
+        // The session's output appears with the first packet; it goes to the depayloader.
+        let depay_sink = chain[0]
+            .static_pad("sink")
+            .ok_or("depayloader without sink")?;
+        let prefix = format!("recv_rtp_src_{session}_");
+        self.rtpbin.connect_pad_added(move |_, pad| {
+            if pad.name().starts_with(&prefix) && !depay_sink.is_linked() {
+                let _ = pad.link(&depay_sink);
+            }
+        });
+        let src = chain
             .last()
             .and_then(|e| e.static_pad("src"))
             .ok_or("the chain has no src pad")?;
-        Ok(Self {
+        Ok(Receiver {
             src,
-            appsrc,
+            rtp,
+            rtcp,
             elements,
         })
     }
 
-    /// Starts the elements and copies the track's RTP into the chain until it ends.
-    pub fn start(&self, track: Arc<TrackRemote>) -> Result<(), String> {
+    /// Takes the rtpbin out of `bin` (after the peer's receivers).
+    pub fn remove(&self, bin: &gst::Bin) {
+        let _ = self.rtpbin.set_state(gst::State::Null);
+        let _ = bin.remove(&self.rtpbin);
+    }
+}
+
+pub struct Receiver {
+    /// The end of the chain (raw audio/video when decoding).
+    pub src: gst::Pad,
+    rtp: gst_app::AppSrc,
+    rtcp: gst_app::AppSrc,
+    elements: Vec<gst::Element>,
+}
+
+impl Receiver {
+    /// Starts the elements and copies the track's RTP, and its RTCP (sender reports for lip
+    /// sync), into the rtpbin until the track ends.
+    pub fn start(
+        &self,
+        track: Arc<TrackRemote>,
+        receiver: Arc<RTCRtpReceiver>,
+    ) -> Result<(), String> {
         for e in &self.elements {
             e.sync_state_with_parent().map_err(|e| e.to_string())?;
         }
-        let appsrc = self.appsrc.clone();
-        crate::webrtc::RUNTIME.spawn(async move {
+        let rtp = self.rtp.clone();
+        RUNTIME.spawn(async move {
             while let Ok((packet, _)) = track.read_rtp().await {
                 let Ok(bytes) = packet.marshal() else {
                     continue;
                 };
-                if appsrc.push_buffer(gst::Buffer::from_slice(bytes)).is_err() {
+                if rtp.push_buffer(gst::Buffer::from_slice(bytes)).is_err() {
+                    break;
+                }
+            }
+        });
+        let rtcp = self.rtcp.clone();
+        RUNTIME.spawn(async move {
+            while let Ok((packets, _)) = receiver.read_rtcp().await {
+                let Ok(bytes) = webrtc::rtcp::packet::marshal(&packets) else {
+                    continue;
+                };
+                if rtcp.push_buffer(gst::Buffer::from_slice(bytes)).is_err() {
                     break;
                 }
             }

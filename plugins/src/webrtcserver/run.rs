@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use gst::prelude::*;
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::track::track_remote::TrackRemote;
 
 use crate::webrtc::RUNTIME;
-use crate::webrtc::receive::Receiver;
+use crate::webrtc::receive::{PeerReceive, Receiver};
 use crate::webrtc::send::{EncodeSettings, Kind, Stream};
 
 /// Where the manifest comes from: a file (relative paths inside it resolve next to it) or
@@ -41,6 +42,7 @@ pub struct PeerRun {
     pipeline: gst::Element,
     audio: Arc<Stream>,
     video: Arc<Stream>,
+    receive: PeerReceive,
     input: Mutex<Option<Receiver>>,
 }
 
@@ -70,6 +72,7 @@ impl PeerRun {
         let (audio, audio_pad) = Stream::new(&bin, Kind::Audio, "audio", encode)?;
         let (video, video_pad) = Stream::new(&bin, Kind::Video, "video", encode)?;
         route_results(&bin, &pipeline, audio_pad, video_pad)?;
+        let receive = PeerReceive::new(&bin)?;
         audio.start();
         video.start();
         Ok(Arc::new(Self {
@@ -78,6 +81,7 @@ impl PeerRun {
             pipeline,
             audio,
             video,
+            receive,
             input: Mutex::new(None),
         }))
     }
@@ -96,9 +100,9 @@ impl PeerRun {
         self.audio.add_to(pc, true).await?;
         self.video.add_to(pc, false).await?;
         let weak = Arc::downgrade(self);
-        pc.on_track(Box::new(move |track, _, _| {
+        pc.on_track(Box::new(move |track, receiver, _| {
             if let Some(run) = weak.upgrade() {
-                run.on_track(track);
+                run.on_track(track, receiver);
             }
             Box::pin(async {})
         }));
@@ -107,20 +111,20 @@ impl PeerRun {
 
     /// The first track the peer sends feeds the manifest; further tracks are read and
     /// dropped (unread tracks would fill webrtc-rs's buffers).
-    fn on_track(&self, track: Arc<TrackRemote>) {
+    fn on_track(&self, track: Arc<TrackRemote>, rtp_receiver: Arc<RTCRtpReceiver>) {
         let mut input = self.input.lock().unwrap_or_else(PoisonError::into_inner);
         if input.is_some() {
             RUNTIME.spawn(async move { while track.read_rtp().await.is_ok() {} });
             return;
         }
         let feed = || -> Result<Receiver, String> {
-            let receiver = Receiver::new(&self.bin, &track, true)?;
+            let receiver = self.receive.add_track(&self.bin, &track, true)?;
             let sink = self.pipeline.static_pad("sink").ok_or("no sink pad")?;
             receiver
                 .src
                 .link(&sink)
                 .map_err(|e| format!("the manifest cannot take this peer's media: {e:?}"))?;
-            receiver.start(track.clone())?;
+            receiver.start(track.clone(), rtp_receiver.clone())?;
             Ok(receiver)
         };
         match feed() {

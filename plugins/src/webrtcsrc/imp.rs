@@ -1,5 +1,7 @@
 //! The element: a live source bin; each remote track becomes a chain and a sometimes pad.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
@@ -10,9 +12,10 @@ use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
-use crate::webrtc::receive::Receiver;
+use crate::webrtc::receive::{PeerReceive, Receiver};
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -73,6 +76,7 @@ struct SrcRole(Arc<Tracks>);
 struct Tracks {
     bin: glib::WeakRef<gst::Bin>,
     receivers: Exposeds,
+    peers: Mutex<HashMap<String, Arc<PeerReceive>>>,
     decode: bool,
     next_audio: AtomicU32,
     next_video: AtomicU32,
@@ -83,6 +87,7 @@ impl Tracks {
         &self,
         peer_id: &str,
         track: Arc<webrtc::track::track_remote::TrackRemote>,
+        rtp_receiver: Arc<RTCRtpReceiver>,
     ) -> Result<(), String> {
         let bin = self.bin.upgrade().ok_or("element gone")?;
         let kind = track.kind();
@@ -95,7 +100,11 @@ impl Tracks {
             .filter(|r| r.peer_id == peer_id && r.pad.name().starts_with(prefix))
             .count() as u32;
         let pad_name = format!("{prefix}_{}", counter.fetch_add(1, Ordering::Relaxed));
-        let receiver = Receiver::new(&bin, &track, self.decode)?;
+        let peer_rtp = match lock(&self.peers).entry(peer_id.to_owned()) {
+            Entry::Occupied(e) => e.get().clone(),
+            Entry::Vacant(e) => e.insert(Arc::new(PeerReceive::new(&bin)?)).clone(),
+        };
+        let receiver = peer_rtp.add_track(&bin, &track, self.decode)?;
         let stream_id = format!("peer:{peer_id}:{prefix}:{index}");
         receiver
             .src
@@ -112,7 +121,7 @@ impl Tracks {
             .map_err(|e| e.to_string())?
             .name(pad_name.as_str())
             .build();
-        receiver.start(track)?;
+        receiver.start(track, rtp_receiver)?;
         pad.set_active(true).map_err(|e| e.to_string())?;
         lock(&self.receivers).push(Exposed {
             peer_id: peer_id.to_owned(),
@@ -134,14 +143,14 @@ impl Role for SrcRole {
         let peer = peer_id.to_owned();
         let weak_pc = Arc::downgrade(pc);
         let this = self.0.clone();
-        pc.on_track(Box::new(move |track, _, _| {
+        pc.on_track(Box::new(move |track, rtp_receiver, _| {
             let this = this.clone();
             let peer = peer.clone();
             let weak_pc = weak_pc.clone();
             Box::pin(async move {
                 let ssrc = track.ssrc();
                 let video = track.kind() == RTPCodecType::Video;
-                if let Err(e) = this.on_track(&peer, track) {
+                if let Err(e) = this.on_track(&peer, track, rtp_receiver) {
                     if let Some(bin) = this.bin.upgrade() {
                         crate::webrtc::messages::error(
                             bin.upcast_ref(),
@@ -178,9 +187,13 @@ impl Tracks {
             *all = keep;
             gone
         };
+        let peer_rtp = lock(&self.peers).remove(peer_id);
         if let Some(bin) = self.bin.upgrade() {
             for r in gone {
                 r.remove(&bin);
+            }
+            if let Some(p) = peer_rtp {
+                p.remove(&bin);
             }
         }
     }
@@ -202,6 +215,7 @@ impl WebRtcSrc {
         let role = Arc::new(SrcRole(Arc::new(Tracks {
             bin: self.obj().upcast_ref::<gst::Bin>().downgrade(),
             receivers: self.receivers.clone(),
+            peers: Mutex::new(HashMap::new()),
             decode: settings.decode,
             next_audio: AtomicU32::new(0),
             next_video: AtomicU32::new(0),
