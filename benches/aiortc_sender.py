@@ -34,7 +34,9 @@ class MovingPicture(VideoStreamTrack):
         pts, time_base = await self.next_timestamp()
         img = np.roll(self.base, self.n * 8, axis=1)
         self.n += 1
-        frame = VideoFrame.from_ndarray(img, format="rgb24")
+        # Converted once here: the per-peer encoders then only read the frame. (They would
+        # each convert a shared RGB frame on their own threads, which crashes PyAV.)
+        frame = VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
         frame.pts, frame.time_base = pts, time_base
         return frame
 

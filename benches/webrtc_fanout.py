@@ -119,10 +119,8 @@ def main(seconds):
     try:
         assert sender.stdout.readline().strip() == "ready"
         print("aiortc sender (720p30 VP8 + Opus, one encoder per peer):", flush=True)
-        # One peer only: this aiortc sender process ends when a second peer joins (not yet
-        # understood, see BENCHMARKS.md), and aiortc encodes once per peer by design, so its
-        # one-peer cost above idle is the cost of each further peer.
-        theirs = asyncio.run(fan_out(port, "aiortc-sender", [1], seconds, sender.pid))
+        # Three peers: each costs an encoder, so more would saturate this 2-core machine.
+        theirs = asyncio.run(fan_out(port, "aiortc-sender", [1, 2, 3], seconds, sender.pid))
     finally:
         sender.kill()
         hub.kill()
@@ -130,8 +128,12 @@ def main(seconds):
         hub.wait()
 
     a = report("remotemediawebrtcsink", ours, [1, 5, 10])
-    b = report("aiortc sender", theirs, [1])
-    print(f"CPU per further peer, aiortc / remotemediawebrtcsink: {b / max(a, 0.01):.1f}x")
+    b = report("aiortc sender", theirs, [1, 2, 3])
+    # Below half a percent of a core, a peer's cost is lost in this machine's noise: the ratio
+    # is then given against that floor, as a lower bound.
+    floor = 0.5
+    bound = "at least " if a < floor else ""
+    print(f"CPU per further peer, aiortc / remotemediawebrtcsink: {bound}{b / max(a, floor):.1f}x")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   gstreamer1.0-plugins-ugly gstreamer1.0-libav chromium
   espeak-ng sox meson ninja-build
+  gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0 nginx-light libnginx-mod-rtmp
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

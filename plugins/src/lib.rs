@@ -2,6 +2,8 @@
 
 use gst::glib;
 
+mod backoff;
+mod ingest;
 mod pipeline;
 mod webrtc;
 mod webrtcserver;
@@ -12,7 +14,8 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     pipeline::register(plugin)?;
     webrtcsink::register(plugin)?;
     webrtcsrc::register(plugin)?;
-    webrtcserver::register(plugin)
+    webrtcserver::register(plugin)?;
+    ingest::register(plugin)
 }
 
 gst::plugin_define!(

@@ -1,0 +1,862 @@
+//! The element: a source bin around `uridecodebin` (or `fdsrc ! decodebin` for stdin). Each
+//! connection is an *attempt*; the output pads outlive attempts (a persistent `identity` per
+//! pad, relinked to each attempt's stream), so a live source that drops, stalls or ends is
+//! reconnected with backoff while downstream keeps running.
+
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::selection::{Kind, Selection, Track};
+use super::stitch::{self, Continuity, Shared};
+use super::uri::{self, Scheme, SourceUri};
+use crate::backoff::Backoff;
+use crate::webrtc::RUNTIME;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "remotemediaingest",
+        gst::DebugColorFlags::empty(),
+        Some("RemoteMedia ingest"),
+    )
+});
+
+#[derive(Debug, Clone)]
+struct Settings {
+    uri: String,
+    selection: Selection,
+    backoff: Backoff,
+    stall_timeout: Duration,
+    latency_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            uri: String::new(),
+            selection: Selection::default(),
+            backoff: Backoff::default(),
+            stall_timeout: Duration::from_secs(5),
+            latency_ms: 200,
+        }
+    }
+}
+
+/// An output pad and what keeps it continuous.
+struct Output {
+    track: Track,
+    entry: gst::Element,
+    continuity: Shared,
+}
+
+/// One connection to the source: its elements, and the streams it exposed.
+struct Attempt {
+    generation: u64,
+    started: Instant,
+    elements: Vec<gst::Element>,
+    found: Vec<Track>,
+}
+
+#[derive(Default)]
+struct State {
+    source: Option<SourceUri>,
+    outputs: Vec<Output>,
+    attempt: Option<Attempt>,
+    /// Increases with every attempt; callbacks of older attempts are ignored.
+    generation: u64,
+    /// Failed attempts in a row (reset once an attempt delivers data).
+    failures: u32,
+    checked: bool,
+    running: bool,
+}
+
+#[derive(Default)]
+pub struct Ingest {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// rtspsrc and srtsrc: the jitter buffer depth.
+fn set_latency(src: &gst::Element, latency_ms: u32) {
+    let Some(pspec) = src.find_property("latency") else {
+        return;
+    };
+    if pspec.value_type() == u32::static_type() {
+        src.set_property("latency", latency_ms);
+    } else if pspec.value_type() == i32::static_type() {
+        src.set_property("latency", latency_ms as i32);
+    }
+}
+
+fn make(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| format!("GStreamer element '{factory}' is missing (see README setup)"))
+}
+
+impl Ingest {
+    fn source(&self) -> Option<SourceUri> {
+        lock(&self.state).source.clone()
+    }
+
+    /// Starts the next attempt (called with a new generation already reserved).
+    fn connect(&self, generation: u64) {
+        let Some(source) = self.source() else { return };
+        let latency = lock(&self.settings).latency_ms;
+        let elements = match self.build_attempt(&source, generation, latency) {
+            Ok(e) => e,
+            Err(msg) => {
+                return self.attempt_failed(generation, &msg);
+            }
+        };
+        {
+            let mut st = lock(&self.state);
+            if !st.running || st.generation != generation {
+                drop(st);
+                self.remove_elements(elements);
+                return;
+            }
+            st.attempt = Some(Attempt {
+                generation,
+                started: Instant::now(),
+                elements: elements.clone(),
+                found: Vec::new(),
+            });
+        }
+        gst::info!(CAT, imp = self, "attempt {generation}: {}", source.masked());
+        for e in &elements {
+            if e.sync_state_with_parent().is_err() {
+                return self.attempt_failed(generation, "the source did not start");
+            }
+        }
+        if source.is_live() {
+            self.watch_stalls(generation);
+        }
+        if source.scheme == Scheme::Rtmp {
+            self.settle_streams(generation);
+        }
+    }
+
+    /// For sources that never say they exposed every stream (FLV): once streams came and
+    /// none followed for a while, their set is taken as complete.
+    fn settle_streams(&self, generation: u64) {
+        let weak = self.obj().downgrade();
+        RUNTIME.spawn(async move {
+            let mut seen = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                let Some(obj) = weak.upgrade() else { return };
+                let imp = obj.imp();
+                let found = {
+                    let st = lock(&imp.state);
+                    if st.checked || st.generation != generation {
+                        return;
+                    }
+                    st.attempt.as_ref().map_or(0, |a| a.found.len())
+                };
+                if found > 0 && found == seen {
+                    return imp.on_no_more_streams(generation);
+                }
+                seen = found;
+            }
+        });
+    }
+
+    fn build_attempt(
+        &self,
+        source: &SourceUri,
+        generation: u64,
+        latency_ms: u32,
+    ) -> Result<Vec<gst::Element>, String> {
+        let bin = self.obj();
+        let (elements, decoder) = match source.scheme {
+            // rtspsrc has a pad per stream, which uridecodebin decodes each on its own.
+            Scheme::Rtsp | Scheme::File => {
+                let decodebin = make("uridecodebin")?;
+                decodebin.set_property("uri", &source.uri);
+                decodebin.connect("source-setup", false, move |args| {
+                    let src = args[1].get::<gst::Element>().ok()?;
+                    set_latency(&src, latency_ms);
+                    None
+                });
+                bin.add(&decodebin).map_err(|e| e.to_string())?;
+                (vec![decodebin.clone()], decodebin)
+            }
+            // RTMP: `rtmp2src ! flvdemux`, and a decodebin per stream as it appears (one
+            // decodebin would wait for an FLV header's promised video that may never come).
+            Scheme::Rtmp => {
+                let src = gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None)
+                    .map_err(|e| format!("no source element for {}: {e}", source.masked()))?;
+                let demux = make("flvdemux")?;
+                bin.add_many([&src, &demux]).map_err(|e| e.to_string())?;
+                src.link(&demux).map_err(|e| e.to_string())?;
+                (vec![src, demux.clone()], demux)
+            }
+            // One stream: `source ! decodebin`, without uridecodebin's network buffering
+            // (which waits for a fill level a live stream must not wait for).
+            scheme => {
+                let src = if scheme == Scheme::Stdin {
+                    let fdsrc = make("fdsrc")?;
+                    fdsrc.set_property("fd", 0i32);
+                    fdsrc
+                } else {
+                    gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None)
+                        .map_err(|e| format!("no source element for {}: {e}", source.masked()))?
+                };
+                set_latency(&src, latency_ms);
+                let decodebin = make("decodebin")?;
+                bin.add_many([&src, &decodebin])
+                    .map_err(|e| e.to_string())?;
+                src.link(&decodebin).map_err(|e| e.to_string())?;
+                (vec![src, decodebin.clone()], decodebin)
+            }
+        };
+        let weak = bin.downgrade();
+        let demuxed = source.scheme == Scheme::Rtmp;
+        decoder.connect_pad_added(move |_, pad| {
+            if let Some(bin) = weak.upgrade() {
+                if demuxed {
+                    bin.imp().decode_stream(generation, pad);
+                } else {
+                    bin.imp().on_stream(generation, pad);
+                }
+            }
+        });
+        let weak = bin.downgrade();
+        decoder.connect_no_more_pads(move |_| {
+            if let Some(bin) = weak.upgrade() {
+                bin.imp().on_no_more_streams(generation);
+            }
+        });
+        Ok(elements)
+    }
+
+    /// A decoded stream of attempt `generation`: to its output pad, or discarded.
+    fn on_stream(&self, generation: u64, pad: &gst::Pad) {
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let kind = match caps.structure(0).map(|s| s.name().as_str()) {
+            Some("audio/x-raw") => Some(Kind::Audio),
+            Some("video/x-raw") => Some(Kind::Video),
+            _ => None,
+        };
+        let live = self.source().is_some_and(|s| s.is_live());
+        let selection = lock(&self.settings).selection.clone();
+        let (track, output, created) = {
+            let mut st = lock(&self.state);
+            if st.generation != generation {
+                return;
+            }
+            let Some(attempt) = st.attempt.as_mut() else {
+                return;
+            };
+            let track = kind.map(|kind| Track {
+                kind,
+                index: attempt.found.iter().filter(|t| t.kind == kind).count() as u32,
+            });
+            if let Some(t) = track {
+                attempt.found.push(t);
+            }
+            match track.filter(|t| selection.wants(*t)) {
+                None => (track, None, false),
+                Some(t) => match st.outputs.iter().find(|o| o.track == t) {
+                    Some(o) => (
+                        Some(t),
+                        Some((o.entry.clone(), o.continuity.clone())),
+                        false,
+                    ),
+                    None => match self.new_output(t) {
+                        Ok((o, entry, continuity)) => {
+                            st.outputs.push(o);
+                            (Some(t), Some((entry, continuity)), true)
+                        }
+                        Err(e) => {
+                            drop(st);
+                            return self.attempt_failed(generation, &e);
+                        }
+                    },
+                },
+            }
+        };
+        let Some((entry, continuity)) = output else {
+            return self.discard(generation, pad, live);
+        };
+        let track = track.expect("an output has a track");
+        if created && let Err(e) = self.expose(track, &entry) {
+            return self.attempt_failed(generation, &e);
+        }
+        let sink = entry.static_pad("sink").expect("identity has a sink pad");
+        if let Some(old) = sink.peer() {
+            let _ = old.unlink(&sink);
+        }
+        let weak = self.obj().downgrade();
+        // rtmp2src is not a live source: its FLV time line is moved onto the clock's.
+        let retime = self.source().is_some_and(|s| s.scheme == Scheme::Rtmp);
+        let clock_now = {
+            let weak = self.obj().downgrade();
+            move || {
+                let obj = weak.upgrade()?;
+                Some(obj.clock()?.time().saturating_sub(obj.base_time()?))
+            }
+        };
+        let now = retime.then_some(clock_now);
+        stitch::install(pad, track, continuity, live, now, move || {
+            if let Some(obj) = weak.upgrade() {
+                obj.imp()
+                    .attempt_failed(generation, "the source ended its stream");
+            }
+        });
+        if let Err(e) = pad.link(&sink) {
+            self.attempt_failed(generation, &format!("cannot link {track}: {e:?}"));
+        } else {
+            gst::info!(CAT, imp = self, "attempt {generation}: {track} on {}", caps);
+        }
+    }
+
+    fn new_output(&self, track: Track) -> Result<(Output, gst::Element, Shared), String> {
+        let entry = gst::ElementFactory::make("identity")
+            .name(format!("{}_{}-entry", track.kind.name(), track.index))
+            .property("silent", true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let continuity: Shared = Arc::new(Mutex::new(Continuity::default()));
+        Ok((
+            Output {
+                track,
+                entry: entry.clone(),
+                continuity: continuity.clone(),
+            },
+            entry,
+            continuity,
+        ))
+    }
+
+    /// Adds a new output's element and its pad (outside the state lock: pad-added handlers
+    /// run inside `add_pad`).
+    fn expose(&self, track: Track, entry: &gst::Element) -> Result<(), String> {
+        let obj = self.obj();
+        obj.add(entry).map_err(|e| e.to_string())?;
+        entry.sync_state_with_parent().map_err(|e| e.to_string())?;
+        let templ = obj
+            .pad_template(&format!("{}_%u", track.kind.name()))
+            .ok_or("no pad template")?;
+        let target = entry.static_pad("src").ok_or("identity has no src")?;
+        let pad = gst::GhostPad::builder_from_template_with_target(&templ, &target)
+            .map_err(|e| e.to_string())?
+            .name(format!("{}_{}", track.kind.name(), track.index))
+            .build();
+        pad.set_active(true).map_err(|e| e.to_string())?;
+        obj.add_pad(&pad).map_err(|e| e.to_string())
+    }
+
+    /// A stream nobody asked for ends in a fakesink (an unlinked one would stop the source);
+    /// a live source's end there is not the element's end.
+    fn discard(&self, generation: u64, pad: &gst::Pad, live: bool) {
+        let Ok(sink) = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .property("async", false)
+            .build()
+        else {
+            return;
+        };
+        if self.obj().add(&sink).is_err() {
+            return;
+        }
+        if live {
+            pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+                match info.event().map(|e| e.type_()) {
+                    Some(gst::EventType::Eos) => gst::PadProbeReturn::Drop,
+                    _ => gst::PadProbeReturn::Ok,
+                }
+            });
+        }
+        let sink_pad = sink.static_pad("sink").expect("fakesink has a sink pad");
+        let _ = pad.link(&sink_pad);
+        let _ = sink.sync_state_with_parent();
+        self.keep_in_attempt(generation, sink);
+    }
+
+    /// A demuxed stream gets a decodebin of its own.
+    fn decode_stream(&self, generation: u64, pad: &gst::Pad) {
+        let Ok(decodebin) = make("decodebin") else {
+            return self.attempt_failed(generation, "GStreamer element 'decodebin' is missing");
+        };
+        let weak = self.obj().downgrade();
+        decodebin.connect_pad_added(move |_, pad| {
+            if let Some(obj) = weak.upgrade() {
+                obj.imp().on_stream(generation, pad);
+            }
+        });
+        if self.obj().add(&decodebin).is_err() {
+            return;
+        }
+        let sink = decodebin
+            .static_pad("sink")
+            .expect("decodebin has a sink pad");
+        if let Err(e) = pad.link(&sink) {
+            return self
+                .attempt_failed(generation, &format!("cannot decode {}: {e:?}", pad.name()));
+        }
+        let _ = decodebin.sync_state_with_parent();
+        self.keep_in_attempt(generation, decodebin);
+    }
+
+    /// Records an element made for attempt `generation`, so it goes with the attempt (or at
+    /// once, when the attempt is already over).
+    fn keep_in_attempt(&self, generation: u64, element: gst::Element) {
+        let mut st = lock(&self.state);
+        match st.attempt.as_mut().filter(|a| a.generation == generation) {
+            Some(a) => a.elements.push(element),
+            None => {
+                drop(st);
+                self.remove_elements(vec![element]);
+            }
+        }
+    }
+
+    /// After the first attempt exposed its streams: checks them against track-selection.
+    fn on_no_more_streams(&self, generation: u64) {
+        let (found, first) = {
+            let mut st = lock(&self.state);
+            if st.generation != generation {
+                return;
+            }
+            let found = st
+                .attempt
+                .as_ref()
+                .map(|a| a.found.clone())
+                .unwrap_or_default();
+            (found, !std::mem::replace(&mut st.checked, true))
+        };
+        if !first {
+            return;
+        }
+        let selection = lock(&self.settings).selection.clone();
+        if let Err(msg) = selection.check(&found) {
+            let uri = self.source().map(|s| s.masked()).unwrap_or_default();
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::WrongType,
+                ("{}: {} (track-selection={})", uri, msg, selection)
+            );
+            return;
+        }
+        self.obj().no_more_pads();
+    }
+
+    /// An attempt failed or ended: reconnect after the backoff, or give up with
+    /// RECONNECT_FAILED. Files and stdin fail at once.
+    fn attempt_failed(&self, generation: u64, reason: &str) {
+        let Some(source) = self.source() else { return };
+        let backoff = lock(&self.settings).backoff;
+        let (old, next, attempt) = {
+            let mut st = lock(&self.state);
+            if !st.running || st.generation != generation {
+                return;
+            }
+            if !source.is_live() {
+                drop(st);
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Read,
+                    ("{}: {}", source.masked(), reason)
+                );
+                return;
+            }
+            let delivered = st.attempt.as_ref().is_some_and(|a| {
+                st.outputs
+                    .iter()
+                    .any(|o| lock(&o.continuity).last_data.is_some_and(|t| t > a.started))
+            });
+            if delivered {
+                st.failures = 0;
+            }
+            st.failures += 1;
+            st.generation += 1;
+            (st.attempt.take(), st.generation, st.failures)
+        };
+        if let Some(old) = old {
+            self.remove_elements(old.elements);
+        }
+        let Some(delay) = backoff.delay(attempt) else {
+            gst::element_imp_error!(
+                self,
+                gst::ResourceError::OpenRead,
+                (
+                    "RECONNECT_FAILED: {}: gave up after {} attempts: {}",
+                    source.masked(),
+                    backoff.max_attempts,
+                    reason
+                )
+            );
+            return;
+        };
+        gst::warning!(
+            CAT,
+            imp = self,
+            "{}: {reason}; attempt {attempt} in {delay:?}",
+            source.masked()
+        );
+        let s = gst::Structure::builder("reconnect")
+            .field("code", "RECONNECT_ATTEMPT")
+            .field("attempt", attempt)
+            .field("max-attempts", backoff.max_attempts)
+            .field("delay-ms", delay.as_millis() as u64)
+            .field("uri", source.masked())
+            .field("reason", reason)
+            .build();
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+        let weak = obj.downgrade();
+        RUNTIME.spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(obj) = weak.upgrade() {
+                obj.call_async(move |obj| obj.imp().connect(next));
+            }
+        });
+    }
+
+    /// Stops and removes elements off the calling thread, which may be one of theirs.
+    fn remove_elements(&self, elements: Vec<gst::Element>) {
+        let weak = self.obj().downgrade();
+        self.obj().call_async(move |_| {
+            for e in &elements {
+                let _ = e.set_state(gst::State::Null);
+            }
+            if let Some(obj) = weak.upgrade() {
+                for e in &elements {
+                    let _ = obj.remove(e);
+                }
+            }
+        });
+    }
+
+    /// A live attempt that delivers nothing for `stall-timeout` is reconnected.
+    fn watch_stalls(&self, generation: u64) {
+        let timeout = lock(&self.settings).stall_timeout;
+        let period = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let weak = self.obj().downgrade();
+        RUNTIME.spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(obj) = weak.upgrade() else { return };
+                let imp = obj.imp();
+                let last = {
+                    let st = lock(&imp.state);
+                    let Some(a) = st.attempt.as_ref().filter(|a| a.generation == generation) else {
+                        return;
+                    };
+                    st.outputs
+                        .iter()
+                        .filter_map(|o| lock(&o.continuity).last_data)
+                        .filter(|t| *t > a.started)
+                        .max()
+                        .unwrap_or(a.started)
+                };
+                if last.elapsed() > timeout {
+                    let msg = format!(
+                        "no data for {:.1} s: the source stalled",
+                        timeout.as_secs_f64()
+                    );
+                    imp.attempt_failed(generation, &msg);
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Which attempt a message comes from, if any: `Some(generation)`.
+    fn attempt_of(&self, msg: &gst::MessageRef) -> Option<Option<u64>> {
+        let src = msg.src()?;
+        let me = self.obj();
+        let mut obj = src.clone();
+        loop {
+            let parent = obj.parent()?;
+            if &parent == me.upcast_ref::<gst::Object>() {
+                let st = lock(&self.state);
+                let current = st
+                    .attempt
+                    .as_ref()
+                    .filter(|a| {
+                        a.elements
+                            .iter()
+                            .any(|e| e.upcast_ref::<gst::Object>() == &obj)
+                    })
+                    .map(|a| a.generation);
+                let is_output = st
+                    .outputs
+                    .iter()
+                    .any(|o| o.entry.upcast_ref::<gst::Object>() == &obj);
+                return if is_output { None } else { Some(current) };
+            }
+            obj = parent;
+        }
+    }
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let uri = lock(&self.settings).uri.clone();
+        let source = uri::parse(&uri)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("CONFIG_ERROR: {}", e)))?;
+        if source.scheme != Scheme::File
+            && source.scheme != Scheme::Stdin
+            && gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None).is_err()
+        {
+            return Err(gst::error_msg!(
+                gst::CoreError::MissingPlugin,
+                (
+                    "CONFIG_ERROR: no GStreamer source element reads {} (install gstreamer1.0-plugins-good and -bad, see README setup)",
+                    source.masked()
+                )
+            ));
+        }
+        let mut st = lock(&self.state);
+        *st = State {
+            source: Some(source),
+            ..State::default()
+        };
+        Ok(())
+    }
+
+    fn stop(&self) {
+        let (attempt, outputs) = {
+            let mut st = lock(&self.state);
+            st.running = false;
+            st.generation += 1;
+            (st.attempt.take(), std::mem::take(&mut st.outputs))
+        };
+        let obj = self.obj();
+        for e in attempt.map(|a| a.elements).unwrap_or_default() {
+            let _ = e.set_state(gst::State::Null);
+            let _ = obj.remove(&e);
+        }
+        for o in outputs {
+            let name = format!("{}_{}", o.track.kind.name(), o.track.index);
+            if let Some(pad) = obj.static_pad(&name) {
+                let _ = pad.set_active(false);
+                let _ = obj.remove_pad(&pad);
+            }
+            let _ = o.entry.set_state(gst::State::Null);
+            let _ = obj.remove(&o.entry);
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for Ingest {
+    const NAME: &'static str = "GstRemoteMediaIngest";
+    type Type = super::RemoteMediaIngest;
+    type ParentType = gst::Bin;
+}
+
+impl ObjectImpl for Ingest {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("uri")
+                    .nick("URI")
+                    .blurb(&format!("What to ingest: {}", uri::SUPPORTED))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("track-selection")
+                    .nick("Track selection")
+                    .blurb("first-audio-video, all, or a list such as audio:0,video:1")
+                    .default_value(Some("first-audio-video"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-attempts")
+                    .nick("Maximum reconnect attempts")
+                    .blurb("Reconnect attempts of a live source in a row before RECONNECT_FAILED (0: forever)")
+                    .default_value(10)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("initial-backoff-ms")
+                    .nick("Initial backoff")
+                    .blurb("Wait before the first reconnect attempt, in ms")
+                    .minimum(10)
+                    .maximum(600_000)
+                    .default_value(500)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-backoff-ms")
+                    .nick("Maximum backoff")
+                    .blurb("Longest wait between reconnect attempts, in ms")
+                    .minimum(10)
+                    .maximum(3_600_000)
+                    .default_value(8000)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("backoff-multiplier")
+                    .nick("Backoff multiplier")
+                    .blurb("Factor the wait grows by after each failed attempt")
+                    .minimum(1.0)
+                    .maximum(10.0)
+                    .default_value(2.0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("stall-timeout-ms")
+                    .nick("Stall timeout")
+                    .blurb("A live source that delivers nothing for this long is reconnected, in ms")
+                    .minimum(200)
+                    .maximum(600_000)
+                    .default_value(5000)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("latency")
+                    .nick("Latency")
+                    .blurb("Jitter buffer of RTSP and SRT sources, in ms")
+                    .maximum(10_000)
+                    .default_value(200)
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        let ms = |v: &glib::Value| Duration::from_millis(v.get::<u32>().unwrap_or(0) as u64);
+        match pspec.name() {
+            "uri" => {
+                s.uri = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            }
+            "track-selection" => {
+                let text = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                match Selection::parse(&text) {
+                    Ok(sel) => s.selection = sel,
+                    Err(e) => {
+                        drop(s);
+                        gst::element_imp_error!(
+                            self,
+                            gst::LibraryError::Settings,
+                            ("CONFIG_ERROR: {}", e)
+                        );
+                    }
+                }
+            }
+            "max-attempts" => s.backoff.max_attempts = value.get().unwrap_or(10),
+            "initial-backoff-ms" => s.backoff.initial = ms(value),
+            "max-backoff-ms" => s.backoff.max = ms(value),
+            "backoff-multiplier" => s.backoff.multiplier = value.get().unwrap_or(2.0),
+            "stall-timeout-ms" => s.stall_timeout = ms(value),
+            "latency" => s.latency_ms = value.get().unwrap_or(200),
+            _ => unreachable!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = lock(&self.settings);
+        let ms = |d: Duration| (d.as_millis() as u32).to_value();
+        match pspec.name() {
+            "uri" => s.uri.to_value(),
+            "track-selection" => s.selection.to_string().to_value(),
+            "max-attempts" => s.backoff.max_attempts.to_value(),
+            "initial-backoff-ms" => ms(s.backoff.initial),
+            "max-backoff-ms" => ms(s.backoff.max),
+            "backoff-multiplier" => s.backoff.multiplier.to_value(),
+            "stall-timeout-ms" => ms(s.stall_timeout),
+            _ => s.latency_ms.to_value(),
+        }
+    }
+}
+
+impl GstObjectImpl for Ingest {}
+
+impl ElementImpl for Ingest {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "RemoteMedia ingest",
+                "Source/Network/Audio/Video",
+                "Decoded audio and video from RTSP, RTMP, SRT, UDP, files or stdin, reconnecting live sources",
+                "RemoteMedia for GStreamer developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            [("audio_%u", "audio/x-raw"), ("video_%u", "video/x-raw")]
+                .into_iter()
+                .map(|(name, caps)| {
+                    gst::PadTemplate::new(
+                        name,
+                        gst::PadDirection::Src,
+                        gst::PadPresence::Sometimes,
+                        &gst::Caps::new_empty_simple(caps),
+                    )
+                    .expect("pad template")
+                })
+                .collect()
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "{transition:?}");
+        match transition {
+            gst::StateChange::NullToReady => {
+                if let Err(err) = self.start() {
+                    self.post_error_message(err);
+                    return Err(gst::StateChangeError);
+                }
+            }
+            gst::StateChange::ReadyToPaused => {
+                let generation = {
+                    let mut st = lock(&self.state);
+                    st.running = true;
+                    st.generation += 1;
+                    st.generation
+                };
+                self.connect(generation);
+            }
+            _ => {}
+        }
+        let result = self.parent_change_state(transition);
+        if transition == gst::StateChange::PausedToReady {
+            self.stop();
+        }
+        let result = result?;
+        let live = self.source().is_some_and(|s| s.is_live());
+        Ok(match transition {
+            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused if live => {
+                gst::StateChangeSuccess::NoPreroll
+            }
+            _ => result,
+        })
+    }
+}
+
+impl BinImpl for Ingest {
+    fn handle_message(&self, msg: gst::Message) {
+        if let gst::MessageView::Error(err) = msg.view()
+            && let Some(attempt) = self.attempt_of(&msg)
+        {
+            // Errors of an attempt become a reconnect (live) or an error naming the URI.
+            if let Some(generation) = attempt {
+                let reason = err.error().to_string();
+                self.attempt_failed(generation, &reason);
+            }
+            return;
+        }
+        self.parent_handle_message(msg)
+    }
+}
