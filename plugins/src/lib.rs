@@ -10,6 +10,8 @@ mod webrtcserver;
 mod webrtcsink;
 mod webrtcsrc;
 
+pub use ingest::runtime::{GstIngestPlugin, register_runtime_plugin};
+
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     pipeline::register(plugin)?;
     webrtcsink::register(plugin)?;

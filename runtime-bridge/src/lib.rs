@@ -4,6 +4,7 @@
 
 pub mod data;
 pub mod executor;
+pub mod ingest;
 pub mod manifest;
 pub mod node;
 pub mod nodes;
@@ -15,6 +16,10 @@ pub mod wire;
 
 pub use data::{AudioFrame, AudioSamples, Packet, RuntimeData, SampleStorage};
 pub use executor::{Graph, NodeMetrics, Output, OutputSink, RuntimeError, Session};
+pub use ingest::{
+    IngestConfig, IngestError, IngestEvent, IngestPlugin, IngestRegistry, IngestSource,
+    global_ingest_registry,
+};
 pub use manifest::{Manifest, ManifestError, ManifestReport};
 pub use node::{Node, NodeSpec, StreamFormat};
 pub use registry::Registry;

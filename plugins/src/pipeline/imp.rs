@@ -460,19 +460,31 @@ impl RemoteMediaPipeline {
         }
     }
 
+    /// A text/JSON/summary result: on the bus (`remotemedia`), and downstream with the media
+    /// as a `remotemedia-result` event, which a `remotemediawebrtcsink` sends to its peers.
     fn post_result(&self, out: &Output, kind: &str, json: String) {
+        let pts = out.pts.map(gst::ClockTime::from_nseconds);
+        let fields = |name: &str| {
+            gst::Structure::builder(name)
+                .field("node-id", &*out.node_id)
+                .field("kind", kind)
+                .field("json", json.as_str())
+                .field("pts", pts)
+                .build()
+        };
+        self.srcpad
+            .push_event(gst::event::CustomDownstream::new(fields(
+                "remotemedia-result",
+            )));
         if !lock(&self.settings).post_messages {
             return;
         }
-        let pts = out.pts.map(gst::ClockTime::from_nseconds);
-        let s = gst::Structure::builder("remotemedia")
-            .field("node-id", &*out.node_id)
-            .field("kind", kind)
-            .field("json", json)
-            .field("pts", pts)
-            .build();
         let obj = self.obj();
-        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+        let _ = obj.post_message(
+            gst::message::Element::builder(fields("remotemedia"))
+                .src(&*obj)
+                .build(),
+        );
     }
 
     /// Pushes a text/JSON result: on the src pad when it is the graph's main output (a

@@ -3,7 +3,7 @@
 use gst::glib;
 use gst::prelude::*;
 
-mod convert;
+pub(crate) mod convert;
 mod imp;
 mod queue;
 

@@ -93,3 +93,25 @@ pub fn session(element: &gst::Element, session_id: &str, change: &Change) {
             .build(),
     );
 }
+
+/// A manifest result (the fields of a `remotemedia` bus message or `remotemedia-result`
+/// event) as peers get it on their data channel:
+/// `{"type": "result", "node_id", "kind", "data", "pts_ms"}`, `data` parsed when it is JSON.
+pub fn result_json(s: &gst::StructureRef) -> String {
+    let node = s.get::<String>("node-id").unwrap_or_default();
+    let kind = s.get::<String>("kind").unwrap_or_default();
+    let text = s.get::<String>("json").unwrap_or_default();
+    let pts = s.get::<Option<gst::ClockTime>>("pts").ok().flatten();
+    let data = match kind.as_str() {
+        "text" => serde_json::Value::String(text),
+        _ => serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    };
+    serde_json::json!({
+        "type": "result",
+        "node_id": node,
+        "kind": kind,
+        "data": data,
+        "pts_ms": pts.map(|p| p.nseconds() as f64 / 1e6),
+    })
+    .to_string()
+}

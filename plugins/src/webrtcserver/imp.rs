@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 
 use super::run::{ManifestSource, PeerRun};
@@ -188,23 +188,9 @@ impl WebRtcServer {
 
     /// A result of a peer's run: to that peer's data channel, and on the bus with its id.
     fn result(&self, run: &PeerRun, s: &gst::StructureRef) {
-        let node = s.get::<String>("node-id").unwrap_or_default();
-        let kind = s.get::<String>("kind").unwrap_or_default();
-        let text = s.get::<String>("json").unwrap_or_default();
-        let pts = s.get::<Option<gst::ClockTime>>("pts").ok().flatten();
-        let data = match kind.as_str() {
-            "text" => Value::String(serde_json::from_str(&text).unwrap_or(text.clone())),
-            _ => serde_json::from_str(&text).unwrap_or(Value::String(text.clone())),
-        };
-        let message = json!({
-            "type": "result",
-            "node_id": node,
-            "kind": kind,
-            "data": data,
-            "pts_ms": pts.map(|p| p.nseconds() as f64 / 1e6),
-        });
+        let message = messages::result_json(s);
         if let Some(hub) = self.hub() {
-            hub.try_send_to_peer(&run.peer_id, &message.to_string());
+            hub.try_send_to_peer(&run.peer_id, &message);
         }
         let mut out = s.to_owned();
         out.set("peer-id", &run.peer_id);

@@ -10,6 +10,7 @@ use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
+use crate::webrtc::messages;
 use crate::webrtc::send::{EncodeSettings, Kind, Stream, VideoCodec};
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
 
@@ -111,6 +112,24 @@ impl WebRtcSink {
             stream.start();
         }
         Ok(())
+    }
+
+    /// Results of a `remotemediapipeline` upstream travel with the media as
+    /// `remotemedia-result` events; every peer gets them on its data channel.
+    fn forward_results(&self, pad: &gst::GhostPad) {
+        let weak = self.obj().downgrade();
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            let Some(gst::EventView::CustomDownstream(e)) = info.event().map(|e| e.view()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let Some(s) = e.structure().filter(|s| s.name() == "remotemedia-result") else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if let Some(hub) = weak.upgrade().and_then(|obj| obj.imp().hub()) {
+                hub.broadcast(&messages::result_json(s));
+            }
+            gst::PadProbeReturn::Drop
+        });
     }
 
     fn stop(&self) {
@@ -310,6 +329,7 @@ impl ElementImpl for WebRtcSink {
             .name(name.as_str())
             .build();
         ghost.set_active(true).ok()?;
+        self.forward_results(&ghost);
         if lock(&self.hub).is_some() {
             stream.start();
         }
