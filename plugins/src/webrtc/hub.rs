@@ -29,11 +29,12 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What an element does with a peer connection beyond signaling.
 pub trait Role: Send + Sync + 'static {
-    /// Prepares a new connection before the offer is applied: adds tracks, hooks `on_track`.
+    /// Prepares a new connection before `offer` is applied: adds tracks, hooks `on_track`.
     fn setup<'a>(
         &'a self,
         peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
+        offer: &'a str,
     ) -> BoxFuture<'a, Result<(), String>>;
     /// The connection reached `connected`.
     fn connected(&self, _peer_id: &str) {}
@@ -322,7 +323,7 @@ impl PeerHub {
         let existing = lock(&self.peers).get(peer_id).and_then(|p| p.pc.clone());
         let pc = match existing {
             Some(pc) => pc,
-            None => self.new_connection(peer_id).await?,
+            None => self.new_connection(peer_id, &sdp).await?,
         };
         let sdp = if self.ice.loopback_only {
             keep_loopback_candidates(&sdp)
@@ -358,9 +359,10 @@ impl PeerHub {
     async fn new_connection(
         self: &Arc<Self>,
         peer_id: &str,
+        offer: &str,
     ) -> Result<Arc<RTCPeerConnection>, String> {
         let pc = self.ice.new_peer_connection().await?;
-        self.role.setup(peer_id, &pc).await?;
+        self.role.setup(peer_id, &pc, offer).await?;
         let weak = Arc::downgrade(self);
         let id = peer_id.to_owned();
         pc.on_peer_connection_state_change(Box::new(move |state| {

@@ -76,11 +76,14 @@ impl Role for ServerRole {
         &'a self,
         peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
+        offer: &'a str,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let bin = self.bin.upgrade().ok_or("element gone")?;
             let name = format!("peer{}", self.serial.fetch_add(1, Ordering::Relaxed));
-            let run = PeerRun::new(peer_id, name, &self.manifest, self.encode)?;
+            // A video track back only for peers that negotiate video.
+            let video = offer.contains("\nm=video");
+            let run = PeerRun::new(peer_id, name, &self.manifest, self.encode, video)?;
             gst::info!(
                 CAT,
                 obj = bin,

@@ -2,6 +2,7 @@
 //! peer's first track, `remotemediapipeline`, and the outgoing audio and video streams its
 //! media results are encoded to (for this peer alone).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use gst::prelude::*;
@@ -41,9 +42,10 @@ pub struct PeerRun {
     pub bin: gst::Bin,
     pipeline: gst::Element,
     audio: Arc<Stream>,
-    video: Arc<Stream>,
+    video: Option<Arc<Stream>>,
     receive: PeerReceive,
     input: Mutex<Option<Receiver>>,
+    stopped: AtomicBool,
 }
 
 fn make(factory: &str) -> Result<gst::Element, String> {
@@ -59,6 +61,7 @@ impl PeerRun {
         name: String,
         manifest: &ManifestSource,
         encode: EncodeSettings,
+        with_video: bool,
     ) -> Result<Arc<Self>, String> {
         let bin = gst::Bin::builder().name(name).build();
         // The streams' appsinks appear once caps are known; their preroll stays in this bin.
@@ -70,11 +73,18 @@ impl PeerRun {
         }
         bin.add(&pipeline).map_err(|e| e.to_string())?;
         let (audio, audio_pad) = Stream::new(&bin, Kind::Audio, "audio", encode)?;
-        let (video, video_pad) = Stream::new(&bin, Kind::Video, "video", encode)?;
+        let (video, video_pad) = match with_video {
+            true => {
+                Stream::new(&bin, Kind::Video, "video", encode).map(|(s, p)| (Some(s), Some(p)))?
+            }
+            false => (None, None),
+        };
         route_results(&bin, &pipeline, audio_pad, video_pad)?;
         let receive = PeerReceive::new(&bin)?;
         audio.start();
-        video.start();
+        if let Some(v) = &video {
+            v.start();
+        }
         Ok(Arc::new(Self {
             peer_id: peer_id.to_owned(),
             bin,
@@ -83,6 +93,7 @@ impl PeerRun {
             video,
             receive,
             input: Mutex::new(None),
+            stopped: AtomicBool::new(false),
         }))
     }
 
@@ -98,7 +109,9 @@ impl PeerRun {
             .sync_state_with_parent()
             .map_err(|_| "the manifest run did not start".to_string())?;
         self.audio.add_to(pc, true).await?;
-        self.video.add_to(pc, false).await?;
+        if let Some(video) = &self.video {
+            video.add_to(pc, false).await?;
+        }
         let weak = Arc::downgrade(self);
         pc.on_track(Box::new(move |track, receiver, _| {
             if let Some(run) = weak.upgrade() {
@@ -113,7 +126,7 @@ impl PeerRun {
     /// dropped (unread tracks would fill webrtc-rs's buffers).
     fn on_track(&self, track: Arc<TrackRemote>, rtp_receiver: Arc<RTCRtpReceiver>) {
         let mut input = self.input.lock().unwrap_or_else(PoisonError::into_inner);
-        if input.is_some() {
+        if input.is_some() || self.stopped.load(Ordering::SeqCst) {
             RUNTIME.spawn(async move { while track.read_rtp().await.is_ok() {} });
             return;
         }
@@ -135,29 +148,37 @@ impl PeerRun {
 
     /// A new peer or a PLI gets a key frame.
     pub fn request_key_unit(&self) {
-        self.video.request_key_unit();
+        if let Some(video) = &self.video {
+            video.request_key_unit();
+        }
     }
 
     /// Stops the run and takes it out of `server`, off the calling thread: this is also called
     /// from the run's own streaming threads (a failing node), which a state change would block.
     pub fn stop(self: Arc<Self>, server: &gst::Bin) {
+        self.stopped.store(true, Ordering::SeqCst);
+        // Elements a track started while this was on its way are stopped by the second
+        // NULL, so nothing of the run keeps running once it is out of the server.
+        let _input = self.input.lock().unwrap_or_else(PoisonError::into_inner);
         let server = server.downgrade();
         self.bin.call_async(move |bin| {
             let _ = bin.set_state(gst::State::Null);
             if let Some(server) = server.upgrade() {
                 let _ = server.remove(bin);
             }
+            let _ = bin.set_state(gst::State::Null);
         });
     }
 }
 
 /// Links the manifest's src pad, once its caps are known: audio and video to the peer's
-/// streams, anything else (text/JSON, already on the bus) to a fakesink.
+/// streams (video when the peer negotiated it), anything else (text/JSON, already on the bus)
+/// to a fakesink.
 fn route_results(
     bin: &gst::Bin,
     pipeline: &gst::Element,
     audio: gst::Pad,
-    video: gst::Pad,
+    video: Option<gst::Pad>,
 ) -> Result<(), String> {
     let src = pipeline.static_pad("src").ok_or("no src pad")?;
     let weak = bin.downgrade();
@@ -171,7 +192,9 @@ fn route_results(
         let name = c.caps().structure(0).map(|s| s.name().to_string());
         let target = match name.as_deref() {
             Some(n) if n.starts_with("audio/") => Ok(audio.clone()),
-            Some(n) if n.starts_with("video/") => Ok(video.clone()),
+            Some(n) if n.starts_with("video/") && video.is_some() => {
+                Ok(video.clone().expect("checked"))
+            }
             _ => discard(&weak),
         };
         match target.and_then(|t| pad.link(&t).map_err(|e| format!("{e:?}"))) {

@@ -70,6 +70,7 @@ impl Role for SinkRole {
         &'a self,
         _peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
+        _offer: &'a str,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             for stream in self.streams() {

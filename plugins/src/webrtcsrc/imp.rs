@@ -139,6 +139,7 @@ impl Role for SrcRole {
         &'a self,
         peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
+        _offer: &'a str,
     ) -> BoxFuture<'a, Result<(), String>> {
         let peer = peer_id.to_owned();
         let weak_pc = Arc::downgrade(pc);
