@@ -1,7 +1,8 @@
 """A test RTSP server (gst-rtsp-server through PyGObject) on 127.0.0.1, serving a WAV file as
-Opus in real time from its start to every client:
+Opus in real time from its start to every client, or (FILE = `sine`) one live 440 Hz tone
+encoded once and shared by every client (for the benchmarks):
 
-    python tests/rtsp_server.py PORT FILE.wav [MOUNT]
+    python tests/rtsp_server.py PORT FILE.wav|sine [MOUNT]
 """
 
 import sys
@@ -19,8 +20,13 @@ def main(port, path, mount="/test"):
     server.set_address("127.0.0.1")
     server.set_service(str(port))
     factory = GstRtspServer.RTSPMediaFactory()
+    if path == "sine":
+        source = "audiotestsrc is-live=true wave=sine volume=0.3"
+        factory.set_shared(True)
+    else:
+        source = f"filesrc location={path} ! wavparse"
     factory.set_launch(
-        f"( filesrc location={path} ! wavparse ! audioconvert ! audioresample ! "
+        f"( {source} ! audioconvert ! audioresample ! "
         "audio/x-raw,rate=48000 ! opusenc ! rtpopuspay name=pay0 pt=96 )"
     )
     server.get_mount_points().add_factory(mount, factory)

@@ -102,6 +102,11 @@ fn make(factory: &str) -> Result<gst::Element, String> {
 }
 
 impl Ingest {
+    fn is_current(&self, generation: u64) -> bool {
+        let st = lock(&self.state);
+        st.running && st.generation == generation
+    }
+
     fn source(&self) -> Option<SourceUri> {
         lock(&self.state).source.clone()
     }
@@ -250,7 +255,7 @@ impl Ingest {
         let selection = lock(&self.settings).selection.clone();
         let (track, output, created) = {
             let mut st = lock(&self.state);
-            if st.generation != generation {
+            if !st.running || st.generation != generation {
                 return;
             }
             let Some(attempt) = st.attempt.as_mut() else {
@@ -358,6 +363,9 @@ impl Ingest {
     /// A stream nobody asked for ends in a fakesink (an unlinked one would stop the source);
     /// a live source's end there is not the element's end.
     fn discard(&self, generation: u64, pad: &gst::Pad, live: bool) {
+        if !self.is_current(generation) {
+            return;
+        }
         let Ok(sink) = gst::ElementFactory::make("fakesink")
             .property("sync", false)
             .property("async", false)
@@ -384,6 +392,9 @@ impl Ingest {
 
     /// A demuxed stream gets a decodebin of its own.
     fn decode_stream(&self, generation: u64, pad: &gst::Pad) {
+        if !self.is_current(generation) {
+            return;
+        }
         let Ok(decodebin) = make("decodebin") else {
             return self.attempt_failed(generation, "GStreamer element 'decodebin' is missing");
         };
@@ -827,6 +838,13 @@ impl ElementImpl for Ingest {
                     st.generation
                 };
                 self.connect(generation);
+            }
+            // Before the children stop: streaming-thread callbacks (new streams, reconnects)
+            // must not add or start anything while the bin goes down.
+            gst::StateChange::PausedToReady => {
+                let mut st = lock(&self.state);
+                st.running = false;
+                st.generation += 1;
             }
             _ => {}
         }
