@@ -324,14 +324,28 @@ rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}
     r.wait(lambda: any(v["is_speech_start"] for v in r.vad()), "speech from RTMP", timeout=30)
 
 
-def test_srt_caller_reads_a_listener(runs, servers, gst_env):
+def test_srt_caller_reads_a_listener(servers, gst_env):
+    # In a gst-launch-1.0 process of its own: on Debian 12, libsrt's internal C++ exceptions can
+    # crash a process whose GStreamer core pulled in libunwind (when an SRT peer goes away), and
+    # that must not take the test runner down with it. See the README's SRT note.
     port = free_port()
     sender(servers, ["mpegtsmux", "!", "srtsink", f"uri=srt://127.0.0.1:{port}?mode=listener",
                      "wait-for-connection=false"], gst_env)
     time.sleep(0.5)
-    r = runs(f"srt://127.0.0.1:{port}?mode=caller")
-    r.play()
-    r.wait(lambda: any(v["is_speech_start"] for v in r.vad()), "speech from SRT", timeout=30)
+    ingest = servers(["gst-launch-1.0", "-m", "remotemediaingest", f"uri=srt://127.0.0.1:{port}?mode=caller",
+                      "!", "audioconvert", "!", "audioresample", "!", "remotemediapipeline", f"manifest={VAD}", "!",
+                      "fakesink"], env=gst_env)
+    deadline = time.monotonic() + 30
+    seen = []
+    while time.monotonic() < deadline:
+        line = ingest.proc.stdout.readline()
+        seen.append(line)
+        if 'is_speech_start\\":true' in line:
+            break
+        if not line:  # gst-launch-1.0 ended
+            raise AssertionError(f"gst-launch-1.0 ended: {''.join(seen)[-2000:]}")
+    else:
+        raise AssertionError(f"no speech from SRT: {''.join(seen)[-2000:]}")
 
 
 def test_udp_mpegts(runs, servers, gst_env):
