@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo test
 export GST_PLUGIN_PATH="$PWD/target/debug"
-.venv/bin/python -m pytest -q python/tests tests
+# The sink's tests run in a process of their own: run after the server's in one process they
+# fail now and then (no media reaches the first aiortc peer; open bug, see BENCHMARKS/notes).
+.venv/bin/python -m pytest -q python/tests tests --ignore=tests/test_webrtc_sink.py
+.venv/bin/python -m pytest -q tests/test_webrtc_sink.py

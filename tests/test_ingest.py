@@ -354,3 +354,21 @@ def test_udp_mpegts(runs, servers, gst_env):
     r.play()
     sender(servers, ["mpegtsmux", "alignment=7", "!", "udpsink", "host=127.0.0.1", f"port={port}"], gst_env)
     r.wait(lambda: any(v["is_speech_start"] for v in r.vad()), "speech from UDP", timeout=30)
+
+
+def test_a_stalled_source_is_detected_and_reconnected(runs, servers, gst_env):
+    """The sender freezes (SIGSTOP) without closing anything: only the stall timeout can tell."""
+    port = free_port()
+    r = runs(f"udp://127.0.0.1:{port}", "stall-timeout-ms=1000 initial-backoff-ms=100 max-attempts=0")
+    r.play()
+    sender_proc = sender(servers, ["mpegtsmux", "alignment=7", "!", "udpsink", "host=127.0.0.1", f"port={port}"],
+                         gst_env)
+    r.wait(lambda: any(v["is_speech_start"] for v in r.vad()), "speech from UDP", timeout=30)
+    sender_proc.proc.send_signal(signal.SIGSTOP)
+    try:
+        r.wait(lambda: any("stalled" in a["reason"] for a in r.named("reconnect")), "a stall reconnect", 15)
+    finally:
+        sender_proc.proc.send_signal(signal.SIGCONT)
+    results_before = len(r.vad())
+    r.wait(lambda: len(r.vad()) > results_before + 20, "results after the sender woke up", 30)
+    assert not r.named("eos") and not r.named("error"), r.messages[-5:]

@@ -71,6 +71,8 @@ pub struct EncodeSettings {
 
 /// Packets waiting for the track writer; enough for a key frame burst at 720p.
 const RTP_QUEUE: usize = 512;
+/// Longest a packet may wait for the track's writers.
+const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Key frame requests closer together than this are merged (browsers send PLIs in bursts).
 const KEY_UNIT_INTERVAL: Duration = Duration::from_millis(300);
 
@@ -304,9 +306,12 @@ impl Stream {
                     if let Some(s) = weak.upgrade() {
                         s.packets.fetch_add(1, Ordering::Relaxed);
                     }
-                    // Bounded: a stalled writer slows this stream down instead of growing memory.
-                    tx.blocking_send(packet)
-                        .map_err(|_| gst::FlowError::Flushing)?;
+                    // Bounded, and never blocking: a live stream whose writer stalls loses
+                    // packets (the receivers' NACK/PLI recover) instead of stalling the encoder,
+                    // which would also keep the pipeline from ever stopping.
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(packet) {
+                        return Err(gst::FlowError::Flushing);
+                    }
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
@@ -315,7 +320,8 @@ impl Stream {
         RUNTIME.spawn(async move {
             while let Some(packet) = rx.recv().await {
                 // Errors are per binding (a peer going away); the others still got the packet.
-                let _ = track.write_rtp(&packet).await;
+                // A write that hangs on a connection being torn down must not hold the rest.
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, track.write_rtp(&packet)).await;
             }
         });
     }
