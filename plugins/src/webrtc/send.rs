@@ -61,12 +61,70 @@ impl VideoCodec {
     }
 }
 
-/// Encoder settings fixed when a stream is created.
+/// Encoder settings fixed when a stream is created; the sink's and the server's properties.
 #[derive(Clone, Copy, Debug)]
 pub struct EncodeSettings {
     pub video_codec: VideoCodec,
     pub video_bitrate_kbps: u32,
     pub audio_bitrate: i32,
+}
+
+impl Default for EncodeSettings {
+    fn default() -> Self {
+        Self {
+            video_codec: VideoCodec::Vp8,
+            video_bitrate_kbps: 2000,
+            audio_bitrate: 64000,
+        }
+    }
+}
+
+impl EncodeSettings {
+    pub fn properties() -> Vec<glib::ParamSpec> {
+        vec![
+            glib::ParamSpecEnum::builder_with_default("video-codec", VideoCodec::Vp8)
+                .nick("Video codec")
+                .blurb("Codec raw video is encoded to (encoded video input must be in it)")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("video-bitrate")
+                .nick("Video bitrate")
+                .blurb("Target video bitrate in kbit/s")
+                .minimum(50)
+                .maximum(50_000)
+                .default_value(2000)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecInt::builder("audio-bitrate")
+                .nick("Audio bitrate")
+                .blurb("Opus bitrate in bit/s")
+                .minimum(6000)
+                .maximum(510_000)
+                .default_value(64000)
+                .mutable_ready()
+                .build(),
+        ]
+    }
+
+    /// Sets one of `properties()`; false when `name` is not one of them.
+    pub fn set(&mut self, name: &str, value: &glib::Value) -> bool {
+        match name {
+            "video-codec" => self.video_codec = value.get().unwrap_or_default(),
+            "video-bitrate" => self.video_bitrate_kbps = value.get().unwrap_or(2000),
+            "audio-bitrate" => self.audio_bitrate = value.get().unwrap_or(64000),
+            _ => return false,
+        }
+        true
+    }
+
+    pub fn get(&self, name: &str) -> Option<glib::Value> {
+        Some(match name {
+            "video-codec" => self.video_codec.to_value(),
+            "video-bitrate" => self.video_bitrate_kbps.to_value(),
+            "audio-bitrate" => self.audio_bitrate.to_value(),
+            _ => return None,
+        })
+    }
 }
 
 /// Packets waiting for the track writer; enough for a key frame burst at 720p.

@@ -15,7 +15,7 @@ use webrtc::peer_connection::RTCPeerConnection;
 use super::run::{ManifestSource, PeerRun};
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::messages::{self, ErrorCode};
-use crate::webrtc::send::{EncodeSettings, VideoCodec};
+use crate::webrtc::send::EncodeSettings;
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -26,27 +26,12 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Settings {
     common: CommonSettings,
     manifest: Option<String>,
     manifest_json: Option<String>,
-    video_codec: VideoCodec,
-    video_bitrate: u32,
-    audio_bitrate: i32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            common: CommonSettings::default(),
-            manifest: None,
-            manifest_json: None,
-            video_codec: VideoCodec::Vp8,
-            video_bitrate: 2000,
-            audio_bitrate: 64000,
-        }
-    }
+    encode: EncodeSettings,
 }
 
 type Runs = Arc<Mutex<HashMap<String, Arc<PeerRun>>>>;
@@ -142,11 +127,7 @@ impl WebRtcServer {
             bin: self.obj().upcast_ref::<gst::Bin>().downgrade(),
             runs: self.runs.clone(),
             manifest,
-            encode: EncodeSettings {
-                video_codec: settings.video_codec,
-                video_bitrate_kbps: settings.video_bitrate,
-                audio_bitrate: settings.audio_bitrate,
-            },
+            encode: settings.encode,
             serial: AtomicU64::new(0),
         });
         let element: gst::Element = self.obj().clone().upcast();
@@ -249,28 +230,8 @@ impl ObjectImpl for WebRtcServer {
                     .blurb("The manifest itself, inline; takes precedence over \"manifest\"")
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("video-codec", VideoCodec::Vp8)
-                    .nick("Video codec")
-                    .blurb("Codec video results are encoded to for their peer")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("video-bitrate")
-                    .nick("Video bitrate")
-                    .blurb("Target video bitrate in kbit/s")
-                    .minimum(50)
-                    .maximum(50_000)
-                    .default_value(2000)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecInt::builder("audio-bitrate")
-                    .nick("Audio bitrate")
-                    .blurb("Opus bitrate in bit/s of audio results")
-                    .minimum(6000)
-                    .maximum(510_000)
-                    .default_value(64000)
-                    .mutable_ready()
-                    .build(),
             ]);
+            props.extend(EncodeSettings::properties());
             props
         });
         PROPERTIES.as_ref()
@@ -285,7 +246,8 @@ impl ObjectImpl for WebRtcServer {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
         let hub = self.hub();
-        if s.common.set_live(pspec.name(), value, hub.as_ref()) {
+        if s.common.set_live(pspec.name(), value, hub.as_ref()) || s.encode.set(pspec.name(), value)
+        {
             return;
         }
         let string = || {
@@ -298,24 +260,22 @@ impl ObjectImpl for WebRtcServer {
         match pspec.name() {
             "manifest" => s.manifest = string(),
             "manifest-json" => s.manifest_json = string(),
-            "video-codec" => s.video_codec = value.get().unwrap_or_default(),
-            "video-bitrate" => s.video_bitrate = value.get().unwrap_or(2000),
-            "audio-bitrate" => s.audio_bitrate = value.get().unwrap_or(64000),
             _ => unreachable!(),
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let s = lock(&self.settings);
-        if let Some(v) = s.common.get(pspec.name()) {
+        if let Some(v) = s
+            .common
+            .get(pspec.name())
+            .or_else(|| s.encode.get(pspec.name()))
+        {
             return v;
         }
         match pspec.name() {
             "manifest" => s.manifest.to_value(),
-            "manifest-json" => s.manifest_json.to_value(),
-            "video-codec" => s.video_codec.to_value(),
-            "video-bitrate" => s.video_bitrate.to_value(),
-            _ => s.audio_bitrate.to_value(),
+            _ => s.manifest_json.to_value(),
         }
     }
 }

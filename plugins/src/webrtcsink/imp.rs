@@ -11,7 +11,7 @@ use webrtc::peer_connection::RTCPeerConnection;
 
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::messages;
-use crate::webrtc::send::{EncodeSettings, Kind, Stream, VideoCodec};
+use crate::webrtc::send::{EncodeSettings, Kind, Stream};
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -22,23 +22,10 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Settings {
     common: CommonSettings,
-    video_codec: VideoCodec,
-    video_bitrate: u32,
-    audio_bitrate: i32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            common: CommonSettings::default(),
-            video_codec: VideoCodec::Vp8,
-            video_bitrate: 2000,
-            audio_bitrate: 64000,
-        }
-    }
+    encode: EncodeSettings,
 }
 
 type Streams = Arc<Mutex<Vec<(gst::GhostPad, Arc<Stream>)>>>;
@@ -152,35 +139,15 @@ impl ObjectImpl for WebRtcSink {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut props = CommonSettings::properties();
-            props.extend([
-                glib::ParamSpecEnum::builder_with_default("video-codec", VideoCodec::Vp8)
-                    .nick("Video codec")
-                    .blurb("Codec raw video is encoded to, once for all peers (encoded input must match)")
-                    .mutable_ready()
-                    .build(),
+            props.extend(EncodeSettings::properties());
+            props.push(
                 glib::ParamSpecString::builder("audio-codec")
                     .nick("Audio codec")
                     .blurb("Codec raw audio is encoded to (opus)")
                     .default_value(Some("opus"))
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecUInt::builder("video-bitrate")
-                    .nick("Video bitrate")
-                    .blurb("Target video bitrate in kbit/s")
-                    .minimum(50)
-                    .maximum(50_000)
-                    .default_value(2000)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecInt::builder("audio-bitrate")
-                    .nick("Audio bitrate")
-                    .blurb("Opus bitrate in bit/s")
-                    .minimum(6000)
-                    .maximum(510_000)
-                    .default_value(64000)
-                    .mutable_ready()
-                    .build(),
-            ]);
+            );
             props
         });
         PROPERTIES.as_ref()
@@ -195,11 +162,11 @@ impl ObjectImpl for WebRtcSink {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
         let hub = self.hub();
-        if s.common.set_live(pspec.name(), value, hub.as_ref()) {
+        if s.common.set_live(pspec.name(), value, hub.as_ref()) || s.encode.set(pspec.name(), value)
+        {
             return;
         }
         match pspec.name() {
-            "video-codec" => s.video_codec = value.get().unwrap_or_default(),
             "audio-codec" => {
                 let codec = value
                     .get::<Option<String>>()
@@ -218,24 +185,16 @@ impl ObjectImpl for WebRtcSink {
                     );
                 }
             }
-            "video-bitrate" => s.video_bitrate = value.get().unwrap_or(2000),
-            "audio-bitrate" => s.audio_bitrate = value.get().unwrap_or(64000),
             _ => unreachable!(),
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let s = lock(&self.settings);
-        if let Some(v) = s.common.get(pspec.name()) {
-            return v;
-        }
-        match pspec.name() {
-            "video-codec" => s.video_codec.to_value(),
-            "audio-codec" => "opus".to_value(),
-            "video-bitrate" => s.video_bitrate.to_value(),
-            "audio-bitrate" => s.audio_bitrate.to_value(),
-            _ => unreachable!(),
-        }
+        s.common
+            .get(pspec.name())
+            .or_else(|| s.encode.get(pspec.name()))
+            .unwrap_or_else(|| "opus".to_value())
     }
 }
 
@@ -311,11 +270,7 @@ impl ElementImpl for WebRtcSink {
         let name = format!("{prefix}_{index}");
         let settings = {
             let s = lock(&self.settings);
-            EncodeSettings {
-                video_codec: s.video_codec,
-                video_bitrate_kbps: s.video_bitrate,
-                audio_bitrate: s.audio_bitrate,
-            }
+            s.encode
         };
         let (stream, target) = match Stream::new(self.obj().upcast_ref(), kind, &name, settings) {
             Ok(v) => v,
