@@ -4,6 +4,7 @@ use gst::glib;
 
 mod backoff;
 mod ingest;
+mod live;
 mod pipeline;
 mod webrtc;
 mod webrtcserver;

@@ -854,11 +854,10 @@ impl ElementImpl for Ingest {
         }
         let result = result?;
         let live = self.source().is_some_and(|s| s.is_live());
-        Ok(match transition {
-            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused if live => {
-                gst::StateChangeSuccess::NoPreroll
-            }
-            _ => result,
+        Ok(if live {
+            crate::live::no_preroll(transition, result)
+        } else {
+            result
         })
     }
 }

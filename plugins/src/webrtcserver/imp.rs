@@ -311,12 +311,7 @@ impl ElementImpl for WebRtcServer {
             self.stop();
         }
         // Live: peers bring media whenever they come.
-        Ok(match transition {
-            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused => {
-                gst::StateChangeSuccess::NoPreroll
-            }
-            _ => result,
-        })
+        Ok(crate::live::no_preroll(transition, result))
     }
 }
 

@@ -343,12 +343,7 @@ impl ElementImpl for WebRtcSrc {
             self.stop();
         }
         // A live source: nothing to preroll until peers send media.
-        Ok(match transition {
-            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused => {
-                gst::StateChangeSuccess::NoPreroll
-            }
-            _ => result,
-        })
+        Ok(crate::live::no_preroll(transition, result))
     }
 }
 
