@@ -2,7 +2,6 @@
 
 use gst::glib;
 
-mod backoff;
 mod ingest;
 mod live;
 mod pipeline;
@@ -14,6 +13,8 @@ mod webrtcsrc;
 pub use ingest::runtime::{GstIngestPlugin, register_runtime_plugin};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    // Manifests run by these elements may hold a RemotePipelineNode.
+    remotemedia_signaling::grpc::remote::install();
     pipeline::register(plugin)?;
     webrtcsink::register(plugin)?;
     webrtcsrc::register(plugin)?;

@@ -5,10 +5,11 @@
     outputs = asyncio.run(runtime.execute_pipeline_with_input(manifest_json, ["hello"]))
 
 `remotemedia.ingest(uri)` yields a live or recorded source's audio and video; the WebRTC
-server API is in `remotemedia.webrtc`.
+server API is in `remotemedia.webrtc`; `remotemedia.remote.execute_pipeline(url, manifest,
+inputs)` runs a manifest on a remotemedia-server over gRPC.
 """
 
-from . import runtime
+from . import remote, runtime
 from .ingest import IngestError, ingest, register_ingest_plugin
 from ._native import ManifestError, PipelineError
 from .node import Audio, Control, Json, Node, Video, register_node, registered_nodes
@@ -16,6 +17,7 @@ from .node import Audio, Control, Json, Node, Video, register_node, registered_n
 __version__ = runtime.get_runtime_version()
 __all__ = [
     "runtime",
+    "remote",
     "ingest",
     "IngestError",
     "register_ingest_plugin",

@@ -36,6 +36,13 @@ create_exception!(
     PyRuntimeError,
     "A node failed while the pipeline ran."
 );
+create_exception!(
+    _native,
+    RemoteError,
+    PyRuntimeError,
+    "A remote pipeline call failed: the server refused it, could not be reached, or a node \
+     failed there; the message names which."
+);
 
 /// A C-contiguous 1-D numpy array lent to the pipeline: f32 audio samples or the u8 bytes of a
 /// tensor.
@@ -333,6 +340,66 @@ fn execute<'py>(
     Ok((PyList::new(py, outputs)?, metrics_to_py(py, &metrics)?))
 }
 
+/// Runs a manifest once on a remotemedia-server (ExecutePipeline) and returns its outputs.
+/// Failures that may pass (server away or overloaded) are retried `max_attempts` times with
+/// backoff; the rest raise RemoteError at once.
+#[pyfunction]
+#[pyo3(signature = (url, manifest_json, inputs, timeout_ms, auth_token=None, max_attempts=3))]
+fn remote_execute<'py>(
+    py: Python<'py>,
+    url: &str,
+    manifest_json: &str,
+    inputs: Vec<Bound<'py, PyAny>>,
+    timeout_ms: u64,
+    auth_token: Option<String>,
+    max_attempts: u32,
+) -> PyResult<Bound<'py, PyList>> {
+    use remotemedia_runtime::remote::{RemoteCall, RemoteTransport};
+    static TRANSPORT: std::sync::LazyLock<remotemedia_signaling::grpc::remote::GrpcTransport> =
+        std::sync::LazyLock::new(Default::default);
+    let data = inputs.iter().map(to_data).collect::<PyResult<Vec<_>>>()?;
+    let call = RemoteCall {
+        endpoint: url.to_owned(),
+        manifest_json: manifest_json.to_owned(),
+        timeout: Duration::from_millis(timeout_ms.max(1)),
+        auth_token,
+    };
+    let backoff = remotemedia_runtime::Backoff {
+        max_attempts,
+        initial: Duration::from_millis(100),
+        max: Duration::from_secs(2),
+        multiplier: 2.0,
+    };
+    let outputs = py
+        .detach(move || {
+            let mut n = 0;
+            loop {
+                match TRANSPORT.execute(&call, data.clone()) {
+                    Err(f) if f.retryable => {
+                        n += 1;
+                        match backoff.delay(n) {
+                            Some(d) => std::thread::sleep(d),
+                            None => {
+                                break Err(format!(
+                                    "{url}: {} (gave up after {n} attempts)",
+                                    f.message
+                                ));
+                            }
+                        }
+                    }
+                    Err(f) => break Err(format!("{url}: {}", f.message)),
+                    Ok(outputs) => break Ok(outputs),
+                }
+            }
+        })
+        .map_err(RemoteError::new_err)?;
+    let outputs = outputs
+        .into_iter()
+        .map(|o| output_to_py(py, o))
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, outputs)
+}
+
 /// A streaming session: send inputs, receive outputs as they come, close to drain.
 #[pyclass]
 struct Session {
@@ -390,8 +457,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(execute, m)?)?;
+    m.add_function(wrap_pyfunction!(remote_execute, m)?)?;
+    // Manifests run from Python may hold a RemotePipelineNode.
+    remotemedia_signaling::grpc::remote::install();
     m.add_class::<Session>()?;
     m.add("ManifestError", m.py().get_type::<ManifestError>())?;
     m.add("PipelineError", m.py().get_type::<PipelineError>())?;
+    m.add("RemoteError", m.py().get_type::<RemoteError>())?;
     worker::register(m)
 }

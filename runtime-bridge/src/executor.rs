@@ -92,6 +92,11 @@ impl Graph {
         }
     }
 
+    /// The ids of the nodes inputs go to (those with no predecessor).
+    pub fn source_ids(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().map(|&s| &*self.ids[s])
+    }
+
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
@@ -412,6 +417,24 @@ impl Session {
             }
         }
         Ok(Self { shared, workers })
+    }
+
+    /// Feeds one input to the source node `node_id` alone. Blocks like `send`.
+    pub fn send_to(&self, node_id: &str, data: RuntimeData) -> Result<(), RuntimeError> {
+        let graph = &self.shared.graph;
+        let source = graph
+            .sources
+            .iter()
+            .copied()
+            .find(|&s| &*graph.ids[s] == node_id)
+            .ok_or_else(|| RuntimeError {
+                node_id: node_id.to_owned(),
+                message: format!(
+                    "not a source node of this pipeline (sources: {})",
+                    graph.source_ids().collect::<Vec<_>>().join(", ")
+                ),
+            })?;
+        self.shared.deliver(source, Packet::new(data))
     }
 
     /// Feeds one input to every source node. Blocks while a dedicated node's queue is full.

@@ -2,6 +2,7 @@
 //! graph executor and the native nodes. Free of GStreamer, gRPC, Python and WebRTC so that
 //! every transport can share it.
 
+pub mod backoff;
 pub mod data;
 pub mod executor;
 pub mod ingest;
@@ -11,9 +12,11 @@ pub mod nodes;
 pub mod params;
 pub mod python;
 pub mod registry;
+pub mod remote;
 pub mod session;
 pub mod wire;
 
+pub use backoff::Backoff;
 pub use data::{AudioFrame, AudioSamples, Packet, RuntimeData, SampleStorage};
 pub use executor::{Graph, NodeMetrics, Output, OutputSink, RuntimeError, Session};
 pub use ingest::{

@@ -30,6 +30,11 @@ impl Registry {
         self.specs.push(spec);
     }
 
+    /// Every node type name, in registration order.
+    pub fn node_types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.specs.iter().map(|s| s.node_type)
+    }
+
     pub fn get(&self, name: &str) -> Option<&'static NodeSpec> {
         self.specs
             .iter()

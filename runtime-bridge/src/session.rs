@@ -40,6 +40,11 @@ impl StreamSession {
         self.session.send(data)
     }
 
+    /// Feeds the source node `node_id` alone.
+    pub fn send_to(&self, node_id: &str, data: RuntimeData) -> Result<(), RuntimeError> {
+        self.session.send_to(node_id, data)
+    }
+
     /// The next output, if one is ready.
     pub fn try_recv(&self) -> Option<Result<Output, RuntimeError>> {
         self.receiver().try_recv().ok()

@@ -1,7 +1,10 @@
-//! RemoteMedia signaling (DESIGN §7): the peer registry shared by every transport, and JSON-RPC
-//! 2.0 over WebSocket, embedded in the WebRTC elements or run standalone.
+//! RemoteMedia signaling (DESIGN §7): the peer registry shared by every transport, JSON-RPC
+//! 2.0 over WebSocket and gRPC signaling (servers and clients), gRPC pipeline execution, and
+//! the `remotemedia-server` binary.
 
+pub mod grpc;
 pub mod protocol;
+pub mod rate;
 pub mod registry;
 pub mod ws_client;
 pub mod ws_server;

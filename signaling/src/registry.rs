@@ -3,6 +3,7 @@
 //! frames) or local (an in-process handler, such as a WebRTC element answering offers).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Value, json};
@@ -30,11 +31,21 @@ enum Endpoint {
 struct Entry {
     info: PeerInfo,
     endpoint: Endpoint,
+    /// Tells this announce apart from a later one of the same id (after a take-over), so a
+    /// stale connection that closes does not remove its successor.
+    serial: u64,
 }
 
 #[derive(Default)]
 pub struct PeerRegistry {
     peers: Mutex<HashMap<String, Entry>>,
+    serials: std::sync::atomic::AtomicU64,
+}
+
+/// What an announce returns: the other peers, and the serial that `leave` needs.
+pub struct Announced {
+    pub others: Vec<PeerInfo>,
+    pub serial: u64,
 }
 
 /// The reply to `peer.announce`.
@@ -51,13 +62,13 @@ impl PeerRegistry {
         self.peers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a peer whose messages are JSON-RPC frames put on `queue`; returns the other peers.
+    /// Adds a peer whose messages are JSON-RPC frames put on `queue`.
     pub(crate) fn announce_remote(
         &self,
         info: PeerInfo,
         queue: mpsc::Sender<Arc<str>>,
-    ) -> Result<Vec<PeerInfo>, RpcError> {
-        self.insert(info, Endpoint::Remote(queue))
+    ) -> Result<Announced, RpcError> {
+        self.insert(info, Endpoint::Remote(queue), false)
     }
 
     /// Adds an in-process peer. It stays announced until the returned handle is dropped.
@@ -66,46 +77,96 @@ impl PeerRegistry {
         info: PeerInfo,
         handler: Handler,
     ) -> Result<LocalPeer, RpcError> {
-        let peer_id = info.peer_id.clone();
-        self.insert(info, Endpoint::Local(handler))?;
-        Ok(LocalPeer {
-            registry: self.clone(),
-            peer_id,
-        })
+        self.register_local_with(info, handler, false)
+            .map(|(peer, _)| peer)
     }
 
-    fn insert(&self, info: PeerInfo, endpoint: Endpoint) -> Result<Vec<PeerInfo>, RpcError> {
+    /// `register_local`; with `take_over`, an announced peer of the same id is replaced (it
+    /// hears `Left` for its own id) instead of this announce being refused.
+    pub fn register_local_with(
+        self: &Arc<Self>,
+        info: PeerInfo,
+        handler: Handler,
+        take_over: bool,
+    ) -> Result<(LocalPeer, Vec<PeerInfo>), RpcError> {
+        let peer_id = info.peer_id.clone();
+        let announced = self.insert(info, Endpoint::Local(handler), take_over)?;
+        let peer = LocalPeer {
+            registry: self.clone(),
+            peer_id,
+            serial: announced.serial,
+        };
+        Ok((peer, announced.others))
+    }
+
+    fn insert(
+        &self,
+        info: PeerInfo,
+        endpoint: Endpoint,
+        take_over: bool,
+    ) -> Result<Announced, RpcError> {
         if info.peer_id.is_empty() || info.peer_id.len() > 256 {
             return Err(RpcError::invalid_params(
                 "peer.announce: 'peer_id' must be 1 to 256 characters",
             ));
         }
-        let others = {
+        let serial = self.serials.fetch_add(1, Ordering::Relaxed);
+        let (others, replaced) = {
             let mut peers = self.lock();
-            if peers.contains_key(&info.peer_id) {
-                return Err(RpcError::new(
-                    PEER_ID_TAKEN,
-                    "SIGNALING_ERROR",
-                    format!("peer id '{}' is already announced", info.peer_id),
-                ));
-            }
+            let replaced = match peers.remove(&info.peer_id) {
+                Some(old) if take_over => Some(old),
+                Some(old) => {
+                    peers.insert(info.peer_id.clone(), old);
+                    return Err(RpcError::new(
+                        PEER_ID_TAKEN,
+                        "PEER_ID_TAKEN",
+                        format!("peer id '{}' is already announced", info.peer_id),
+                    ));
+                }
+                None => None,
+            };
             let others: Vec<PeerInfo> = peers.values().map(|e| e.info.clone()).collect();
             peers.insert(
                 info.peer_id.clone(),
                 Entry {
                     info: info.clone(),
                     endpoint,
+                    serial,
                 },
             );
-            others
+            (others, replaced)
         };
+        if let Some(old) = replaced {
+            let left = Event::Left {
+                peer_id: info.peer_id.clone(),
+                reason: "taken over".into(),
+            };
+            let _ = Target::of(&old.endpoint).deliver(&info.peer_id, left.clone());
+            self.broadcast(&info.peer_id, left);
+        }
         self.broadcast(&info.peer_id, Event::Joined(info.clone()));
-        Ok(others)
+        Ok(Announced { others, serial })
     }
 
     /// Removes a peer and tells the others why it left. Unknown ids are ignored.
     pub fn remove(&self, peer_id: &str, reason: &str) {
-        if self.lock().remove(peer_id).is_some() {
+        self.remove_if(peer_id, |_| true, reason);
+    }
+
+    /// Removes the announce `serial` of `peer_id`, unless a take-over replaced it already.
+    pub fn leave(&self, peer_id: &str, serial: u64, reason: &str) {
+        self.remove_if(peer_id, |e| e.serial == serial, reason);
+    }
+
+    fn remove_if(&self, peer_id: &str, matches: impl Fn(&Entry) -> bool, reason: &str) {
+        let removed = {
+            let mut peers = self.lock();
+            match peers.get(peer_id) {
+                Some(e) if matches(e) => peers.remove(peer_id).is_some(),
+                _ => false,
+            }
+        };
+        if removed {
             self.broadcast(
                 peer_id,
                 Event::Left {
@@ -114,6 +175,14 @@ impl PeerRegistry {
                 },
             );
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     pub fn peers(&self) -> Vec<PeerInfo> {
@@ -134,10 +203,7 @@ impl PeerRegistry {
             let entry = peers
                 .get(signal.to())
                 .ok_or_else(|| RpcError::peer_not_found(signal.to()))?;
-            match &entry.endpoint {
-                Endpoint::Remote(queue) => Target::Remote(queue.clone()),
-                Endpoint::Local(handler) => Target::Local(handler.clone()),
-            }
+            Target::of(&entry.endpoint)
         };
         target.deliver(signal.to(), Event::Signal(signal.clone()))
     }
@@ -147,13 +213,7 @@ impl PeerRegistry {
             .lock()
             .iter()
             .filter(|(id, _)| id.as_str() != except)
-            .map(|(id, e)| {
-                let target = match &e.endpoint {
-                    Endpoint::Remote(queue) => Target::Remote(queue.clone()),
-                    Endpoint::Local(handler) => Target::Local(handler.clone()),
-                };
-                (id.clone(), target)
-            })
+            .map(|(id, e)| (id.clone(), Target::of(&e.endpoint)))
             .collect();
         for (id, target) in targets {
             // A peer too slow for a membership notice will see it in its next peer.list.
@@ -169,6 +229,13 @@ enum Target {
 }
 
 impl Target {
+    fn of(endpoint: &Endpoint) -> Self {
+        match endpoint {
+            Endpoint::Remote(queue) => Target::Remote(queue.clone()),
+            Endpoint::Local(handler) => Target::Local(handler.clone()),
+        }
+    }
+
     fn deliver(self, peer_id: &str, event: Event) -> Result<(), RpcError> {
         match self {
             Target::Local(handler) => handler(event),
@@ -205,6 +272,7 @@ impl Target {
 pub struct LocalPeer {
     registry: Arc<PeerRegistry>,
     peer_id: String,
+    serial: u64,
 }
 
 impl LocalPeer {
@@ -216,6 +284,11 @@ impl LocalPeer {
         &self.registry
     }
 
+    /// Leaves the registry now, telling the others `reason`.
+    pub fn leave(self, reason: &str) {
+        self.registry.leave(&self.peer_id, self.serial, reason);
+    }
+
     /// Sends a signal from this peer; its `from` must be this peer's id.
     pub fn send(&self, signal: Signal) -> Result<(), RpcError> {
         debug_assert_eq!(signal.from(), self.peer_id);
@@ -225,6 +298,6 @@ impl LocalPeer {
 
 impl Drop for LocalPeer {
     fn drop(&mut self) {
-        self.registry.remove(&self.peer_id, "shutdown");
+        self.registry.leave(&self.peer_id, self.serial, "shutdown");
     }
 }

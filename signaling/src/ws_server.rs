@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -24,6 +23,7 @@ use crate::protocol::{
     self, MESSAGE_TOO_LARGE, Method, NOT_ANNOUNCED, PeerInfo, RATE_LIMITED, Request, RpcError,
     Signal,
 };
+use crate::rate::TokenBucket;
 use crate::registry::{PeerRegistry, announce_result};
 
 /// A file served over plain HTTP GET next to the WebSocket endpoint.
@@ -236,35 +236,12 @@ impl HttpHead {
     }
 }
 
-/// A token bucket: `rate` messages per second, up to `burst` at once.
-struct RateLimit {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    at: Instant,
-}
-
-impl RateLimit {
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 struct Connection {
     registry: Arc<PeerRegistry>,
     options: Arc<ServerOptions>,
     outbound: mpsc::Sender<Arc<str>>,
-    peer_id: Option<String>,
-    limit: RateLimit,
+    peer_id: Option<(String, u64)>,
+    limit: TokenBucket,
 }
 
 impl Connection {
@@ -273,12 +250,7 @@ impl Connection {
         options: Arc<ServerOptions>,
         outbound: mpsc::Sender<Arc<str>>,
     ) -> Self {
-        let limit = RateLimit {
-            tokens: options.burst,
-            rate: options.rate_per_sec,
-            burst: options.burst,
-            at: Instant::now(),
-        };
+        let limit = TokenBucket::new(options.rate_per_sec, options.burst);
         Self {
             registry,
             options,
@@ -369,8 +341,8 @@ impl Connection {
                 break;
             }
         }
-        if let Some(id) = self.peer_id.take() {
-            self.registry.remove(&id, "connection closed");
+        if let Some((id, serial)) = self.peer_id.take() {
+            self.registry.leave(&id, serial, "connection closed");
         }
         drop((tx, self));
         let _ = writer.await;
@@ -406,7 +378,7 @@ impl Connection {
             Method::Announce => self.announce(request.params),
             Method::List => Ok(json!({"peers": self.registry.peers()})),
             method => {
-                let me = self.peer_id.as_deref().ok_or_else(|| {
+                let (me, serial) = self.peer_id.as_ref().ok_or_else(|| {
                     RpcError::new(
                         NOT_ANNOUNCED,
                         "SIGNALING_ERROR",
@@ -417,7 +389,7 @@ impl Connection {
                     && request.params.get("to").is_none_or(|t| t.is_null())
                 {
                     let id = me.to_owned();
-                    self.registry.remove(&id, "disconnect");
+                    self.registry.leave(&id, *serial, "disconnect");
                     self.peer_id = None;
                     return Ok(json!({"disconnected": id}));
                 }
@@ -429,7 +401,7 @@ impl Connection {
     }
 
     fn announce(&mut self, params: Value) -> Result<Value, RpcError> {
-        if let Some(id) = &self.peer_id {
+        if let Some((id, _)) = &self.peer_id {
             return Err(RpcError::invalid_params(format!(
                 "peer.announce: this connection is already announced as '{id}'"
             )));
@@ -437,9 +409,9 @@ impl Connection {
         let info: PeerInfo = serde_json::from_value(params)
             .map_err(|e| RpcError::invalid_params(format!("peer.announce: {e}")))?;
         let peer_id = info.peer_id.clone();
-        let others = self.registry.announce_remote(info, self.outbound.clone())?;
-        self.peer_id = Some(peer_id.clone());
-        Ok(announce_result(&peer_id, &others))
+        let announced = self.registry.announce_remote(info, self.outbound.clone())?;
+        self.peer_id = Some((peer_id.clone(), announced.serial));
+        Ok(announce_result(&peer_id, &announced.others))
     }
 }
 

@@ -13,8 +13,8 @@ use gst::subclass::prelude::*;
 use super::selection::{Kind, Selection, Track};
 use super::stitch::{self, Continuity, Shared};
 use super::uri::{self, Scheme, SourceUri};
-use crate::backoff::Backoff;
 use crate::webrtc::RUNTIME;
+use remotemedia_runtime::Backoff;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(

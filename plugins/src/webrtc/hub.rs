@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use gst::glib;
 use gst::prelude::*;
+use remotemedia_signaling::grpc::client::LinkEvent;
 use remotemedia_signaling::protocol::{self, PeerInfo, RpcError};
 use remotemedia_signaling::{Event, Signal};
 use tokio::sync::mpsc;
@@ -113,7 +114,43 @@ impl PeerHub {
                 hub.post(|e| messages::error(e, ErrorCode::Signaling, None, &err.message));
             }
         });
-        let link = Link::start(&config.signaling, info, handler, on_error)
+        let weak = Arc::downgrade(&hub);
+        let on_link = Arc::new(move |event: LinkEvent| {
+            let Some(hub) = weak.upgrade() else { return };
+            match event {
+                LinkEvent::Reconnecting {
+                    attempt,
+                    max_attempts,
+                    delay,
+                    reason,
+                } => {
+                    let of = if max_attempts == 0 {
+                        String::new()
+                    } else {
+                        format!(" of {max_attempts}")
+                    };
+                    let message = format!(
+                        "signaling lost ({reason}); attempt {attempt}{of} in {} ms",
+                        delay.as_millis()
+                    );
+                    hub.post(|e| messages::error(e, ErrorCode::ReconnectAttempt, None, &message));
+                }
+                LinkEvent::Reconnected { attempts } => {
+                    hub.post(|e| messages::signaling_reconnected(e, attempts));
+                }
+                LinkEvent::Failed { attempts, reason } => {
+                    let message = format!(
+                        "signaling lost for good after {attempts} attempts: {reason}; \
+                         connected peers keep their media, new peers cannot join"
+                    );
+                    hub.post(|e| messages::error(e, ErrorCode::ReconnectFailed, None, &message));
+                }
+                LinkEvent::Refused(err) => {
+                    hub.post(|e| messages::error(e, ErrorCode::Signaling, None, &err.message));
+                }
+            }
+        });
+        let link = Link::start(&config.signaling, info, handler, on_error, on_link)
             .await
             .map_err(|e| {
                 gst::error_msg!(

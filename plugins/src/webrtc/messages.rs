@@ -15,6 +15,8 @@ pub enum ErrorCode {
     SessionNotFound,
     Config,
     Pipeline,
+    ReconnectAttempt,
+    ReconnectFailed,
 }
 
 impl ErrorCode {
@@ -27,6 +29,8 @@ impl ErrorCode {
             ErrorCode::SessionNotFound => "SESSION_NOT_FOUND",
             ErrorCode::Config => "CONFIG_ERROR",
             ErrorCode::Pipeline => "PIPELINE_ERROR",
+            ErrorCode::ReconnectAttempt => "RECONNECT_ATTEMPT",
+            ErrorCode::ReconnectFailed => "RECONNECT_FAILED",
         }
     }
 }
@@ -72,6 +76,17 @@ pub fn error(element: &gst::Element, code: ErrorCode, peer_id: Option<&str>, mes
             .field("code", code.as_str())
             .field("peer-id", peer_id.unwrap_or(""))
             .field("message", message)
+            .build(),
+    );
+}
+
+/// `signaling-reconnected`: the external signaling server is reachable again after `attempts`
+/// attempts, and this element is announced there again.
+pub fn signaling_reconnected(element: &gst::Element, attempts: u32) {
+    post(
+        element,
+        gst::Structure::builder("signaling-reconnected")
+            .field("attempts", attempts)
             .build(),
     );
 }

@@ -56,7 +56,12 @@ impl CommonSettings {
                 .build(),
             glib::ParamSpecString::builder("signaling-url")
                 .nick("Signaling URL")
-                .blurb("External signaling server (ws://host:port/path) instead of the embedded one")
+                .blurb(
+                    "External signaling server instead of the embedded one: ws://host:port/path \
+                     (JSON-RPC) or grpc://host:port (grpcs:// for TLS), where a remotemedia-server \
+                     is reached with reconnection; grpc query parameters: token, max_attempts, \
+                     initial_backoff_ms, max_backoff_ms, backoff_multiplier",
+                )
                 .mutable_ready()
                 .build(),
             glib::ParamSpecString::builder("peer-id")

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
+use remotemedia_signaling::grpc::client::{GrpcSignalClient, LinkHandler};
 use remotemedia_signaling::{
     ErrorHandler, Handler, LocalPeer, Page, PeerInfo, PeerRegistry, RpcError, ServerOptions,
     Signal, SignalingServer, WsClient,
@@ -44,6 +45,7 @@ pub enum Link {
         server: SignalingServer,
     },
     External(WsClient),
+    Grpc(GrpcSignalClient),
 }
 
 impl Link {
@@ -52,6 +54,7 @@ impl Link {
         info: PeerInfo,
         handler: Handler,
         on_error: ErrorHandler,
+        on_link: LinkHandler,
     ) -> Result<Self, String> {
         if config.url.is_empty() {
             let addr: SocketAddr = format!("{}:{}", config.host, config.port)
@@ -76,8 +79,14 @@ impl Link {
                 .map(Link::External)
                 .map_err(|e| e.message);
         }
+        if config.url.starts_with("grpc://") || config.url.starts_with("grpcs://") {
+            return GrpcSignalClient::connect(&config.url, info, handler, on_link)
+                .await
+                .map(Link::Grpc)
+                .map_err(|e| e.message);
+        }
         Err(format!(
-            "signaling-url '{}': the supported scheme is ws://",
+            "signaling-url '{}': the supported schemes are ws://, grpc:// and grpcs://",
             config.url
         ))
     }
@@ -86,6 +95,7 @@ impl Link {
         match self {
             Link::Embedded { peer, .. } => peer.send(signal),
             Link::External(client) => client.send(signal),
+            Link::Grpc(client) => client.send(signal),
         }
     }
 
@@ -101,7 +111,7 @@ impl Link {
     pub fn port(&self) -> Option<u16> {
         match self {
             Link::Embedded { server, .. } => Some(server.local_addr().port()),
-            Link::External(_) => None,
+            Link::External(_) | Link::Grpc(_) => None,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod chunker;
 pub mod locate;
 mod onnx_weights;
 pub mod passthrough;
+pub mod remote_pipeline;
 pub mod resample;
 pub mod silero_model;
 pub mod silero_vad;
@@ -20,4 +21,5 @@ pub fn register_builtin(r: &mut Registry) {
     r.register(&silero_vad::SPEC);
     r.register(&accumulator::SPEC);
     r.register(&text_collector::SPEC);
+    r.register(&remote_pipeline::SPEC);
 }

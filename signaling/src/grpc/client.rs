@@ -1,0 +1,443 @@
+//! A peer that reaches a `remotemedia-server` over gRPC (`signaling-url=grpc://host:port`).
+//! It announces itself, hands what it hears to a [`Handler`], sends signals on request, and
+//! when the server goes away it reconnects with backoff and announces itself again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use remotemedia_runtime::Backoff;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use super::pb::webrtc as pb;
+use super::pb::webrtc::signaling_request::Request as Req;
+use super::pb::webrtc::signaling_response::Response as Resp;
+use crate::protocol::{self, PeerInfo, RpcError, Signal};
+use crate::registry::{Event, Handler};
+
+/// Where and how to connect, read from a `grpc://` or `grpcs://` URL. Query parameters:
+/// `token` (sent as `authorization: Bearer`), `max_attempts`, `initial_backoff_ms`,
+/// `max_backoff_ms`, `backoff_multiplier`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GrpcTarget {
+    /// `http://host:port` or `https://host:port`.
+    pub endpoint: String,
+    pub token: Option<String>,
+    pub backoff: Backoff,
+}
+
+impl GrpcTarget {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("'{url}' is not a URL"))?;
+        let http = match scheme {
+            "grpc" => "http",
+            "grpcs" => "https",
+            _ => return Err(format!("'{url}': the scheme must be grpc:// or grpcs://")),
+        };
+        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = authority.trim_end_matches('/');
+        if authority.is_empty() || authority.contains('/') {
+            return Err(format!("'{url}': expected grpc://host:port"));
+        }
+        let mut target = Self {
+            endpoint: format!("{http}://{authority}"),
+            token: None,
+            backoff: Backoff::default(),
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let number = || {
+                value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| format!("'{url}': {key}={value:?} is not a number >= 0"))
+            };
+            let b = &mut target.backoff;
+            match key {
+                "token" => target.token = Some(value.to_owned()),
+                "max_attempts" => b.max_attempts = number()? as u32,
+                "initial_backoff_ms" => b.initial = Duration::from_millis(number()? as u64),
+                "max_backoff_ms" => b.max = Duration::from_millis(number()? as u64),
+                "backoff_multiplier" => b.multiplier = number()?,
+                _ => {
+                    return Err(format!(
+                        "'{url}': unknown parameter '{key}' (token, max_attempts, \
+                         initial_backoff_ms, max_backoff_ms, backoff_multiplier)"
+                    ));
+                }
+            }
+        }
+        Ok(target)
+    }
+
+    pub async fn channel(&self) -> Result<Channel, String> {
+        let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5));
+        if self.endpoint.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().with_native_roots())
+                .map_err(|e| e.to_string())?;
+        }
+        endpoint.connect().await.map_err(|e| format!("{e:?}"))
+    }
+
+    /// Adds the bearer token, if any, to a request.
+    pub fn authorize<T>(
+        &self,
+        mut request: tonic::Request<T>,
+    ) -> Result<tonic::Request<T>, String> {
+        if let Some(token) = &self.token {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| "the token is not a valid header value".to_owned())?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+/// What the client reports about its link to the server.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LinkEvent {
+    /// The server went away; attempt `attempt` of `max_attempts` (0: forever) starts after
+    /// `delay`.
+    Reconnecting {
+        attempt: u32,
+        max_attempts: u32,
+        delay: Duration,
+        reason: String,
+    },
+    Reconnected {
+        attempts: u32,
+    },
+    /// Attempts used up: the client stopped.
+    Failed {
+        attempts: u32,
+        reason: String,
+    },
+    /// The server refused one of our signals.
+    Refused(RpcError),
+}
+
+pub type LinkHandler = Arc<dyn Fn(LinkEvent) + Send + Sync>;
+
+pub struct GrpcSignalClient {
+    peer_id: String,
+    outbound: mpsc::Sender<Signal>,
+    _stop: oneshot::Sender<()>,
+}
+
+fn fail(url: &str, what: impl std::fmt::Display) -> RpcError {
+    RpcError::new(
+        protocol::INTERNAL,
+        "SIGNALING_ERROR",
+        format!("signaling server {url}: {what}"),
+    )
+}
+
+/// One announced stream: requests go on `requests`, responses come from `responses`.
+struct Stream {
+    requests: mpsc::Sender<pb::SignalingRequest>,
+    responses: tonic::Streaming<pb::SignalingResponse>,
+}
+
+async fn open(target: &GrpcTarget, info: &PeerInfo, take_over: bool) -> Result<Stream, String> {
+    let channel = target.channel().await?;
+    let mut client = pb::web_rtc_signaling_client::WebRtcSignalingClient::new(channel);
+    let (requests, rx) = mpsc::channel(256);
+    let metadata = match &info.user_data {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            })
+            .collect(),
+        _ => HashMap::new(),
+    };
+    let caps = super::convert::peer_to_pb(info).capabilities;
+    let announce = pb::SignalingRequest {
+        request_id: "announce".into(),
+        request: Some(Req::Announce(pb::AnnounceRequest {
+            peer_id: info.peer_id.clone(),
+            capabilities: caps,
+            metadata,
+            take_over,
+        })),
+    };
+    requests
+        .send(announce)
+        .await
+        .map_err(|_| "request queue closed".to_owned())?;
+    let request = target.authorize(tonic::Request::new(ReceiverStream::new(rx)))?;
+    let mut responses = client
+        .signal(request)
+        .await
+        .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), responses.message())
+        .await
+        .map_err(|_| "no answer to announce within 10 s".to_owned())?
+        .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+        .ok_or_else(|| "stream closed during announce".to_owned())?;
+    match first.response {
+        Some(Resp::Ack(_)) => Ok(Stream {
+            requests,
+            responses,
+        }),
+        Some(Resp::Error(e)) => Err(format!("announce refused: {} ({})", e.message, e.code)),
+        _ => Err("unexpected answer to announce".into()),
+    }
+}
+
+fn to_request(signal: Signal) -> pb::SignalingRequest {
+    let request = match signal {
+        Signal::Offer { to, sdp, .. } => Req::Offer(pb::OfferRequest {
+            to_peer_id: to,
+            sdp,
+        }),
+        Signal::Answer { to, sdp, .. } => Req::Answer(pb::AnswerRequest {
+            to_peer_id: to,
+            sdp,
+        }),
+        Signal::IceCandidate {
+            to,
+            candidate,
+            sdp_mid,
+            sdp_m_line_index,
+            ..
+        } => Req::IceCandidate(pb::IceCandidateRequest {
+            to_peer_id: to,
+            candidate,
+            sdp_mid,
+            sdp_mline_index: sdp_m_line_index.map(u32::from),
+        }),
+        Signal::Disconnect { to, .. } => Req::Disconnect(pb::DisconnectRequest { to_peer_id: to }),
+        // gRPC signaling has no state-change request; the peers' ICE states tell them.
+        Signal::StateChange { .. } => Req::ListPeers(pb::ListPeersRequest {}),
+    };
+    pb::SignalingRequest {
+        request_id: String::new(),
+        request: Some(request),
+    }
+}
+
+/// A server notification as the event an in-process peer would have received.
+fn to_event(n: pb::Notification, me: &str) -> Option<Event> {
+    use pb::notification::Event as N;
+    let to = me.to_owned();
+    Some(match n.event? {
+        N::PeerJoined(j) => {
+            let p = j.peer?;
+            Event::Joined(super::convert::peer_from_pb(
+                p.peer_id,
+                p.capabilities,
+                p.metadata,
+            ))
+        }
+        N::PeerLeft(l) => Event::Left {
+            peer_id: l.peer_id,
+            reason: l.reason,
+        },
+        N::Offer(o) => Event::Signal(Signal::Offer {
+            from: o.from_peer_id,
+            to,
+            sdp: o.sdp,
+        }),
+        N::Answer(a) => Event::Signal(Signal::Answer {
+            from: a.from_peer_id,
+            to,
+            sdp: a.sdp,
+        }),
+        N::IceCandidate(c) => Event::Signal(Signal::IceCandidate {
+            from: c.from_peer_id,
+            to,
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_m_line_index: c.sdp_mline_index.and_then(|i| u16::try_from(i).ok()),
+        }),
+        N::Disconnected(d) => Event::Signal(Signal::Disconnect {
+            from: d.from_peer_id,
+            to,
+        }),
+        N::StateChange(s) => Event::Signal(Signal::StateChange {
+            from: s.from_peer_id,
+            to,
+            state: s.state,
+        }),
+    })
+}
+
+/// Runs one connected stream until it ends; `Ok` when the client was asked to stop.
+async fn serve(
+    stream: Stream,
+    me: &str,
+    outbound: &mut mpsc::Receiver<Signal>,
+    stop: &mut oneshot::Receiver<()>,
+    handler: &Handler,
+    on_link: &LinkHandler,
+) -> Result<(), String> {
+    let Stream {
+        requests,
+        mut responses,
+    } = stream;
+    loop {
+        tokio::select! {
+            _ = &mut *stop => {
+                let bye = pb::SignalingRequest {
+                    request_id: String::new(),
+                    request: Some(Req::Disconnect(pb::DisconnectRequest::default())),
+                };
+                let _ = requests.send(bye).await;
+                return Ok(());
+            }
+            signal = outbound.recv() => match signal {
+                Some(signal) => {
+                    if requests.send(to_request(signal)).await.is_err() {
+                        return Err("the request stream closed".into());
+                    }
+                }
+                None => return Ok(()),
+            },
+            response = responses.message() => match response {
+                Ok(Some(r)) => match r.response {
+                    Some(Resp::Notification(n)) => {
+                        if let Some(event) = to_event(n, me) {
+                            let _ = handler(event);
+                        }
+                    }
+                    Some(Resp::Error(e)) => on_link(LinkEvent::Refused(RpcError::new(
+                        protocol::PEER_ERROR,
+                        "SIGNALING_ERROR",
+                        format!("{} ({}, {})", e.message, e.code, e.kind),
+                    ))),
+                    _ => {}
+                },
+                Ok(None) => return Err("the server ended the stream".into()),
+                Err(s) => return Err(format!("{}: {}", s.code(), s.message())),
+            },
+        }
+    }
+}
+
+impl GrpcSignalClient {
+    /// Connects, announces `info` and waits for the server's ack. Later losses of the server
+    /// are retried in the background as `url`'s backoff says, reported through `on_link`.
+    pub async fn connect(
+        url: &str,
+        info: PeerInfo,
+        handler: Handler,
+        on_link: LinkHandler,
+    ) -> Result<Self, RpcError> {
+        let target = GrpcTarget::parse(url).map_err(|e| fail(url, e))?;
+        let shown = target.endpoint.clone();
+        let first = open(&target, &info, false)
+            .await
+            .map_err(|e| fail(&shown, e))?;
+        let (outbound, mut queue) = mpsc::channel::<Signal>(256);
+        let (stop_tx, mut stop) = oneshot::channel();
+        let peer_id = info.peer_id.clone();
+        tokio::spawn(async move {
+            let me = info.peer_id.clone();
+            let mut stream = first;
+            loop {
+                let mut reason =
+                    match serve(stream, &me, &mut queue, &mut stop, &handler, &on_link).await {
+                        Ok(()) => return,
+                        Err(reason) => reason,
+                    };
+                // Signals queued while the server was away were meant for peers of the old
+                // session; they would only be refused.
+                while queue.try_recv().is_ok() {}
+                let mut attempt = 1;
+                stream = loop {
+                    let Some(delay) = target.backoff.delay(attempt) else {
+                        on_link(LinkEvent::Failed {
+                            attempts: attempt - 1,
+                            reason: format!("{shown}: {reason}"),
+                        });
+                        return;
+                    };
+                    on_link(LinkEvent::Reconnecting {
+                        attempt,
+                        max_attempts: target.backoff.max_attempts,
+                        delay,
+                        reason: format!("{shown}: {reason}"),
+                    });
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    // Take over: the server may still hold our old stream's announce.
+                    match open(&target, &info, true).await {
+                        Ok(s) => break s,
+                        Err(e) => {
+                            attempt += 1;
+                            reason = e;
+                        }
+                    }
+                };
+                on_link(LinkEvent::Reconnected { attempts: attempt });
+            }
+        });
+        Ok(Self {
+            peer_id,
+            outbound,
+            _stop: stop_tx,
+        })
+    }
+
+    pub fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
+    pub fn send(&self, signal: Signal) -> Result<(), RpcError> {
+        self.outbound
+            .try_send(signal)
+            .map_err(|_| fail("(grpc)", "outbound queue full or closed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_give_endpoint_token_and_backoff() {
+        let t = GrpcTarget::parse(
+            "grpc://127.0.0.1:50051?token=abc&max_attempts=3&initial_backoff_ms=100&max_backoff_ms=400&backoff_multiplier=1.5",
+        )
+        .unwrap();
+        assert_eq!(t.endpoint, "http://127.0.0.1:50051");
+        assert_eq!(t.token.as_deref(), Some("abc"));
+        assert_eq!(t.backoff.max_attempts, 3);
+        assert_eq!(t.backoff.initial, Duration::from_millis(100));
+        assert_eq!(t.backoff.max, Duration::from_millis(400));
+        assert_eq!(t.backoff.multiplier, 1.5);
+        assert_eq!(
+            GrpcTarget::parse("grpcs://h:1").unwrap().endpoint,
+            "https://h:1"
+        );
+        for bad in [
+            "ws://h:1",
+            "grpc://",
+            "grpc://h:1/path",
+            "grpc://h:1?max_attempts=x",
+            "grpc://h:1?colour=red",
+        ] {
+            assert!(GrpcTarget::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! RuntimeData and peer records to and from their protobuf messages.
+
+use std::sync::Arc;
+
+use remotemedia_runtime::data::{ControlMessage, DType, PixelFormat, TensorData, VideoFrame};
+use remotemedia_runtime::{AudioFrame, AudioSamples, Output, RuntimeData};
+use serde_json::{Map, Value};
+
+use super::pb;
+use super::pb::data_buffer::Data;
+use crate::protocol::PeerInfo;
+
+/// Why a buffer cannot become RuntimeData, naming the field.
+pub type BadBuffer = String;
+
+fn stream_id(s: String) -> Option<Arc<str>> {
+    (!s.is_empty()).then(|| s.into())
+}
+
+pub fn to_runtime(buffer: pb::DataBuffer) -> Result<RuntimeData, BadBuffer> {
+    let data = buffer
+        .data
+        .ok_or("DataBuffer: no variant set (audio, video, text, json, binary, tensor, control)")?;
+    Ok(match data {
+        Data::Audio(a) => {
+            if a.samples.len() % 4 != 0 {
+                return Err(format!(
+                    "audio.samples: {} bytes is not a whole number of f32 samples",
+                    a.samples.len()
+                ));
+            }
+            if a.sample_rate == 0 || a.channels == 0 || a.channels > 64 {
+                return Err(format!(
+                    "audio: sample_rate {} and channels {} must be positive (channels at most 64)",
+                    a.sample_rate, a.channels
+                ));
+            }
+            let samples: Vec<f32> = a
+                .samples
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            let mut frame = AudioFrame::new(
+                AudioSamples::from_vec(samples),
+                a.sample_rate,
+                a.channels as u16,
+            );
+            frame.stream_id = stream_id(a.stream_id);
+            frame.pts = a.pts_ns;
+            RuntimeData::Audio(frame)
+        }
+        Data::Video(v) => RuntimeData::Video(VideoFrame {
+            format: pixel_format(&v.format)?,
+            data: v.data.into(),
+            width: v.width,
+            height: v.height,
+            stream_id: stream_id(v.stream_id),
+            pts: v.pts_ns,
+            keyframe: v.keyframe,
+        }),
+        Data::Text(t) => RuntimeData::Text(t),
+        Data::Json(j) => RuntimeData::Json(
+            serde_json::from_str(&j).map_err(|e| format!("json: not a JSON document: {e}"))?,
+        ),
+        Data::Binary(b) => RuntimeData::Binary(b.into()),
+        Data::Tensor(t) => {
+            let dtype = match t.dtype.as_str() {
+                "f32" => DType::F32,
+                "f64" => DType::F64,
+                "i32" => DType::I32,
+                "i64" => DType::I64,
+                "u8" => DType::U8,
+                other => {
+                    return Err(format!(
+                        "tensor.dtype: {other:?} is not one of f32, f64, i32, i64, u8"
+                    ));
+                }
+            };
+            let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+            let want = shape.iter().product::<usize>() * dtype_size(dtype);
+            if want != t.data.len() {
+                return Err(format!(
+                    "tensor: shape {shape:?} of {} needs {want} bytes, data has {}",
+                    t.dtype,
+                    t.data.len()
+                ));
+            }
+            RuntimeData::Tensor(TensorData {
+                shape,
+                dtype,
+                data: t.data.into(),
+            })
+        }
+        Data::Control(c) => RuntimeData::Control(
+            match pb::control_message::Kind::try_from(c.kind)
+                .unwrap_or(pb::control_message::Kind::Unspecified)
+            {
+                pb::control_message::Kind::EndOfStream => ControlMessage::EndOfStream,
+                pb::control_message::Kind::Flush => ControlMessage::Flush,
+                pb::control_message::Kind::CancelSpeculation => ControlMessage::CancelSpeculation {
+                    from_ms: c.from_ms,
+                    to_ms: c.to_ms,
+                },
+                pb::control_message::Kind::Unspecified => {
+                    return Err(format!("control.kind: {} is not a known kind", c.kind));
+                }
+            },
+        ),
+    })
+}
+
+fn dtype_size(d: DType) -> usize {
+    match d {
+        DType::U8 => 1,
+        DType::F32 | DType::I32 => 4,
+        DType::F64 | DType::I64 => 8,
+    }
+}
+
+fn pixel_format(name: &str) -> Result<PixelFormat, BadBuffer> {
+    Ok(match name.to_ascii_uppercase().as_str() {
+        "I420" => PixelFormat::I420,
+        "NV12" => PixelFormat::Nv12,
+        "RGB" => PixelFormat::Rgb,
+        "RGBA" => PixelFormat::Rgba,
+        "ENCODED" => PixelFormat::Encoded,
+        _ => {
+            return Err(format!(
+                "video.format: {name:?} is not one of I420, NV12, RGB, RGBA, ENCODED"
+            ));
+        }
+    })
+}
+
+pub fn from_runtime(data: &RuntimeData) -> pb::DataBuffer {
+    let data = match data {
+        RuntimeData::Audio(a) => Data::Audio(pb::AudioBuffer {
+            samples: bytemuck_le(&a.samples),
+            sample_rate: a.sample_rate,
+            channels: u32::from(a.channels),
+            stream_id: a.stream_id.as_deref().unwrap_or_default().to_owned(),
+            pts_ns: a.pts,
+        }),
+        RuntimeData::Video(v) => Data::Video(pb::VideoFrame {
+            data: v.data.to_vec(),
+            width: v.width,
+            height: v.height,
+            format: match v.format {
+                PixelFormat::I420 => "I420",
+                PixelFormat::Nv12 => "NV12",
+                PixelFormat::Rgb => "RGB",
+                PixelFormat::Rgba => "RGBA",
+                PixelFormat::Encoded => "ENCODED",
+            }
+            .into(),
+            stream_id: v.stream_id.as_deref().unwrap_or_default().to_owned(),
+            pts_ns: v.pts,
+            keyframe: v.keyframe,
+        }),
+        RuntimeData::Text(t) => Data::Text(t.clone()),
+        RuntimeData::Json(j) => Data::Json(j.to_string()),
+        RuntimeData::Binary(b) => Data::Binary(b.to_vec()),
+        RuntimeData::Tensor(t) => Data::Tensor(pb::Tensor {
+            data: t.data.to_vec(),
+            shape: t.shape.iter().map(|&d| d as u64).collect(),
+            dtype: match t.dtype {
+                DType::F32 => "f32",
+                DType::F64 => "f64",
+                DType::I32 => "i32",
+                DType::I64 => "i64",
+                DType::U8 => "u8",
+            }
+            .into(),
+        }),
+        RuntimeData::Control(c) => {
+            use pb::control_message::Kind;
+            let (kind, from_ms, to_ms) = match c {
+                ControlMessage::EndOfStream => (Kind::EndOfStream, 0.0, 0.0),
+                ControlMessage::Flush => (Kind::Flush, 0.0, 0.0),
+                ControlMessage::CancelSpeculation { from_ms, to_ms } => {
+                    (Kind::CancelSpeculation, *from_ms, *to_ms)
+                }
+            };
+            Data::Control(pb::ControlMessage {
+                kind: kind.into(),
+                from_ms,
+                to_ms,
+            })
+        }
+    };
+    pb::DataBuffer { data: Some(data) }
+}
+
+fn bytemuck_le(samples: &[f32]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+pub fn output(o: &Output) -> pb::NodeOutput {
+    pb::NodeOutput {
+        node_id: o.node_id.to_string(),
+        data: Some(from_runtime(&o.data)),
+        pts_ns: o.pts,
+    }
+}
+
+/// Rough bytes a buffer holds, for the server's memory limit.
+pub fn size_of(data: &RuntimeData) -> usize {
+    match data {
+        RuntimeData::Audio(a) => a.samples.len() * 4,
+        RuntimeData::Video(v) => v.data.len(),
+        RuntimeData::Text(t) => t.len(),
+        RuntimeData::Json(j) => j.to_string().len(),
+        RuntimeData::Binary(b) => b.len(),
+        RuntimeData::Tensor(t) => t.data.len(),
+        RuntimeData::Control(_) => 16,
+    }
+}
+
+/// A registry peer as gRPC sees it. Capabilities come from a JSON object of booleans or a
+/// list of names (the page announces either); user_data values become strings.
+pub fn peer_to_pb(info: &PeerInfo) -> pb::webrtc::PeerInfo {
+    let has = |name: &str| match &info.capabilities {
+        Value::Object(m) => m.get(name).and_then(Value::as_bool).unwrap_or(false),
+        Value::Array(a) => a.iter().any(|v| v.as_str() == Some(name)),
+        _ => false,
+    };
+    let metadata = match &info.user_data {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                (k.clone(), text)
+            })
+            .collect(),
+        _ => Default::default(),
+    };
+    pb::webrtc::PeerInfo {
+        peer_id: info.peer_id.clone(),
+        capabilities: Some(pb::webrtc::PeerCapabilities {
+            audio: has("audio"),
+            video: has("video"),
+            data: has("data"),
+        }),
+        metadata,
+    }
+}
+
+/// A gRPC announce as a registry peer.
+pub fn peer_from_pb(
+    peer_id: String,
+    capabilities: Option<pb::webrtc::PeerCapabilities>,
+    metadata: std::collections::HashMap<String, String>,
+) -> PeerInfo {
+    let caps = capabilities.unwrap_or_default();
+    let user_data: Map<String, Value> = metadata
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    PeerInfo {
+        peer_id,
+        capabilities: serde_json::json!({"audio": caps.audio, "video": caps.video, "data": caps.data}),
+        user_data: Value::Object(user_data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_round_trips_bit_exact() {
+        let mut frame = AudioFrame::new(AudioSamples::from_vec(vec![0.5, -1.0, 0.25]), 16000, 1);
+        frame.pts = Some(42);
+        let back = to_runtime(from_runtime(&RuntimeData::Audio(frame))).unwrap();
+        let RuntimeData::Audio(a) = back else {
+            panic!("not audio")
+        };
+        assert_eq!(&*a.samples, &[0.5, -1.0, 0.25]);
+        assert_eq!((a.sample_rate, a.channels, a.pts), (16000, 1, Some(42)));
+    }
+
+    #[test]
+    fn bad_buffers_name_the_field() {
+        let odd = pb::DataBuffer {
+            data: Some(Data::Audio(pb::AudioBuffer {
+                samples: vec![0; 5],
+                sample_rate: 16000,
+                channels: 1,
+                ..Default::default()
+            })),
+        };
+        assert!(to_runtime(odd).unwrap_err().starts_with("audio.samples"));
+        let tensor = pb::DataBuffer {
+            data: Some(Data::Tensor(pb::Tensor {
+                data: vec![0; 7],
+                shape: vec![2],
+                dtype: "f32".into(),
+            })),
+        };
+        assert!(to_runtime(tensor).unwrap_err().contains("needs 8 bytes"));
+        assert!(to_runtime(pb::DataBuffer { data: None }).is_err());
+    }
+
+    #[test]
+    fn peers_map_capabilities_and_user_data() {
+        let info = PeerInfo {
+            peer_id: "p".into(),
+            capabilities: serde_json::json!(["audio", "data"]),
+            user_data: serde_json::json!({"session": "room", "n": 3}),
+        };
+        let pb = peer_to_pb(&info);
+        let caps = pb.capabilities.unwrap();
+        assert!(caps.audio && caps.data && !caps.video);
+        assert_eq!(pb.metadata["session"], "room");
+        assert_eq!(pb.metadata["n"], "3");
+    }
+}

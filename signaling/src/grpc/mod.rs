@@ -1,0 +1,29 @@
+//! gRPC on one port (DESIGN §7): WebRTC signaling on the shared peer registry, unary and
+//! streaming pipeline execution, standard health and reflection; and the clients the WebRTC
+//! elements and `RemotePipelineNode` use.
+
+pub mod auth;
+pub mod client;
+pub mod convert;
+pub mod execution;
+pub mod metrics;
+pub mod remote;
+pub mod server;
+pub mod signal_service;
+pub mod streaming;
+
+/// The generated messages and services.
+pub mod pb {
+    tonic::include_proto!("remotemedia.v1");
+
+    pub mod webrtc {
+        tonic::include_proto!("remotemedia.v1.webrtc");
+    }
+
+    /// For server reflection.
+    pub const DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/remotemedia_descriptor.bin"));
+}
+
+/// The protocol version `GetVersion` reports; bumped on incompatible .proto changes.
+pub const PROTOCOL_VERSION: &str = "remotemedia.v1";

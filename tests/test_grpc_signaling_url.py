@@ -1,0 +1,140 @@
+"""WebRTC elements announcing on a remotemedia-server over gRPC (signaling-url=grpc://): a
+browser-side peer on the server's WebSocket reaches them, and they reconnect when the server
+dies and comes back."""
+
+import asyncio
+import time
+
+import gi
+import pytest
+
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst  # noqa: E402
+
+from server_process import ServerProcess  # noqa: E402
+from webrtc_peer import Peer, free_port  # noqa: E402
+
+Gst.init(None)
+
+
+class Sink:
+    def __init__(self, url):
+        self.pipeline = Gst.parse_launch(
+            f'remotemediawebrtcsink name=s signaling-url="{url}" ice-loopback-only=true '
+            "audiotestsrc is-live=true wave=sine freq=440 volume=0.5 ! s.audio_0"
+        )
+        self.messages = []
+        assert self.pipeline.set_state(Gst.State.PLAYING) != Gst.StateChangeReturn.FAILURE
+
+    def poll(self):
+        bus = self.pipeline.get_bus()
+        while (msg := bus.pop_filtered(Gst.MessageType.ELEMENT | Gst.MessageType.ERROR)) is not None:
+            if msg.type == Gst.MessageType.ERROR:
+                err, dbg = msg.parse_error()
+                raise AssertionError(f"pipeline error: {err.message} {dbg}")
+            s = msg.get_structure()
+            fields = {k: s.get_value(k) for k in ("code", "message", "attempts", "peer-id") if s.has_field(k)}
+            self.messages.append((s.get_name(), fields))
+
+    async def message(self, name, timeout=20, **fields):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            for n, f in self.messages:
+                if n == name and all(f.get(k) == v for k, v in fields.items()):
+                    return f
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {name} {fields} on the bus; saw {self.messages}")
+
+    def stop(self):
+        self.pipeline.set_state(Gst.State.NULL)
+
+
+@pytest.fixture
+def cleanup():
+    items = []
+    yield items.append
+    for item in reversed(items):
+        item.stop()
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+def test_sink_on_grpc_reaches_a_websocket_peer_and_survives_a_server_restart(cleanup):
+    grpc_addr, ws_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    server = ServerProcess(grpc=grpc_addr, ws=ws_addr, metrics="off")
+    cleanup(server)
+    url = f"grpc://{grpc_addr}?initial_backoff_ms=200&max_backoff_ms=500&max_attempts=40"
+    sink = Sink(url)
+    cleanup(sink)
+
+    async def scenario():
+        first = Peer("ws-peer-1")
+        assert await first.call(server.ws_port) is None
+        await first.wait_connected()
+        assert await first.audio_rms(0.5) > 0.1
+        await sink.message("peer-connected", **{"peer-id": "ws-peer-1"})
+
+        server.kill()
+        attempt = await sink.message("error", code="RECONNECT_ATTEMPT")
+        assert "attempt 1 of 40" in attempt["message"], attempt
+        # Media goes peer to peer: losing signaling does not stop it.
+        assert await first.audio_rms(0.5) > 0.1
+
+        server.start()
+        await sink.message("signaling-reconnected")
+        second = Peer("ws-peer-2")
+        assert await second.call(server.ws_port) is None
+        await second.wait_connected()
+        assert await second.audio_rms(0.5) > 0.1
+        for p in (first, second):
+            await p.close()
+
+    run(scenario())
+
+
+def test_sink_reports_reconnect_failed_when_the_server_stays_away(cleanup):
+    server = ServerProcess(ws="off", metrics="off")
+    cleanup(server)
+    sink = Sink(f"grpc://{server.grpc}?initial_backoff_ms=100&max_backoff_ms=100&max_attempts=2")
+    cleanup(sink)
+
+    async def scenario():
+        server.kill()
+        await sink.message("error", code="RECONNECT_ATTEMPT")
+        failed = await sink.message("error", code="RECONNECT_FAILED")
+        assert "after 2 attempts" in failed["message"], failed
+
+    run(scenario())
+
+
+def test_unreachable_grpc_server_fails_start_with_signaling_error():
+    pipeline = Gst.parse_launch(
+        f'remotemediawebrtcsink name=s signaling-url="grpc://127.0.0.1:{free_port()}" '
+        "audiotestsrc is-live=true ! s.audio_0"
+    )
+    try:
+        pipeline.set_state(Gst.State.PLAYING)
+        msg = pipeline.get_bus().timed_pop_filtered(15 * Gst.SECOND, Gst.MessageType.ERROR)
+        assert msg is not None, "no error for an unreachable signaling server"
+        err, _ = msg.parse_error()
+        assert "SIGNALING_ERROR" in err.message and "127.0.0.1" in err.message, err.message
+    finally:
+        pipeline.set_state(Gst.State.NULL)
+
+
+def test_bad_grpc_url_names_the_parameter():
+    pipeline = Gst.parse_launch(
+        'remotemediawebrtcsink name=s signaling-url="grpc://127.0.0.1:1?colour=red" '
+        "audiotestsrc is-live=true ! s.audio_0"
+    )
+    try:
+        pipeline.set_state(Gst.State.PLAYING)
+        msg = pipeline.get_bus().timed_pop_filtered(15 * Gst.SECOND, Gst.MessageType.ERROR)
+        assert msg is not None
+        err, _ = msg.parse_error()
+        assert "colour" in err.message, err.message
+    finally:
+        pipeline.set_state(Gst.State.NULL)
