@@ -3,6 +3,7 @@ browser-side peer on the server's WebSocket reaches them, and they reconnect whe
 dies and comes back."""
 
 import asyncio
+import subprocess
 import time
 
 import gi
@@ -138,3 +139,47 @@ def test_bad_grpc_url_names_the_parameter():
         assert "colour" in err.message, err.message
     finally:
         pipeline.set_state(Gst.State.NULL)
+
+
+def test_sink_on_grpcs_checks_the_server_certificate(cleanup, tmp_path, monkeypatch):
+    # A test CA and a server certificate for 127.0.0.1 signed by it.
+    ca, ca_key = tmp_path / "ca.pem", tmp_path / "ca.key"
+    cert, key, csr = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "cert.csr"
+    ext = tmp_path / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    for cmd in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
+         "-keyout", ca_key, "-out", ca],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
+         "-extfile", ext, "-out", cert],
+    ):
+        subprocess.run(["openssl", *map(str, cmd)], check=True, capture_output=True)
+    server = ServerProcess("--tls-cert", str(cert), "--tls-key", str(key), metrics="off")
+    cleanup(server)
+
+    # Not trusted yet: the handshake fails and start says why.
+    untrusted = Gst.parse_launch(
+        f'remotemediawebrtcsink name=s signaling-url="grpcs://{server.grpc}" audiotestsrc is-live=true ! s.audio_0'
+    )
+    try:
+        untrusted.set_state(Gst.State.PLAYING)
+        msg = untrusted.get_bus().timed_pop_filtered(15 * Gst.SECOND, Gst.MessageType.ERROR)
+        assert msg is not None, "an untrusted certificate was accepted"
+        assert "SIGNALING_ERROR" in msg.parse_error()[0].message
+    finally:
+        untrusted.set_state(Gst.State.NULL)
+
+    # Trusted through the system's roots (SSL_CERT_FILE): the peer reaches the sink.
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    sink = Sink(f"grpcs://{server.grpc}")
+    cleanup(sink)
+
+    async def scenario():
+        peer = Peer("tls-peer")
+        assert await peer.call(server.ws_port) is None
+        await peer.wait_connected()
+        assert await peer.audio_rms(0.5) > 0.1
+        await peer.close()
+
+    run(scenario())
