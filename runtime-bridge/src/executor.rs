@@ -231,6 +231,18 @@ impl Shared {
         }
     }
 
+    /// Runs one input through node `idx` (see `run`), counting it as processed.
+    fn process(
+        &self,
+        idx: usize,
+        node: &mut dyn Node,
+        packet: Packet,
+    ) -> Result<Vec<Packet>, RuntimeError> {
+        self.counters[idx].processed.fetch_add(1, Ordering::Relaxed);
+        let pts = packet.pts;
+        self.run(idx, node, pts, |n, e| n.process(packet, e))
+    }
+
     /// Runs `f` on node `idx`, timing it and turning a panic into an error.
     fn run(
         &self,
@@ -251,7 +263,6 @@ impl Shared {
         let c = &self.counters[idx];
         c.busy_ns
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        c.processed.fetch_add(1, Ordering::Relaxed);
         let result = match result {
             Ok(r) => r,
             Err(payload) => Err(format!("panicked: {}", panic_message(&*payload))),
@@ -265,10 +276,9 @@ impl Shared {
     fn deliver(&self, idx: usize, packet: Packet) -> Result<(), RuntimeError> {
         match &self.slots[idx] {
             Slot::Inline(node) => {
-                let pts = packet.pts;
                 let emitted = {
                     let mut node = node.lock().unwrap_or_else(PoisonError::into_inner);
-                    self.run(idx, node.as_mut(), pts, |n, e| n.process(packet, e))?
+                    self.process(idx, node.as_mut(), packet)?
                 };
                 self.route(idx, emitted)
             }
@@ -310,9 +320,8 @@ impl Shared {
                     if epoch != self.epoch.load(Ordering::Acquire) {
                         continue;
                     }
-                    let pts = packet.pts;
                     let result = self
-                        .run(idx, node.as_mut(), pts, |n, e| n.process(packet, e))
+                        .process(idx, node.as_mut(), packet)
                         .and_then(|emitted| self.route(idx, emitted));
                     if let Err(e) = result {
                         self.sink.error(e);

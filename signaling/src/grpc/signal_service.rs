@@ -115,14 +115,13 @@ fn notification(event: Event) -> pb::Notification {
 }
 
 /// What the registry calls for a gRPC peer: queue the notification, never wait.
-fn handler(peer_id: String, out: Outbound, metrics: Arc<Metrics>) -> Handler {
+fn handler(peer_id: String, out: Outbound) -> Handler {
     Arc::new(move |event: Event| {
         if let Event::Left {
             peer_id: gone,
             reason,
         } = &event
         {
-            metrics.peer_left(gone);
             if *gone == peer_id {
                 // Another stream took this peer id over: end this one.
                 let _ = out.try_send(Err(Status::already_exists(format!(
@@ -214,7 +213,7 @@ impl Peer {
                     )));
                 }
                 let info = peer_from_pb(a.peer_id, a.capabilities, a.metadata);
-                let handler = handler(info.peer_id.clone(), self.out.clone(), self.metrics.clone());
+                let handler = handler(info.peer_id.clone(), self.out.clone());
                 let (me, others) = self
                     .registry
                     .register_local_with(info, handler, a.take_over)?;
@@ -279,6 +278,7 @@ impl Peer {
                 if d.to_peer_id.is_empty() {
                     if let Some(me) = self.me.take() {
                         me.leave("disconnect");
+                        self.metrics.peer_left(&from);
                     }
                     return Ok(Resp::Ack(pb::Ack::default()));
                 }
@@ -342,8 +342,12 @@ impl pb::web_rtc_signaling_server::WebRtcSignaling for SignalingService {
                 }
             }
             if let Some(me) = peer.me.take() {
-                metrics.peer_left(me.peer_id());
+                let id = me.peer_id().to_owned();
                 me.leave("disconnected");
+                // After a take-over the id lives on in another stream, with its own offers.
+                if !peer.registry.contains(&id) {
+                    metrics.peer_left(&id);
+                }
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
