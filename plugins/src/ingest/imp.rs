@@ -1,6 +1,6 @@
 //! The element: a source bin around `uridecodebin` (or `fdsrc ! decodebin` for stdin). Each
-//! connection is an *attempt*; the output pads outlive attempts (a persistent `identity` per
-//! pad, relinked to each attempt's stream), so a live source that drops, stalls or ends is
+//! connection is an *attempt*; the output pads outlive attempts (ghost pads retargeted to each
+//! attempt's stream), so a live source that drops, stalls or ends is
 //! reconnected with backoff while downstream keeps running.
 
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
@@ -48,7 +48,8 @@ impl Default for Settings {
 /// An output pad and what keeps it continuous.
 struct Output {
     track: Track,
-    entry: gst::Element,
+    /// The element's pad; its target is the current attempt's stream.
+    pad: gst::GhostPad,
     continuity: Shared,
 }
 
@@ -271,15 +272,12 @@ impl Ingest {
             match track.filter(|t| selection.wants(*t)) {
                 None => (track, None, false),
                 Some(t) => match st.outputs.iter().find(|o| o.track == t) {
-                    Some(o) => (
-                        Some(t),
-                        Some((o.entry.clone(), o.continuity.clone())),
-                        false,
-                    ),
+                    Some(o) => (Some(t), Some((o.pad.clone(), o.continuity.clone())), false),
                     None => match self.new_output(t) {
-                        Ok((o, entry, continuity)) => {
+                        Ok(o) => {
+                            let output = (o.pad.clone(), o.continuity.clone());
                             st.outputs.push(o);
-                            (Some(t), Some((entry, continuity)), true)
+                            (Some(t), Some(output), true)
                         }
                         Err(e) => {
                             drop(st);
@@ -289,17 +287,10 @@ impl Ingest {
                 },
             }
         };
-        let Some((entry, continuity)) = output else {
+        let Some((ghost, continuity)) = output else {
             return self.discard(generation, pad, live);
         };
         let track = track.expect("an output has a track");
-        if created && let Err(e) = self.expose(track, &entry) {
-            return self.attempt_failed(generation, &e);
-        }
-        let sink = entry.static_pad("sink").expect("identity has a sink pad");
-        if let Some(old) = sink.peer() {
-            let _ = old.unlink(&sink);
-        }
         let weak = self.obj().downgrade();
         // rtmp2src is not a live source: its FLV time line is moved onto the clock's.
         let retime = self.source().is_some_and(|s| s.scheme == Scheme::Rtmp);
@@ -317,47 +308,37 @@ impl Ingest {
                     .attempt_failed(generation, "the source ended its stream");
             }
         });
-        if let Err(e) = pad.link(&sink) {
-            self.attempt_failed(generation, &format!("cannot link {track}: {e:?}"));
-        } else {
-            gst::info!(CAT, imp = self, "attempt {generation}: {track} on {}", caps);
+        // The output pad now reads this attempt's stream: no element in between, so the
+        // stitching costs one probe per buffer and nothing else.
+        if let Err(e) = ghost.set_target(Some(pad)) {
+            return self.attempt_failed(generation, &format!("cannot link {track}: {e}"));
         }
+        if created && let Err(e) = self.expose(&ghost) {
+            return self.attempt_failed(generation, &e);
+        }
+        gst::info!(CAT, imp = self, "attempt {generation}: {track} on {}", caps);
     }
 
-    fn new_output(&self, track: Track) -> Result<(Output, gst::Element, Shared), String> {
-        let entry = gst::ElementFactory::make("identity")
-            .name(format!("{}_{}-entry", track.kind.name(), track.index))
-            .property("silent", true)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let continuity: Shared = Arc::new(Mutex::new(Continuity::default()));
-        Ok((
-            Output {
-                track,
-                entry: entry.clone(),
-                continuity: continuity.clone(),
-            },
-            entry,
-            continuity,
-        ))
-    }
-
-    /// Adds a new output's element and its pad (outside the state lock: pad-added handlers
-    /// run inside `add_pad`).
-    fn expose(&self, track: Track, entry: &gst::Element) -> Result<(), String> {
-        let obj = self.obj();
-        obj.add(entry).map_err(|e| e.to_string())?;
-        entry.sync_state_with_parent().map_err(|e| e.to_string())?;
-        let templ = obj
+    fn new_output(&self, track: Track) -> Result<Output, String> {
+        let templ = self
+            .obj()
             .pad_template(&format!("{}_%u", track.kind.name()))
             .ok_or("no pad template")?;
-        let target = entry.static_pad("src").ok_or("identity has no src")?;
-        let pad = gst::GhostPad::builder_from_template_with_target(&templ, &target)
-            .map_err(|e| e.to_string())?
+        let pad = gst::GhostPad::builder_from_template(&templ)
             .name(format!("{}_{}", track.kind.name(), track.index))
             .build();
+        Ok(Output {
+            track,
+            pad,
+            continuity: Arc::new(Mutex::new(Continuity::default())),
+        })
+    }
+
+    /// Adds a new output's pad (outside the state lock: pad-added handlers run inside
+    /// `add_pad`).
+    fn expose(&self, pad: &gst::GhostPad) -> Result<(), String> {
         pad.set_active(true).map_err(|e| e.to_string())?;
-        obj.add_pad(&pad).map_err(|e| e.to_string())
+        self.obj().add_pad(pad).map_err(|e| e.to_string())
     }
 
     /// A stream nobody asked for ends in a fakesink (an unlinked one would stop the source);
@@ -600,11 +581,7 @@ impl Ingest {
                             .any(|e| e.upcast_ref::<gst::Object>() == &obj)
                     })
                     .map(|a| a.generation);
-                let is_output = st
-                    .outputs
-                    .iter()
-                    .any(|o| o.entry.upcast_ref::<gst::Object>() == &obj);
-                return if is_output { None } else { Some(current) };
+                return Some(current);
             }
             obj = parent;
         }
@@ -647,13 +624,8 @@ impl Ingest {
             let _ = obj.remove(&e);
         }
         for o in outputs {
-            let name = format!("{}_{}", o.track.kind.name(), o.track.index);
-            if let Some(pad) = obj.static_pad(&name) {
-                let _ = pad.set_active(false);
-                let _ = obj.remove_pad(&pad);
-            }
-            let _ = o.entry.set_state(gst::State::Null);
-            let _ = obj.remove(&o.entry);
+            let _ = o.pad.set_active(false);
+            let _ = obj.remove_pad(&o.pad);
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
@@ -12,7 +13,7 @@ use gst::subclass::prelude::*;
 use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 
-use super::run::{ManifestSource, PeerRun};
+use super::run::{ManifestSource, PeerRun, Teardowns};
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::messages::{self, ErrorCode};
 use crate::webrtc::send::EncodeSettings;
@@ -41,6 +42,7 @@ pub struct WebRtcServer {
     settings: Mutex<Settings>,
     hub: Mutex<Option<Arc<PeerHub>>>,
     runs: Runs,
+    teardowns: Teardowns,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -51,6 +53,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct ServerRole {
     bin: glib::WeakRef<gst::Bin>,
     runs: Runs,
+    teardowns: Teardowns,
     manifest: ManifestSource,
     encode: EncodeSettings,
     serial: AtomicU64,
@@ -77,7 +80,7 @@ impl Role for ServerRole {
             );
             // Registered first, so errors while it starts are known to be this peer's.
             if let Some(old) = lock(&self.runs).insert(peer_id.to_owned(), run.clone()) {
-                old.stop(&bin);
+                old.stop(&bin, &self.teardowns);
             }
             run.start(&bin, pc).await
         })
@@ -92,7 +95,7 @@ impl Role for ServerRole {
     fn closed(&self, peer_id: &str) {
         let run = lock(&self.runs).remove(peer_id);
         if let (Some(run), Some(bin)) = (run, self.bin.upgrade()) {
-            run.stop(&bin);
+            run.stop(&bin, &self.teardowns);
         }
     }
 }
@@ -126,6 +129,7 @@ impl WebRtcServer {
         let role = Arc::new(ServerRole {
             bin: self.obj().upcast_ref::<gst::Bin>().downgrade(),
             runs: self.runs.clone(),
+            teardowns: self.teardowns.clone(),
             manifest,
             encode: settings.encode,
             serial: AtomicU64::new(0),
@@ -149,6 +153,13 @@ impl WebRtcServer {
         for run in runs {
             let _ = run.bin.set_state(gst::State::Null);
             let _ = self.obj().remove(&run.bin);
+        }
+        if !self.teardowns.wait(Duration::from_secs(10)) {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "a peer's run was still stopping after 10 s"
+            );
         }
     }
 

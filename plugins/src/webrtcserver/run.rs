@@ -3,7 +3,8 @@
 //! media results are encoded to (for this peer alone).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use gst::prelude::*;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -34,6 +35,40 @@ impl ManifestSource {
             }
         }
         .map_err(|report| report.to_string())
+    }
+}
+
+/// Runs being torn down off their callers' threads. The server waits for them when it stops,
+/// so no run outlives the element (its threads would go on into whatever the process does
+/// next, and its bin would be taken out of a parent being disposed).
+#[derive(Clone, Default)]
+pub struct Teardowns(Arc<(Mutex<usize>, Condvar)>);
+
+/// One teardown in progress; dropping it marks it done.
+pub struct Teardown(Teardowns);
+
+impl Teardowns {
+    fn begin(&self) -> Teardown {
+        *self.0.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        Teardown(self.clone())
+    }
+
+    /// Waits until every teardown finished, or `timeout` passed; false on timeout.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let (count, done) = &*self.0;
+        let guard = count.lock().unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = done
+            .wait_timeout_while(guard, timeout, |n| *n > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard == 0
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let (count, done) = &*self.0.0;
+        *count.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        done.notify_all();
     }
 }
 
@@ -155,7 +190,8 @@ impl PeerRun {
 
     /// Stops the run and takes it out of `server`, off the calling thread: this is also called
     /// from the run's own streaming threads (a failing node), which a state change would block.
-    pub fn stop(self: Arc<Self>, server: &gst::Bin) {
+    pub fn stop(self: Arc<Self>, server: &gst::Bin, teardowns: &Teardowns) {
+        let teardown = teardowns.begin();
         self.stopped.store(true, Ordering::SeqCst);
         // Elements a track started while this was on its way are stopped by the second
         // NULL, so nothing of the run keeps running once it is out of the server.
@@ -167,6 +203,7 @@ impl PeerRun {
                 let _ = server.remove(bin);
             }
             let _ = bin.set_state(gst::State::Null);
+            drop(teardown);
         });
     }
 }
