@@ -121,14 +121,13 @@ fn handler(peer_id: String, out: Outbound) -> Handler {
             peer_id: gone,
             reason,
         } = &event
+            && *gone == peer_id
         {
-            if *gone == peer_id {
-                // Another stream took this peer id over: end this one.
-                let _ = out.try_send(Err(Status::already_exists(format!(
-                    "peer id '{peer_id}' was {reason} by another announce"
-                ))));
-                return Ok(());
-            }
+            // Another stream took this peer id over: end this one.
+            let _ = out.try_send(Err(Status::already_exists(format!(
+                "peer id '{peer_id}' was {reason} by another announce"
+            ))));
+            return Ok(());
         }
         let message = response("", Resp::Notification(notification(event)));
         out.try_send(Ok(message)).map_err(|e| {
