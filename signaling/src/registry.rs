@@ -111,7 +111,10 @@ impl PeerRegistry {
             ));
         }
         let serial = self.serials.fetch_add(1, Ordering::Relaxed);
-        let (others, replaced) = {
+        // Who hears of this announce is decided under the same lock as the insert, so a peer
+        // announcing at the same moment either is listed in this one's reply or hears of it,
+        // never both.
+        let (others, replaced, audience) = {
             let mut peers = self.lock();
             let replaced = match peers.remove(&info.peer_id) {
                 Some(old) if take_over => Some(old),
@@ -126,6 +129,7 @@ impl PeerRegistry {
                 None => None,
             };
             let others: Vec<PeerInfo> = peers.values().map(|e| e.info.clone()).collect();
+            let audience = targets_except(&peers, &info.peer_id);
             peers.insert(
                 info.peer_id.clone(),
                 Entry {
@@ -134,7 +138,7 @@ impl PeerRegistry {
                     serial,
                 },
             );
-            (others, replaced)
+            (others, replaced, audience)
         };
         if let Some(old) = replaced {
             let left = Event::Left {
@@ -142,9 +146,9 @@ impl PeerRegistry {
                 reason: "taken over".into(),
             };
             let _ = Target::of(&old.endpoint).deliver(&info.peer_id, left.clone());
-            self.broadcast(&info.peer_id, left);
+            deliver_all(&audience, &left);
         }
-        self.broadcast(&info.peer_id, Event::Joined(info.clone()));
+        deliver_all(&audience, &Event::Joined(info.clone()));
         Ok(Announced { others, serial })
     }
 
@@ -159,22 +163,21 @@ impl PeerRegistry {
     }
 
     fn remove_if(&self, peer_id: &str, matches: impl Fn(&Entry) -> bool, reason: &str) {
-        let removed = {
+        let audience = {
             let mut peers = self.lock();
             match peers.get(peer_id) {
-                Some(e) if matches(e) => peers.remove(peer_id).is_some(),
-                _ => false,
+                Some(e) if matches(e) => {
+                    peers.remove(peer_id);
+                    targets_except(&peers, peer_id)
+                }
+                _ => return,
             }
         };
-        if removed {
-            self.broadcast(
-                peer_id,
-                Event::Left {
-                    peer_id: peer_id.to_owned(),
-                    reason: reason.to_owned(),
-                },
-            );
-        }
+        let left = Event::Left {
+            peer_id: peer_id.to_owned(),
+            reason: reason.to_owned(),
+        };
+        deliver_all(&audience, &left);
     }
 
     pub fn len(&self) -> usize {
@@ -207,22 +210,26 @@ impl PeerRegistry {
         };
         target.deliver(signal.to(), Event::Signal(signal.clone()))
     }
+}
 
-    fn broadcast(&self, except: &str, event: Event) {
-        let targets: Vec<(String, Target)> = self
-            .lock()
-            .iter()
-            .filter(|(id, _)| id.as_str() != except)
-            .map(|(id, e)| (id.clone(), Target::of(&e.endpoint)))
-            .collect();
-        for (id, target) in targets {
-            // A peer too slow for a membership notice will see it in its next peer.list.
-            let _ = target.deliver(&id, event.clone());
-        }
+/// Every peer but `except`, as targets to deliver to once the lock is released.
+fn targets_except(peers: &HashMap<String, Entry>, except: &str) -> Vec<(String, Target)> {
+    peers
+        .iter()
+        .filter(|(id, _)| id.as_str() != except)
+        .map(|(id, e)| (id.clone(), Target::of(&e.endpoint)))
+        .collect()
+}
+
+fn deliver_all(targets: &[(String, Target)], event: &Event) {
+    for (id, target) in targets {
+        // A peer too slow for a membership notice will see it in its next peer.list.
+        let _ = target.clone().deliver(id, event.clone());
     }
 }
 
 /// A copy of an endpoint taken under the lock, so delivery runs without it.
+#[derive(Clone)]
 enum Target {
     Remote(mpsc::Sender<Arc<str>>),
     Local(Handler),

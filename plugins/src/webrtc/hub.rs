@@ -55,8 +55,34 @@ pub struct HubConfig {
 struct Peer {
     signals: mpsc::Sender<Signal>,
     pc: Option<Arc<RTCPeerConnection>>,
-    channel: Option<Arc<RTCDataChannel>>,
+    /// Messages for the peer's data channel, sent in order by one task.
+    channel: Option<Outbox>,
     connected: bool,
+}
+
+/// Text queued for one peer's data channel. One writer per channel keeps the order the
+/// application sent in; a full queue (a peer not reading) drops, it never blocks the sender.
+#[derive(Clone)]
+struct Outbox(mpsc::Sender<String>);
+
+impl Outbox {
+    const LEN: usize = 256;
+
+    fn open(channel: Arc<RTCDataChannel>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<String>(Self::LEN);
+        RUNTIME.spawn(async move {
+            while let Some(text) = rx.recv().await {
+                if channel.send_text(text).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Self(tx)
+    }
+
+    fn send(&self, message: &str) -> bool {
+        self.0.try_send(message.to_owned()).is_ok()
+    }
 }
 
 pub struct PeerHub {
@@ -426,7 +452,7 @@ impl PeerHub {
                 if let Some(hub) = weak.upgrade()
                     && let Some(p) = lock(&hub.peers).get_mut(&id)
                 {
-                    p.channel = Some(channel);
+                    p.channel = Some(Outbox::open(channel));
                 }
             })
         }));
@@ -474,12 +500,12 @@ impl PeerHub {
         let channel = lock(&self.peers)
             .get(peer_id)
             .and_then(|p| p.channel.clone());
-        channel.is_some_and(|c| send_all(vec![c], message) == 1)
+        channel.is_some_and(|c| c.send(message))
     }
 
     /// Sends text to every peer with an open data channel; returns how many.
     pub fn broadcast(&self, message: &str) -> u32 {
-        let channels: Vec<Arc<RTCDataChannel>> = lock(&self.peers)
+        let channels: Vec<Outbox> = lock(&self.peers)
             .values()
             .filter_map(|p| p.channel.clone())
             .collect();
@@ -553,7 +579,7 @@ impl PeerHub {
         let Some(members) = self.session_result(room, result) else {
             return 0;
         };
-        let channels: Vec<Arc<RTCDataChannel>> = {
+        let channels: Vec<Outbox> = {
             let peers = lock(&self.peers);
             members
                 .iter()
@@ -574,15 +600,9 @@ impl PeerHub {
     }
 }
 
-fn send_all(channels: Vec<Arc<RTCDataChannel>>, message: &str) -> u32 {
-    let n = channels.len() as u32;
-    for channel in channels {
-        let text = message.to_owned();
-        RUNTIME.spawn(async move {
-            let _ = channel.send_text(text).await;
-        });
-    }
-    n
+/// Queues `message` for every channel; returns how many took it.
+fn send_all(channels: Vec<Outbox>, message: &str) -> u32 {
+    channels.iter().filter(|c| c.send(message)).count() as u32
 }
 
 /// Drops `a=candidate` lines whose address is not loopback (ice-loopback-only).

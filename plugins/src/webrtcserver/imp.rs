@@ -13,7 +13,7 @@ use gst::subclass::prelude::*;
 use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 
-use super::run::{ManifestSource, PeerRun, Teardowns};
+use super::run::{ManifestSource, PeerRun, Teardowns, shut_down};
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::messages::{self, ErrorCode};
 use crate::webrtc::send::EncodeSettings;
@@ -151,7 +151,7 @@ impl WebRtcServer {
         }
         let runs: Vec<Arc<PeerRun>> = lock(&self.runs).drain().map(|(_, r)| r).collect();
         for run in runs {
-            let _ = run.bin.set_state(gst::State::Null);
+            shut_down(&run.bin);
             let _ = self.obj().remove(&run.bin);
         }
         if !self.teardowns.wait(Duration::from_secs(10)) {

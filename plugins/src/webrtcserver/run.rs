@@ -198,14 +198,29 @@ impl PeerRun {
         let _input = self.input.lock().unwrap_or_else(PoisonError::into_inner);
         let server = server.downgrade();
         self.bin.call_async(move |bin| {
-            let _ = bin.set_state(gst::State::Null);
+            shut_down(bin);
             if let Some(server) = server.upgrade() {
                 let _ = server.remove(bin);
             }
-            let _ = bin.set_state(gst::State::Null);
+            shut_down(bin);
             drop(teardown);
         });
     }
+}
+
+/// Brings a run's bin to NULL. A bin whose sink was waiting for preroll can stop half-way
+/// (its PLAYING->PAUSED answers ASYNC); a disposed element that is not in NULL still has
+/// threads running, so every element that did not get there is set to NULL on its own.
+pub fn shut_down(bin: &gst::Bin) {
+    let _ = bin.set_state(gst::State::Null);
+    if bin.current_state() == gst::State::Null {
+        return;
+    }
+    for element in bin.iterate_recurse().into_iter().flatten() {
+        let _ = element.set_locked_state(false);
+        let _ = element.set_state(gst::State::Null);
+    }
+    let _ = bin.set_state(gst::State::Null);
 }
 
 /// Links the manifest's src pad, once its caps are known: audio and video to the peer's

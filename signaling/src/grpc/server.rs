@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codegen::http;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::{Code, Status};
 
@@ -179,9 +179,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
 
     let listener = TcpListener::bind(config.grpc_addr).await?;
     let grpc_addr = listener.local_addr()?;
-    let mut builder = Server::builder()
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(20)));
+    let mut builder = Server::builder().http2_keepalive_interval(Some(Duration::from_secs(20)));
     if let Some((cert, key)) = &config.tls {
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
@@ -199,7 +197,9 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         .add_service(streaming);
     let (stop, stopped) = oneshot::channel::<()>();
     let grpc = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
+        // Small frames (signals, short results) must not wait for delayed ACKs: the builder's
+        // tcp_nodelay does not reach a listener handed in like this one.
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
         async {
             let _ = stopped.await;
         },
