@@ -519,6 +519,9 @@ impl Ingest {
         let weak = self.obj().downgrade();
         self.obj().call_async(move |_| {
             for e in &elements {
+                // Locked: the element's own state changes must not bring them back up
+                // before they are out.
+                e.set_locked_state(true);
                 let _ = e.set_state(gst::State::Null);
             }
             if let Some(obj) = weak.upgrade() {

@@ -134,6 +134,8 @@ impl PeerReceive {
 
     /// Takes the rtpbin out of `bin` (after the peer's receivers).
     pub fn remove(&self, bin: &gst::Bin) {
+        // Locked, so a state change of `bin` meanwhile cannot bring it back up.
+        self.rtpbin.set_locked_state(true);
         let _ = self.rtpbin.set_state(gst::State::Null);
         let _ = bin.remove(&self.rtpbin);
     }
@@ -186,6 +188,7 @@ impl Receiver {
     /// Takes the chain out of `bin`.
     pub fn remove(self, bin: &gst::Bin) {
         for e in &self.elements {
+            e.set_locked_state(true);
             let _ = e.set_state(gst::State::Null);
         }
         let _ = bin.remove_many(&self.elements);

@@ -208,10 +208,12 @@ impl PeerRun {
     }
 }
 
-/// Brings a run's bin to NULL. A bin whose sink was waiting for preroll can stop half-way
-/// (its PLAYING->PAUSED answers ASYNC); a disposed element that is not in NULL still has
-/// threads running, so every element that did not get there is set to NULL on its own.
+/// Brings a run's bin to NULL for good. Its state is locked first: until the bin is out of
+/// the server, a state change of the server (the pipeline stopping) would otherwise bring it
+/// back up, and it would be dropped in PAUSED with its threads running. Any element that
+/// still did not get to NULL is set there on its own.
 pub fn shut_down(bin: &gst::Bin) {
+    bin.set_locked_state(true);
     let _ = bin.set_state(gst::State::Null);
     if bin.current_state() == gst::State::Null {
         return;
