@@ -4,7 +4,6 @@ dies and comes back."""
 
 import asyncio
 import subprocess
-import time
 
 import gi
 import pytest
@@ -13,6 +12,7 @@ gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
 
 from server_process import ServerProcess  # noqa: E402
+from bus import BusLog  # noqa: E402
 from webrtc_peer import Peer, free_port  # noqa: E402
 
 Gst.init(None)
@@ -24,28 +24,11 @@ class Sink:
             f'remotemediawebrtcsink name=s signaling-url="{url}" ice-loopback-only=true '
             "audiotestsrc is-live=true wave=sine freq=440 volume=0.5 ! s.audio_0"
         )
-        self.messages = []
+        self.bus = BusLog(self.pipeline)
         assert self.pipeline.set_state(Gst.State.PLAYING) != Gst.StateChangeReturn.FAILURE
 
-    def poll(self):
-        bus = self.pipeline.get_bus()
-        while (msg := bus.pop_filtered(Gst.MessageType.ELEMENT | Gst.MessageType.ERROR)) is not None:
-            if msg.type == Gst.MessageType.ERROR:
-                err, dbg = msg.parse_error()
-                raise AssertionError(f"pipeline error: {err.message} {dbg}")
-            s = msg.get_structure()
-            fields = {k: s.get_value(k) for k in ("code", "message", "attempts", "peer-id") if s.has_field(k)}
-            self.messages.append((s.get_name(), fields))
-
     async def message(self, name, timeout=20, **fields):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.poll()
-            for n, f in self.messages:
-                if n == name and all(f.get(k) == v for k, v in fields.items()):
-                    return f
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no {name} {fields} on the bus; saw {self.messages}")
+        return await self.bus.message(name, timeout, **fields)
 
     def stop(self):
         self.pipeline.set_state(Gst.State.NULL)

@@ -13,6 +13,7 @@ import pytest
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
 
+from bus import BusLog  # noqa: E402
 from webrtc_peer import Peer, WavTrack, free_port  # noqa: E402
 
 Gst.init(None)
@@ -35,32 +36,17 @@ class ServerPipeline:
             self.server.set_property("manifest-json", manifest_json)
         self.pipeline = Gst.Pipeline.new()
         self.pipeline.add(self.server)
-        self.messages = []
-        self.errors = []
+        self.bus = BusLog(self.pipeline, fail_on_error=False)
+        self.errors = self.bus.errors
 
     def play(self):
         return self.pipeline.set_state(Gst.State.PLAYING)
 
     def poll(self):
-        bus = self.pipeline.get_bus()
-        while (msg := bus.pop_filtered(Gst.MessageType.ELEMENT | Gst.MessageType.ERROR)) is not None:
-            if msg.type == Gst.MessageType.ERROR:
-                err, dbg = msg.parse_error()
-                self.errors.append(f"{err.message} {dbg}")
-                continue
-            s = msg.get_structure()
-            self.messages.append((s.get_name(), {s.nth_field_name(i): s.get_value(s.nth_field_name(i))
-                                                 for i in range(s.n_fields())}))
+        self.bus.poll()
 
     async def message(self, name, timeout=15, **fields):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.poll()
-            for n, f in self.messages:
-                if n == name and all(f.get(k) == v for k, v in fields.items()):
-                    return f
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no {name} {fields} on the bus; saw {[m for m in self.messages if m[0] != 'remotemedia'][:20]}")
+        return await self.bus.message(name, timeout, **fields)
 
     def stop(self):
         self.pipeline.set_state(Gst.State.NULL)

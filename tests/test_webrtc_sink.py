@@ -10,6 +10,7 @@ import pytest
 gi.require_version("Gst", "1.0")
 from gi.repository import Gst  # noqa: E402
 
+from bus import BusLog  # noqa: E402
 from webrtc_peer import Peer, Signaling, free_port  # noqa: E402
 
 Gst.init(None)
@@ -25,30 +26,11 @@ class SinkPipeline:
             "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! s.video_0"
         )
         self.sink = self.pipeline.get_by_name("s")
-        self.messages = []
+        self.bus = BusLog(self.pipeline)
         assert self.pipeline.set_state(Gst.State.PLAYING) != Gst.StateChangeReturn.FAILURE
 
-    def poll(self):
-        bus = self.pipeline.get_bus()
-        while True:
-            msg = bus.pop_filtered(Gst.MessageType.ELEMENT | Gst.MessageType.ERROR)
-            if msg is None:
-                return
-            if msg.type == Gst.MessageType.ERROR:
-                err, dbg = msg.parse_error()
-                raise AssertionError(f"pipeline error: {err.message} {dbg}")
-            s = msg.get_structure()
-            self.messages.append((s.get_name(), {k: s.get_value(k) for k in ("peer-id", "code", "reason", "message", "capabilities") if s.has_field(k)}))
-
     async def message(self, name, timeout=10, **fields):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.poll()
-            for n, f in self.messages:
-                if n == name and all(f.get(k) == v for k, v in fields.items()):
-                    return f
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no {name} {fields} on the bus; saw {self.messages}")
+        return await self.bus.message(name, timeout, **fields)
 
     def stop(self):
         self.pipeline.set_state(Gst.State.NULL)

@@ -16,9 +16,7 @@
 //! Wall time per call; the added time is gRPC minus in-process, medians.
 //! `RM_BENCH_SERVER=/path/to/remotemedia-server` runs another build of the server instead.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use remotemedia_runtime::{
@@ -31,38 +29,27 @@ use tonic::transport::Channel;
 const CALLS: usize = 200;
 const WARMUP: usize = 10;
 
-struct Server(Child);
+#[path = "../tests/common/server_process.rs"]
+mod server_process;
+use server_process::ServerProcess;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_server() -> (Server, String) {
-    // RM_BENCH_SERVER runs another build of the server against the same client.
+fn spawn_server() -> ServerProcess {
+    // RM_BENCH_SERVER runs another build of the server against the same clients.
     let binary = std::env::var("RM_BENCH_SERVER")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_remotemedia-server").to_owned());
-    let mut child = Command::new(binary)
-        .args(["--grpc-bind", "127.0.0.1:0", "--ws-bind", "off"])
-        .args(["--metrics-bind", "off", "--calls-per-sec", "100000"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start remotemedia-server");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .next()
-        .expect("a 'listening' line")
-        .expect("server stdout");
-    std::thread::spawn(move || lines.for_each(drop));
-    let grpc = line
-        .split(' ')
-        .find_map(|f| f.strip_prefix("grpc="))
-        .unwrap_or_else(|| panic!("grpc= in {line}"))
-        .to_owned();
-    (Server(child), grpc)
+    ServerProcess::spawn(
+        &binary,
+        &[
+            "--grpc-bind",
+            "127.0.0.1:0",
+            "--ws-bind",
+            "off",
+            "--metrics-bind",
+            "off",
+            "--calls-per-sec",
+            "100000",
+        ],
+    )
 }
 
 /// Samples `from..to` seconds of a 16-bit PCM mono WAV file, as f32, and its rate.
@@ -197,7 +184,8 @@ fn main() {
     let graph = load_graph(&manifest, "vad.json").expect("vad.json loads");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (_server, addr) = spawn_server();
+    let server = spawn_server();
+    let addr = server.grpc.clone();
     let mut client = runtime.block_on(async {
         let channel = Channel::from_shared(format!("http://{addr}"))
             .unwrap()

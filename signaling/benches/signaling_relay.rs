@@ -17,8 +17,6 @@
 //!
 //! `RM_BENCH_SERVER=/path/to/remotemedia-server` runs another build of the server instead.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -123,40 +121,27 @@ fn seen() {
     LAST_MESSAGE_NS.fetch_max(now_ns(), Ordering::Relaxed);
 }
 
-struct Server(Child);
+#[path = "../tests/common/server_process.rs"]
+mod server_process;
+use server_process::ServerProcess;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_server() -> (Server, String, String) {
+fn spawn_server() -> ServerProcess {
     // RM_BENCH_SERVER runs another build of the server against the same clients.
     let binary = std::env::var("RM_BENCH_SERVER")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_remotemedia-server").to_owned());
-    let mut child = Command::new(binary)
-        .args(["--grpc-bind", "127.0.0.1:0", "--ws-bind", "127.0.0.1:0"])
-        .args(["--metrics-bind", "off", "--calls-per-sec", "100000"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start remotemedia-server");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .next()
-        .expect("a 'listening' line")
-        .expect("server stdout");
-    std::thread::spawn(move || lines.for_each(drop));
-    let field = |name: &str| {
-        line.split(' ')
-            .find_map(|f| f.strip_prefix(name))
-            .unwrap_or_else(|| panic!("{name} in {line}"))
-            .to_owned()
-    };
-    let (grpc, ws) = (field("grpc="), field("ws="));
-    (Server(child), grpc, ws)
+    ServerProcess::spawn(
+        &binary,
+        &[
+            "--grpc-bind",
+            "127.0.0.1:0",
+            "--ws-bind",
+            "127.0.0.1:0",
+            "--metrics-bind",
+            "off",
+            "--calls-per-sec",
+            "100000",
+        ],
+    )
 }
 
 /// A gRPC peer: announces, then reads its stream until the end, recording offers.
@@ -364,7 +349,8 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         now_ns();
-        let (_server, grpc_addr, ws_addr) = spawn_server();
+        let server = spawn_server();
+        let (grpc_addr, ws_addr) = (server.grpc.clone(), server.ws.clone());
         let setup = Instant::now();
         let grpc_tally = Arc::new(Tally::default());
         let ws_tally = Arc::new(Tally::default());

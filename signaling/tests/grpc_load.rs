@@ -7,8 +7,6 @@
 //! `ROUNDS` for why not the cold start).
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -29,73 +27,27 @@ const CONNECTIONS: usize = 10;
 /// A bound on each round (4-25 s on the 2-core machine, debug build), so a stall fails.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// The server binary, killed when dropped (also when the test fails).
-struct Server {
-    child: Child,
-    grpc: String,
-    metrics: String,
+mod common {
+    pub mod server_process;
 }
+use common::server_process::ServerProcess as Server;
 
 impl Server {
-    fn spawn() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_remotemedia-server"))
-            .args(["--grpc-bind", "127.0.0.1:0", "--ws-bind", "127.0.0.1:0"])
-            .args(["--metrics-bind", "127.0.0.1:0"])
+    fn start() -> Self {
+        Self::spawn(
+            env!("CARGO_BIN_EXE_remotemedia-server"),
             // 100 streams open at once on each connection: far above the default 100/s.
-            .args(["--calls-per-sec", "100000"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start remotemedia-server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Reads the address line, then passes the server's logs on to the test's output.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if let Some(rest) = line.strip_prefix("remotemedia-server listening ") {
-                    let _ = tx.send(rest.to_owned());
-                } else {
-                    eprintln!("server: {line}");
-                }
-            }
-        });
-        let mut server = Self {
-            child,
-            grpc: String::new(),
-            metrics: String::new(),
-        };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("remotemedia-server printed no 'listening' line within 30 s");
-        let field = |name: &str| {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix(name))
-                .unwrap_or_else(|| panic!("{name} in the listening line: {line}"))
-                .to_owned()
-        };
-        server.grpc = field("grpc=");
-        server.metrics = field("metrics=");
-        server
-    }
-
-    /// VmRSS in bytes.
-    fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("server is running");
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/<pid>/status");
-        kb * 1024
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            &[
+                "--grpc-bind",
+                "127.0.0.1:0",
+                "--ws-bind",
+                "127.0.0.1:0",
+                "--metrics-bind",
+                "127.0.0.1:0",
+                "--calls-per-sec",
+                "100000",
+            ],
+        )
     }
 }
 
@@ -497,7 +449,7 @@ const RSS_TOLERANCE: u64 = 20 << 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_signal_streams_relay_each_offer_and_answer_once_and_memory_returns() {
-    let server = Server::spawn();
+    let server = Server::start();
     let url = format!("http://{}", server.grpc);
     let mut channels = Vec::new();
     for _ in 0..CONNECTIONS {

@@ -183,6 +183,14 @@ impl Peer {
         })
     }
 
+    /// Checks an offer or answer and returns its sender's id.
+    fn sdp_sender(&self, method: &str, to: &str, sdp: &str) -> Result<String, RpcError> {
+        let from = self.announced(method)?.peer_id().to_owned();
+        require("to_peer_id", to, method)?;
+        require("sdp", sdp, method)?;
+        Ok(from)
+    }
+
     fn relay(&self, signal: Signal) -> Result<Resp, RpcError> {
         self.registry.route(signal)?;
         Ok(Resp::Ack(pb::Ack::default()))
@@ -226,30 +234,24 @@ impl Peer {
                 peers: self.registry.peers().iter().map(peer_to_pb).collect(),
             })),
             Req::Offer(o) => {
-                let from = self.announced("offer")?.peer_id().to_owned();
-                require("to_peer_id", &o.to_peer_id, "offer")?;
-                require("sdp", &o.sdp, "offer")?;
-                let to = o.to_peer_id.clone();
-                let r = self.relay(Signal::Offer {
+                let from = self.sdp_sender("offer", &o.to_peer_id, &o.sdp)?;
+                self.relay(Signal::Offer {
                     from: from.clone(),
-                    to: o.to_peer_id,
+                    to: o.to_peer_id.clone(),
                     sdp: o.sdp,
                 })?;
-                self.metrics.offer_relayed(&from, &to);
-                Ok(r)
+                self.metrics.offer_relayed(&from, &o.to_peer_id);
+                Ok(Resp::Ack(pb::Ack::default()))
             }
             Req::Answer(a) => {
-                let from = self.announced("answer")?.peer_id().to_owned();
-                require("to_peer_id", &a.to_peer_id, "answer")?;
-                require("sdp", &a.sdp, "answer")?;
-                let to = a.to_peer_id.clone();
-                let r = self.relay(Signal::Answer {
+                let from = self.sdp_sender("answer", &a.to_peer_id, &a.sdp)?;
+                self.relay(Signal::Answer {
                     from: from.clone(),
-                    to: a.to_peer_id,
+                    to: a.to_peer_id.clone(),
                     sdp: a.sdp,
                 })?;
-                self.metrics.answer_relayed(&from, &to);
-                Ok(r)
+                self.metrics.answer_relayed(&from, &a.to_peer_id);
+                Ok(Resp::Ack(pb::Ack::default()))
             }
             Req::IceCandidate(c) => {
                 let from = self.announced("ice_candidate")?.peer_id().to_owned();
