@@ -33,25 +33,6 @@ const WARMUP: usize = 10;
 mod server_process;
 use server_process::ServerProcess;
 
-fn spawn_server() -> ServerProcess {
-    // RM_BENCH_SERVER runs another build of the server against the same clients.
-    let binary = std::env::var("RM_BENCH_SERVER")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_remotemedia-server").to_owned());
-    ServerProcess::spawn(
-        &binary,
-        &[
-            "--grpc-bind",
-            "127.0.0.1:0",
-            "--ws-bind",
-            "off",
-            "--metrics-bind",
-            "off",
-            "--calls-per-sec",
-            "100000",
-        ],
-    )
-}
-
 /// Samples `from..to` seconds of a 16-bit PCM mono WAV file, as f32, and its rate.
 fn wav_seconds(path: &Path, from: f64, to: f64) -> (Vec<f32>, u32) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -184,7 +165,7 @@ fn main() {
     let graph = load_graph(&manifest, "vad.json").expect("vad.json loads");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = spawn_server();
+    let server = ServerProcess::for_bench("off");
     let addr = server.grpc.clone();
     let mut client = runtime.block_on(async {
         let channel = Channel::from_shared(format!("http://{addr}"))

@@ -125,25 +125,6 @@ fn seen() {
 mod server_process;
 use server_process::ServerProcess;
 
-fn spawn_server() -> ServerProcess {
-    // RM_BENCH_SERVER runs another build of the server against the same clients.
-    let binary = std::env::var("RM_BENCH_SERVER")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_remotemedia-server").to_owned());
-    ServerProcess::spawn(
-        &binary,
-        &[
-            "--grpc-bind",
-            "127.0.0.1:0",
-            "--ws-bind",
-            "127.0.0.1:0",
-            "--metrics-bind",
-            "off",
-            "--calls-per-sec",
-            "100000",
-        ],
-    )
-}
-
 /// A gRPC peer: announces, then reads its stream until the end, recording offers.
 async fn grpc_peer(
     channel: Channel,
@@ -349,7 +330,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         now_ns();
-        let server = spawn_server();
+        let server = ServerProcess::for_bench("127.0.0.1:0");
         let (grpc_addr, ws_addr) = (server.grpc.clone(), server.ws.clone());
         let setup = Instant::now();
         let grpc_tally = Arc::new(Tally::default());

@@ -55,6 +55,17 @@ impl ServerProcess {
         }
     }
 
+    /// The release server the benches measure (`RM_BENCH_SERVER` names another build), with
+    /// WebSocket signaling at `ws_bind` (or `off`), no metrics, and no call-rate limit in the way.
+    #[allow(dead_code)]
+    pub fn for_bench(ws_bind: &str) -> Self {
+        let binary = std::env::var("RM_BENCH_SERVER")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_remotemedia-server").to_owned());
+        let args = ["--grpc-bind", "127.0.0.1:0", "--ws-bind", ws_bind];
+        let rest = ["--metrics-bind", "off", "--calls-per-sec", "100000"];
+        Self::spawn(&binary, &[&args[..], &rest[..]].concat())
+    }
+
     /// VmRSS in bytes.
     #[allow(dead_code)]
     pub fn rss(&self) -> u64 {
