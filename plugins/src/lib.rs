@@ -15,6 +15,7 @@ pub use ingest::runtime::{GstIngestPlugin, register_runtime_plugin};
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     // Manifests run by these elements may hold a RemotePipelineNode.
     remotemedia_signaling::grpc::remote::install();
+    ingest::relay::set_plugin_file(plugin.filename());
     pipeline::register(plugin)?;
     webrtcsink::register(plugin)?;
     webrtcsrc::register(plugin)?;

@@ -1,4 +1,5 @@
-//! The element: a source bin around `uridecodebin` (or `fdsrc ! decodebin` for stdin). Each
+//! The element: a source bin around `uridecodebin` (or `fdsrc ! decodebin` for stdin and for
+//! SRT, which a relay process receives). Each
 //! connection is an *attempt*; the output pads outlive attempts (ghost pads retargeted to each
 //! attempt's stream), so a live source that drops, stalls or ends is
 //! reconnected with backoff while downstream keeps running.
@@ -10,6 +11,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use super::relay::{self, Relay};
 use super::selection::{Kind, Selection, Track};
 use super::stitch::{self, Continuity, Shared};
 use super::uri::{self, Scheme, SourceUri};
@@ -58,6 +60,8 @@ struct Attempt {
     generation: u64,
     started: Instant,
     elements: Vec<gst::Element>,
+    /// SRT: the process receiving the stream (goes after the elements reading from it).
+    relay: Option<Relay>,
     found: Vec<Track>,
 }
 
@@ -116,7 +120,7 @@ impl Ingest {
     fn connect(&self, generation: u64) {
         let Some(source) = self.source() else { return };
         let latency = lock(&self.settings).latency_ms;
-        let elements = match self.build_attempt(&source, generation, latency) {
+        let (elements, relay) = match self.build_attempt(&source, generation, latency) {
             Ok(e) => e,
             Err(msg) => {
                 return self.attempt_failed(generation, &msg);
@@ -126,13 +130,14 @@ impl Ingest {
             let mut st = lock(&self.state);
             if !st.running || st.generation != generation {
                 drop(st);
-                self.remove_elements(elements);
+                self.remove_elements(elements, relay);
                 return;
             }
             st.attempt = Some(Attempt {
                 generation,
                 started: Instant::now(),
                 elements: elements.clone(),
+                relay,
                 found: Vec::new(),
             });
         }
@@ -180,8 +185,9 @@ impl Ingest {
         source: &SourceUri,
         generation: u64,
         latency_ms: u32,
-    ) -> Result<Vec<gst::Element>, String> {
+    ) -> Result<(Vec<gst::Element>, Option<Relay>), String> {
         let bin = self.obj();
+        let mut relay = None;
         let (elements, decoder) = match source.scheme {
             // rtspsrc has a pad per stream, which uridecodebin decodes each on its own.
             Scheme::Rtsp | Scheme::File => {
@@ -212,6 +218,12 @@ impl Ingest {
                     let fdsrc = make("fdsrc")?;
                     fdsrc.set_property("fd", 0i32);
                     fdsrc
+                } else if scheme == Scheme::Srt {
+                    let r = Relay::spawn(&source.uri, latency_ms)?;
+                    let fdsrc = make("fdsrc")?;
+                    fdsrc.set_property("fd", r.fd());
+                    relay = Some(r);
+                    fdsrc
                 } else {
                     gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None)
                         .map_err(|e| format!("no source element for {}: {e}", source.masked()))?
@@ -241,7 +253,7 @@ impl Ingest {
                 bin.imp().on_no_more_streams(generation);
             }
         });
-        Ok(elements)
+        Ok((elements, relay))
     }
 
     /// A decoded stream of attempt `generation`: to its output pad, or discarded.
@@ -292,8 +304,11 @@ impl Ingest {
         };
         let track = track.expect("an output has a track");
         let weak = self.obj().downgrade();
-        // rtmp2src is not a live source: its FLV time line is moved onto the clock's.
-        let retime = self.source().is_some_and(|s| s.scheme == Scheme::Rtmp);
+        // rtmp2src and the SRT relay's fdsrc are not live sources: their stream's time line
+        // is moved onto the clock's.
+        let retime = self
+            .source()
+            .is_some_and(|s| matches!(s.scheme, Scheme::Rtmp | Scheme::Srt));
         let clock_now = {
             let weak = self.obj().downgrade();
             move || {
@@ -407,7 +422,7 @@ impl Ingest {
             Some(a) => a.elements.push(element),
             None => {
                 drop(st);
-                self.remove_elements(vec![element]);
+                self.remove_elements(vec![element], None);
             }
         }
     }
@@ -473,8 +488,12 @@ impl Ingest {
             st.generation += 1;
             (st.attempt.take(), st.generation, st.failures)
         };
-        if let Some(old) = old {
-            self.remove_elements(old.elements);
+        let mut reason = reason.to_owned();
+        if let Some(mut old) = old {
+            if let Some(why) = old.relay.as_mut().and_then(Relay::outcome) {
+                reason = format!("{}: {why}", reason.trim_end_matches('.'));
+            }
+            self.remove_elements(old.elements, old.relay);
         }
         let Some(delay) = backoff.delay(attempt) else {
             gst::element_imp_error!(
@@ -514,8 +533,9 @@ impl Ingest {
         });
     }
 
-    /// Stops and removes elements off the calling thread, which may be one of theirs.
-    fn remove_elements(&self, elements: Vec<gst::Element>) {
+    /// Stops and removes elements off the calling thread, which may be one of theirs, then
+    /// the relay they read from.
+    fn remove_elements(&self, elements: Vec<gst::Element>, relay: Option<Relay>) {
         let weak = self.obj().downgrade();
         self.obj().call_async(move |_| {
             for e in &elements {
@@ -524,6 +544,7 @@ impl Ingest {
                 e.set_locked_state(true);
                 let _ = e.set_state(gst::State::Null);
             }
+            drop(relay);
             if let Some(obj) = weak.upgrade() {
                 for e in &elements {
                     let _ = obj.remove(e);
@@ -594,7 +615,18 @@ impl Ingest {
         let uri = lock(&self.settings).uri.clone();
         let source = uri::parse(&uri)
             .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("CONFIG_ERROR: {}", e)))?;
-        if source.scheme != Scheme::File
+        if source.scheme == Scheme::Srt {
+            // srtsrc runs in the relay: it is looked up here, not loaded.
+            relay::locate().map_err(|e| {
+                gst::error_msg!(gst::CoreError::MissingPlugin, ("CONFIG_ERROR: {}", e))
+            })?;
+            if gst::ElementFactory::find("srtsrc").is_none() {
+                return Err(gst::error_msg!(
+                    gst::CoreError::MissingPlugin,
+                    ("CONFIG_ERROR: no GStreamer source element reads srt:// (install gstreamer1.0-plugins-bad, see README setup)")
+                ));
+            }
+        } else if source.scheme != Scheme::File
             && source.scheme != Scheme::Stdin
             && gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None).is_err()
         {
@@ -622,9 +654,12 @@ impl Ingest {
             (st.attempt.take(), std::mem::take(&mut st.outputs))
         };
         let obj = self.obj();
-        for e in attempt.map(|a| a.elements).unwrap_or_default() {
-            let _ = e.set_state(gst::State::Null);
-            let _ = obj.remove(&e);
+        if let Some(attempt) = attempt {
+            for e in &attempt.elements {
+                let _ = e.set_state(gst::State::Null);
+                let _ = obj.remove(e);
+            }
+            drop(attempt.relay);
         }
         for o in outputs {
             let _ = o.pad.set_active(false);

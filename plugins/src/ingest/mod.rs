@@ -7,6 +7,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+pub(crate) mod relay;
 pub mod runtime;
 mod selection;
 mod stitch;

@@ -1,0 +1,120 @@
+//! `remotemedia-srt-relay`: receives one SRT stream (`srtsrc`) and writes its bytes to stdout,
+//! for `remotemediaingest`, which runs libsrt here rather than in its own process.
+//!
+//! Why a process: libsrt throws C++ exceptions in normal operation (a peer going away), and
+//! Debian's GStreamer core links libunwind, whose `_Unwind_*` functions win the symbol lookup
+//! in any process that loaded GStreamer first (gst-launch-1.0, Python with PyGObject). Mixing
+//! that unwinder with libgcc's can crash inside libsrt. This binary links libgcc_s directly,
+//! so its `_Unwind_*` are libgcc's (`--check` says which), and should libsrt crash anyway, only
+//! this process goes: the element sees the stream end and reconnects.
+//!
+//! Input, from the environment (not the command line, which any user can read):
+//! `REMOTEMEDIA_SRT_URI` and `REMOTEMEDIA_SRT_LATENCY_MS`. The relay ends when its stdin
+//! closes (the element stopped, or its process died), when the stream ends, or on an error,
+//! which it prints on stderr as one line.
+
+use std::ffi::CStr;
+use std::io::Read;
+use std::process::ExitCode;
+
+use gst::prelude::*;
+
+/// The shared library that provides `_Unwind_Resume` to libraries loaded from now on.
+fn unwinder() -> Option<String> {
+    // SAFETY: dlsym/dladdr with a NUL-terminated name; dli_fname points into the loader's
+    // own tables, valid for the life of the process.
+    unsafe {
+        let sym = libc::dlsym(libc::RTLD_DEFAULT, c"_Unwind_Resume".as_ptr());
+        if sym.is_null() {
+            return None;
+        }
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(sym, &mut info) == 0 || info.dli_fname.is_null() {
+            return None;
+        }
+        Some(
+            CStr::from_ptr(info.dli_fname)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
+fn run() -> Result<(), String> {
+    let uri = std::env::var("REMOTEMEDIA_SRT_URI").map_err(|_| "REMOTEMEDIA_SRT_URI is not set")?;
+    let latency: i32 = std::env::var("REMOTEMEDIA_SRT_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    gst::init().map_err(|e| format!("GStreamer: {e}"))?;
+    let src = gst::ElementFactory::make("srtsrc")
+        .property_from_str("uri", &uri)
+        .property("latency", latency)
+        // A dropped connection ends the relay: the element reconnects, with its own backoff
+        // and a bus message per attempt.
+        .property("auto-reconnect", false)
+        .build()
+        .map_err(|_| "GStreamer element 'srtsrc' is missing (gstreamer1.0-plugins-bad)")?;
+    let sink = gst::ElementFactory::make("fdsink")
+        .property("fd", 1i32)
+        .property("sync", false)
+        .build()
+        .map_err(|_| "GStreamer element 'fdsink' is missing")?;
+    let pipeline = gst::Pipeline::new();
+    pipeline
+        .add_many([&src, &sink])
+        .and_then(|_| src.link(&sink))
+        .map_err(|e| e.to_string())?;
+
+    // The element holds our stdin open for as long as it wants the stream.
+    std::thread::spawn(|| {
+        let mut buf = [0u8; 64];
+        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| "the SRT source did not start".to_string())?;
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let result = loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(e) => {
+                // The debug text ends with the cause ("Connection timed out"...).
+                let cause = e.debug().and_then(|d| d.lines().last().map(str::to_owned));
+                let message = e.error().to_string();
+                let message = message.trim_end_matches('.');
+                break Err(match cause {
+                    Some(c) => format!("{message}: {}", c.trim()),
+                    None => message.to_owned(),
+                });
+            }
+            _ => {}
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--check") {
+        let lib = unwinder().unwrap_or_else(|| "none".into());
+        println!("unwinder: {lib}");
+        return if lib.contains("libgcc_s") {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
