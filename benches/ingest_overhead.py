@@ -1,9 +1,11 @@
 """B8: the CPU of remotemediaingest against the plain `rtspsrc ! decodebin` chain on the same
-RTSP stream. Each side is one gst-launch-1.0 process reading N copies of the stream (one is too
-little CPU to measure on a shared machine) into fakesinks; CPU is that process's utime+stime
-over the window, the two sides measured alternately, several rounds, in one run.
+RTSP stream (or, with `srt`, against `srtsrc ! decodebin` on one SRT listener's stream, where
+remotemediaingest's libsrt runs in relay processes whose CPU is counted too). Each side is one
+gst-launch-1.0 process reading N copies of the stream (one is too little CPU to measure on a
+shared machine) into fakesinks; CPU is that process's (and its children's) utime+stime over the
+window, the two sides measured alternately, several rounds, in one run.
 
-    GST_PLUGIN_PATH=target/release .venv/bin/python benches/ingest_overhead.py [streams] [seconds] [rounds]
+    GST_PLUGIN_PATH=target/release .venv/bin/python benches/ingest_overhead.py [rtsp|srt] [streams] [seconds] [rounds]
 """
 
 import os
@@ -20,8 +22,13 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid):
+    """utime+stime of `pid` and of its living children (the SRT relays)."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    total = (int(fields[11]) + int(fields[12])) / TICKS
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += cpu_seconds(int(child))
+    return total
 
 
 def measure(args, seconds):
@@ -38,15 +45,29 @@ def measure(args, seconds):
         proc.wait()
 
 
-def main(streams=20, seconds=15.0, rounds=3):
+def serve(kind):
+    """The stream both sides read: (server process, URI, the plain chain's source)."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(HERE.parent / "tests" / "rtsp_server.py"), str(port), "sine"],
-                              stdout=subprocess.PIPE, text=True)
-    assert server.stdout.readline().strip() == "ready"
-    uri = f"rtsp://127.0.0.1:{port}/test"
+    if kind == "rtsp":
+        server = subprocess.Popen([sys.executable, str(HERE.parent / "tests" / "rtsp_server.py"), str(port), "sine"],
+                                  stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "ready"
+        uri = f"rtsp://127.0.0.1:{port}/test"
+        return server, uri, ["rtspsrc", f"location={uri}", "latency=200"]
+    # One SRT listener serving every caller the same Opus in MPEG-TS.
+    server = subprocess.Popen(["gst-launch-1.0", "-q", "audiotestsrc", "is-live=true", "!", "audio/x-raw,rate=48000",
+                               "!", "opusenc", "!", "mpegtsmux", "!", "srtsink",
+                               f"uri=srt://127.0.0.1:{port}?mode=listener", "wait-for-connection=false"])
+    time.sleep(1)
+    uri = f"srt://127.0.0.1:{port}?mode=caller"
+    return server, uri, ["srtsrc", f"uri={uri}", "latency=200"]
+
+
+def main(kind="rtsp", streams=20, seconds=15.0, rounds=3):
+    server, uri, source = serve(kind)
     plain, ours = [], []
     for _ in range(streams):
-        plain += ["rtspsrc", f"location={uri}", "latency=200", "!", "decodebin", "!", "fakesink", "sync=false"]
+        plain += [*source, "!", "decodebin", "!", "fakesink", "sync=false"]
         ours += ["remotemediaingest", f"uri={uri}", "!", "fakesink", "sync=false"]
     try:
         rows = []
@@ -54,14 +75,14 @@ def main(streams=20, seconds=15.0, rounds=3):
             a = measure(plain, seconds)
             b = measure(ours, seconds)
             rows.append((a, b))
-            print(f"round {r + 1}: rtspsrc ! decodebin {a:5.1f} %, remotemediaingest {b:5.1f} % "
+            print(f"round {r + 1}: {source[0]} ! decodebin {a:5.1f} %, remotemediaingest {b:5.1f} % "
                   f"of a core for {streams} streams; ratio {b / a:.3f}", flush=True)
         total_a, total_b = sum(a for a, _ in rows), sum(b for _, b in rows)
-        print(f"all rounds: ratio {total_b / total_a:.3f} (remotemediaingest / rtspsrc ! decodebin)")
+        print(f"all rounds: ratio {total_b / total_a:.3f} (remotemediaingest / {source[0]} ! decodebin)")
     finally:
         server.kill()
         server.wait()
 
 
 if __name__ == "__main__":
-    main(*(t(a) for t, a in zip((int, float, int), sys.argv[1:])))
+    main(*(t(a) for t, a in zip((str, int, float, int), sys.argv[1:])))
