@@ -388,6 +388,14 @@ def test_no_relay_outlives_a_killed_pipeline_process(servers, gst_env):
         time.sleep(0.05)
 
 
+def test_a_missing_relay_is_refused_at_once_with_where_it_was_looked_for(runs, monkeypatch):
+    monkeypatch.setenv("REMOTEMEDIA_SRT_RELAY", "/nonexistent/remotemedia-srt-relay")
+    r = runs(f"srt://127.0.0.1:{free_port()}?mode=caller")
+    assert r.play() == Gst.StateChangeReturn.FAILURE
+    err = r.named("error")[0]["message"]
+    assert err == "CONFIG_ERROR: REMOTEMEDIA_SRT_RELAY=/nonexistent/remotemedia-srt-relay is not a file", err
+
+
 def test_srt_passphrase_stays_off_command_lines(runs, servers, gst_env):
     port = free_port()
     r = runs(f"srt://127.0.0.1:{port}?mode=listener&passphrase=sesame-open-42", "max-attempts=1")
