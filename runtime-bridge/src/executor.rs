@@ -3,14 +3,17 @@
 //! A `Session` owns one instance of every node of a manifest. Inline nodes run on the thread
 //! that delivers their input, so a graph of cheap nodes costs no thread hop at all. Dedicated
 //! nodes run on their own thread behind a bounded queue: a full queue blocks the sender, which
-//! is the backpressure. Outputs of sink nodes and `is_output_node` nodes go to an `OutputSink`.
+//! is the backpressure. Adaptive nodes (Python) have such a thread too, but while their recent
+//! calls took less than `INLINE_BUDGET` and their queue is empty, the sender runs them itself:
+//! a cheap Python node then costs its two process wake-ups and no thread hand-over. Outputs of
+//! sink nodes and `is_output_node` nodes go to an `OutputSink`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use std::{fmt, thread};
 
 use crate::data::{Packet, RuntimeData};
@@ -20,6 +23,10 @@ use crate::python::{PythonNode, WorkerOptions};
 
 /// Capacity of a dedicated node's input queue, in packets.
 pub const QUEUE_CAPACITY: usize = 16;
+
+/// An adaptive node runs on the sender's thread while its recent calls averaged less than
+/// this: blocking a streaming thread that long is harmless, and saves two thread hand-overs.
+pub const INLINE_BUDGET: Duration = Duration::from_millis(1);
 
 /// Something a node of the graph delivered.
 #[derive(Clone, Debug)]
@@ -106,7 +113,7 @@ impl Graph {
         self.manifest
             .nodes
             .iter()
-            .any(|n| n.spec.threading == Threading::Dedicated)
+            .any(|n| n.spec.threading != Threading::Inline)
     }
 
     /// The output format of every node for this input format.
@@ -197,7 +204,42 @@ enum Msg {
 
 enum Slot {
     Inline(Mutex<Box<dyn Node>>),
-    Dedicated(SyncSender<Msg>),
+    Dedicated(Queued),
+}
+
+/// A node with a thread of its own, fed through a bounded queue.
+struct Queued {
+    tx: SyncSender<Msg>,
+    /// Locked by the node's thread for each message, and by a sender running it inline.
+    node: Arc<Mutex<Box<dyn Node>>>,
+    /// Adaptive: inputs sent to the thread whose outputs are not routed yet. Inline runs
+    /// only at zero, so outputs keep their inputs' order.
+    queued: AtomicUsize,
+    /// Adaptive: the recent call time, ns (a moving average; `u64::MAX` until measured).
+    recent_ns: Option<AtomicU64>,
+}
+
+impl Queued {
+    fn observe(&self, took: Duration, ok: bool) {
+        let Some(recent) = &self.recent_ns else {
+            return;
+        };
+        let sample = if ok { took.as_nanos() as u64 } else { u64::MAX };
+        let old = recent.load(Ordering::Relaxed);
+        let new = if old == u64::MAX || sample == u64::MAX {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        recent.store(new, Ordering::Relaxed);
+    }
+
+    fn runs_inline(&self) -> bool {
+        self.recent_ns.as_ref().is_some_and(|r| {
+            r.load(Ordering::Relaxed) < INLINE_BUDGET.as_nanos() as u64
+                && self.queued.load(Ordering::Acquire) == 0
+        })
+    }
 }
 
 struct Shared {
@@ -282,9 +324,23 @@ impl Shared {
                 };
                 self.route(idx, emitted)
             }
-            Slot::Dedicated(tx) => tx
-                .send(Msg::Data(packet, self.epoch.load(Ordering::Acquire)))
-                .map_err(|_| self.error(idx, "node thread has stopped".into())),
+            Slot::Dedicated(q) => {
+                if q.runs_inline()
+                    && let Ok(mut node) = q.node.try_lock()
+                {
+                    let start = Instant::now();
+                    let emitted = self.process(idx, node.as_mut(), packet);
+                    drop(node);
+                    q.observe(start.elapsed(), emitted.is_ok());
+                    return self.route(idx, emitted?);
+                }
+                q.queued.fetch_add(1, Ordering::AcqRel);
+                q.tx.send(Msg::Data(packet, self.epoch.load(Ordering::Acquire)))
+                    .map_err(|_| {
+                        q.queued.fetch_sub(1, Ordering::AcqRel);
+                        self.error(idx, "node thread has stopped".into())
+                    })
+            }
         }
     }
 
@@ -313,31 +369,34 @@ impl Shared {
         Ok(())
     }
 
-    fn worker(&self, idx: usize, mut node: Box<dyn Node>, rx: Receiver<Msg>) {
+    fn worker(&self, idx: usize, rx: Receiver<Msg>) {
+        let Slot::Dedicated(q) = &self.slots[idx] else {
+            return;
+        };
+        let node = || q.node.lock().unwrap_or_else(PoisonError::into_inner);
         for msg in rx {
             match msg {
                 Msg::Data(packet, epoch) => {
-                    if epoch != self.epoch.load(Ordering::Acquire) {
-                        continue;
+                    if epoch == self.epoch.load(Ordering::Acquire) {
+                        let start = Instant::now();
+                        let emitted = self.process(idx, node().as_mut(), packet);
+                        q.observe(start.elapsed(), emitted.is_ok());
+                        if let Err(e) = emitted.and_then(|p| self.route(idx, p)) {
+                            self.sink.error(e);
+                        }
                     }
-                    let result = self
-                        .process(idx, node.as_mut(), packet)
-                        .and_then(|emitted| self.route(idx, emitted));
-                    if let Err(e) = result {
-                        self.sink.error(e);
-                    }
+                    q.queued.fetch_sub(1, Ordering::AcqRel);
                 }
                 Msg::Finish(ack) => {
-                    let result = self
-                        .run(idx, node.as_mut(), None, |n, e| n.finish(e))
-                        .and_then(|emitted| self.route(idx, emitted));
+                    let emitted = self.run(idx, node().as_mut(), None, |n, e| n.finish(e));
+                    let result = emitted.and_then(|emitted| self.route(idx, emitted));
                     if let Err(e) = result {
                         self.sink.error(e);
                     }
                     let _ = ack.send(());
                 }
                 Msg::Reset(ack) => {
-                    node.reset();
+                    node().reset();
                     let _ = ack.send(());
                 }
                 Msg::Barrier(ack) => {
@@ -391,14 +450,19 @@ impl Session {
         let mut pending = Vec::new();
         let nodes = create_nodes(&graph)?;
         for ((idx, entry), node) in graph.manifest.nodes.iter().enumerate().zip(nodes) {
-            match entry.spec.threading {
-                Threading::Inline => slots.push(Slot::Inline(Mutex::new(node))),
-                Threading::Dedicated => {
-                    let (tx, rx) = sync_channel(QUEUE_CAPACITY);
-                    slots.push(Slot::Dedicated(tx));
-                    pending.push((idx, node, rx));
-                }
+            let threading = entry.spec.threading;
+            if threading == Threading::Inline {
+                slots.push(Slot::Inline(Mutex::new(node)));
+                continue;
             }
+            let (tx, rx) = sync_channel(QUEUE_CAPACITY);
+            slots.push(Slot::Dedicated(Queued {
+                tx,
+                node: Arc::new(Mutex::new(node)),
+                queued: AtomicUsize::new(0),
+                recent_ns: (threading == Threading::Adaptive).then(|| AtomicU64::new(u64::MAX)),
+            }));
+            pending.push((idx, rx));
         }
         let counters = slots.iter().map(|_| Counters::default()).collect();
         let shared = Arc::new(Shared {
@@ -409,12 +473,12 @@ impl Session {
             epoch: AtomicU64::new(0),
         });
         let mut workers = Vec::new();
-        for (idx, node, rx) in pending {
+        for (idx, rx) in pending {
             let worker_shared = Arc::clone(&shared);
             let name = format!("rm-{}", shared.graph.ids[idx]);
             let spawned = thread::Builder::new()
                 .name(name.chars().take(15).collect())
-                .spawn(move || worker_shared.worker(idx, node, rx));
+                .spawn(move || worker_shared.worker(idx, rx));
             match spawned {
                 Ok(handle) => workers.push(handle),
                 Err(e) => {
@@ -473,7 +537,7 @@ impl Session {
                     };
                     emitted.and_then(|p| self.shared.route(idx, p))
                 }
-                Slot::Dedicated(tx) => self.round_trip(idx, tx, Msg::Finish),
+                Slot::Dedicated(q) => self.round_trip(idx, &q.tx, Msg::Finish),
             };
             if let Err(e) = result {
                 first_error.get_or_insert(e);
@@ -486,8 +550,8 @@ impl Session {
     /// ending the stream), so what comes next is ordered after its outputs.
     pub fn barrier(&self) {
         for &idx in &self.shared.graph.manifest.topo_order {
-            if let Slot::Dedicated(tx) = &self.shared.slots[idx] {
-                let _ = self.round_trip(idx, tx, Msg::Barrier);
+            if let Slot::Dedicated(q) = &self.shared.slots[idx] {
+                let _ = self.round_trip(idx, &q.tx, Msg::Barrier);
             }
         }
     }
@@ -498,8 +562,8 @@ impl Session {
         for (idx, slot) in self.shared.slots.iter().enumerate() {
             match slot {
                 Slot::Inline(node) => node.lock().unwrap_or_else(PoisonError::into_inner).reset(),
-                Slot::Dedicated(tx) => {
-                    let _ = self.round_trip(idx, tx, Msg::Reset);
+                Slot::Dedicated(q) => {
+                    let _ = self.round_trip(idx, &q.tx, Msg::Reset);
                 }
             }
         }
@@ -536,8 +600,8 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         for slot in &self.shared.slots {
-            if let Slot::Dedicated(tx) = slot {
-                let _ = tx.send(Msg::Stop);
+            if let Slot::Dedicated(q) = slot {
+                let _ = q.tx.send(Msg::Stop);
             }
         }
         for w in self.workers.drain(..) {

@@ -34,6 +34,9 @@ pub enum Threading {
     Inline,
     /// Heavy or blocking: gets its own thread behind a bounded queue.
     Dedicated,
+    /// Cost unknown until it runs (Python nodes): a thread of its own like `Dedicated`, but
+    /// run inline while its recent calls were cheap and nothing waits in its queue.
+    Adaptive,
 }
 
 /// A node type as the registry knows it. One `static` per node type.

@@ -121,9 +121,39 @@ static GATE_SPEC: NodeSpec = NodeSpec {
     latency_ns: no_latency,
 };
 
+/// An adaptive node that says which thread ran it; "slow..." takes 3 ms.
+struct Where;
+impl Node for Where {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+        let RuntimeData::Text(t) = input.data else {
+            return Err("text only".into());
+        };
+        if t.starts_with("slow") {
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        let on_own_thread = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("rm-"));
+        let place = if on_own_thread { "thread" } else { "sender" };
+        out.emit(RuntimeData::Text(format!("{t}@{place}")));
+        Ok(())
+    }
+}
+
+static WHERE: NodeSpec = NodeSpec {
+    node_type: "Where",
+    aliases: &[],
+    doc: "test",
+    params: &[],
+    threading: Threading::Adaptive,
+    create: |_| Ok(Box::new(Where)),
+    format: same_format,
+    latency_ns: no_latency,
+};
+
 fn graph(text: &str) -> Arc<Graph> {
     let mut r = Registry::empty();
-    for spec in [&TAG, &THREADED_TAG, &HOLD, &GATE_SPEC] {
+    for spec in [&TAG, &THREADED_TAG, &HOLD, &GATE_SPEC, &WHERE] {
         r.register(spec);
     }
     Arc::new(Graph::new(
@@ -162,6 +192,84 @@ fn order_is_kept_through_threads() {
     let out = send_all(&g, &refs).unwrap();
     let expected: Vec<String> = (0..200).map(|i| format!("b:{i}atb")).collect();
     assert_eq!(texts(&out), expected);
+}
+
+#[test]
+fn an_adaptive_node_runs_on_the_sender_while_cheap_and_on_its_thread_when_slow() {
+    let g = graph(r#"{"version":"v1","nodes":[{"id":"w","node_type":"Where"}]}"#);
+    let s = StreamSession::create(Arc::clone(&g)).unwrap();
+    let call = |text: &str| {
+        s.send(RuntimeData::Text(text.into())).unwrap();
+        match s
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .unwrap()
+            .data
+        {
+            RuntimeData::Text(t) => t,
+            other => panic!("{other:?}"),
+        }
+    };
+    // Unmeasured at first, so on its thread; then cheap, so on the sender's (within a few
+    // calls even when a noisy machine made one of them look slow).
+    assert_eq!(call("first"), "first@thread");
+    let cheap: Vec<String> = (0..50).map(|i| call(&i.to_string())).collect();
+    assert!(cheap.iter().any(|c| c.ends_with("@sender")), "{cheap:?}");
+    assert!(cheap.last().unwrap().ends_with("@sender"), "{cheap:?}");
+    // Steadily slow calls (3 ms, over the 1 ms budget) move it back to its thread.
+    let slow: Vec<String> = (0..20).map(|i| call(&format!("slow{i}"))).collect();
+    assert_eq!(slow.last().unwrap(), "slow19@thread", "{slow:?}");
+}
+
+#[test]
+fn an_adaptive_node_keeps_order_when_inputs_come_faster_than_it_runs() {
+    let g = graph(
+        r#"{"version":"v1","nodes":[
+          {"id":"w","node_type":"Where"},
+          {"id":"b","node_type":"Tag","params":{"suffix":"b"}}],
+          "connections":[{"from":"w","to":"b"}]}"#,
+    );
+    let items: Vec<String> = (0..500)
+        .map(|i| {
+            if i % 50 == 7 {
+                format!("slow{i}")
+            } else {
+                i.to_string()
+            }
+        })
+        .collect();
+    let sink = Arc::new(Collect(Mutex::new(Vec::new())));
+    let s = Session::new(g, sink.clone()).unwrap();
+    for (i, item) in items.iter().enumerate() {
+        s.send(RuntimeData::Text(item.clone())).unwrap();
+        if i % 25 == 24 {
+            // A pause now and then lets the queue run empty, so the sender takes over.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    s.drain().unwrap();
+    let outputs: Vec<Output> = sink
+        .0
+        .lock()
+        .unwrap()
+        .drain(..)
+        .map(Result::unwrap)
+        .collect();
+    let out = texts(&outputs);
+    let sent: Vec<String> = out
+        .iter()
+        .map(|o| {
+            o.trim_start_matches("b:")
+                .split('@')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(sent, items);
+    let places: std::collections::HashSet<&str> =
+        out.iter().map(|o| o.split('@').nth(1).unwrap()).collect();
+    assert_eq!(places.len(), 2, "both ways were taken: {places:?}");
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub static SPEC: NodeSpec = NodeSpec {
     aliases: &[],
     doc: "A node written in Python, run in a worker process.",
     params: &[],
-    threading: Threading::Dedicated,
+    threading: Threading::Adaptive,
     create: |_| Err("Python nodes are started by the session".into()),
     format: |_, _| Ok(StreamFormat::Any),
     latency_ns: no_latency,
