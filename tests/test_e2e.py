@@ -2,11 +2,13 @@
 formatter and a meson install."""
 
 import json
+import os
 import re
 import subprocess
 import sys
 
 from conftest import LAUNCH, ROOT
+from webrtc_peer import free_port
 
 # Where a detected segment may lie around the true speech: Silero's frames are 32 ms, the
 # manifest pads 30 ms and waits 300 ms of silence before an end.
@@ -102,9 +104,19 @@ def test_meson_install_needs_no_plugin_path(gst_env, tmp_path):
     assert (plugindir / "libgstremotemedia.so").is_file()
     env = dict(gst_env)
     del env["GST_PLUGIN_PATH"]
-    # The install directory stands in for the system plugin directory.
-    env["GST_PLUGIN_SYSTEM_PATH_1_0"] = str(plugindir)
+    # The install directory stands in for the system plugin directory (beside the real one,
+    # whose elements the SRT check below needs).
+    system = subprocess.run(["pkg-config", "--variable=pluginsdir", "gstreamer-1.0"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    env["GST_PLUGIN_SYSTEM_PATH_1_0"] = f"{plugindir}:{system}"
     env["GST_REGISTRY_1_0"] = str(tmp_path / "registry.bin")
     run = subprocess.run(["gst-inspect-1.0", "remotemediapipeline"], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "RemoteMedia pipeline" in run.stdout
+    # SRT ingest finds its relay beside the installed plugin (not in PATH, not beside
+    # gst-launch-1.0): the relay's own connection error reaches the bus.
+    relay = plugindir / "remotemedia-srt-relay"
+    assert os.access(relay, os.X_OK), "the SRT relay is installed beside the plugin"
+    run = subprocess.run(["gst-launch-1.0", "remotemediaingest", f"uri=srt://127.0.0.1:{free_port()}?mode=caller",
+                          "max-attempts=1", "!", "fakesink"], env=env, capture_output=True, text=True, timeout=60)
+    assert "RECONNECT_FAILED" in run.stderr and "Connection timeout" in run.stderr, run.stderr[-2000:]
