@@ -3,7 +3,8 @@ RTSP stream (or, with `srt`, against `srtsrc ! decodebin` on one SRT listener's 
 remotemediaingest's libsrt runs in relay processes whose CPU is counted too). Each side is one
 gst-launch-1.0 process reading N copies of the stream (one is too little CPU to measure on a
 shared machine) into fakesinks; CPU is that process's (and its children's) utime+stime over the
-window, the two sides measured alternately, several rounds, in one run.
+window. Both sides run at the same time, over the same window, so what else the machine does
+weighs on both alike; several rounds, in one run.
 
     GST_PLUGIN_PATH=target/release .venv/bin/python benches/ingest_overhead.py [rtsp|srt] [streams] [seconds] [rounds]
 """
@@ -31,18 +32,23 @@ def cpu_seconds(pid):
     return total
 
 
-def measure(args, seconds):
-    proc = subprocess.Popen(["gst-launch-1.0", "-q", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def measure(sides, seconds):
+    """CPU of each gst-launch-1.0 side, in % of a core, over one window they all share."""
+    procs = [subprocess.Popen(["gst-launch-1.0", "-q", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for args in sides]
     try:
         time.sleep(3)  # connected and past the start-up
-        if proc.poll() is not None:
-            raise SystemExit(f"gst-launch-1.0 ended: {proc.stderr.read().decode()[-2000:]}")
-        c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        for proc in procs:
+            if proc.poll() is not None:
+                raise SystemExit(f"gst-launch-1.0 ended: {proc.stderr.read().decode()[-2000:]}")
+        c0, t0 = [cpu_seconds(p.pid) for p in procs], time.monotonic()
         time.sleep(seconds)
-        return 100 * (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
+        elapsed = time.monotonic() - t0
+        return [100 * (cpu_seconds(p.pid) - c) / elapsed for p, c in zip(procs, c0)]
     finally:
-        proc.kill()
-        proc.wait()
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 def serve(kind):
@@ -72,8 +78,7 @@ def main(kind="rtsp", streams=20, seconds=15.0, rounds=3):
     try:
         rows = []
         for r in range(rounds):
-            a = measure(plain, seconds)
-            b = measure(ours, seconds)
+            a, b = measure([plain, ours], seconds)
             rows.append((a, b))
             print(f"round {r + 1}: {source[0]} ! decodebin {a:5.1f} %, remotemediaingest {b:5.1f} % "
                   f"of a core for {streams} streams; ratio {b / a:.3f}", flush=True)
