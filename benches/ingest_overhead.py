@@ -23,12 +23,20 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid):
-    """utime+stime of `pid` and of its living children (the SRT relays)."""
+    """utime+stime of `pid` and of its living children (the SRT relays; one that ended within
+    the window is not counted, so a run with reconnects would read low: none happen here)."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     total = (int(fields[11]) + int(fields[12])) / TICKS
     for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            total += cpu_seconds(int(child))
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended
+            continue
+        for child in children:
+            try:
+                total += cpu_seconds(int(child))
+            except OSError:  # the child ended
+                pass
     return total
 
 

@@ -1,5 +1,6 @@
 //! `remotemedia-srt-relay`, the process libsrt runs in for remotemediaingest: its C++
-//! exceptions unwind with libgcc's unwinder, and its failures come out as one line on stderr.
+//! exceptions unwind with libgcc's unwinder, and its failures come out as one marked line on
+//! stderr.
 
 use std::process::{Command, Stdio};
 
@@ -38,6 +39,7 @@ fn a_refused_connection_is_one_line_on_stderr() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.starts_with("remotemedia-srt-relay: "), "{err}");
     assert!(err.contains("Connection"), "{err}");
 }
 
@@ -50,6 +52,6 @@ fn without_a_uri_it_says_so() {
     assert!(!out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
-        "REMOTEMEDIA_SRT_URI is not set"
+        "remotemedia-srt-relay: REMOTEMEDIA_SRT_URI is not set"
     );
 }

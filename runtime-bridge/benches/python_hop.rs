@@ -1,7 +1,8 @@
 //! B3, our side: round trip of one 20 ms 48 kHz mono f32 frame through a Python echo node
 //! (host -> iceoryx2 -> worker -> numpy view -> Audio back -> iceoryx2 -> host), measured
-//! two ways: the node called directly (the hop itself), and in a graph session (adds the
-//! executor's hand-over to the node's own thread and back). Prints one JSON line each;
+//! two ways: the node called directly (the hop itself), and in a graph session (the executor's
+//! path: the sender runs the cheap node itself, then the session's output channel). Prints one
+//! JSON line each;
 //! `benches/python_hop.py` runs it beside the baselines and writes the table.
 //!
 //!     cargo bench -p remotemedia-runtime --bench python_hop [-- --count N]

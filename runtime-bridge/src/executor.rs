@@ -5,8 +5,10 @@
 //! nodes run on their own thread behind a bounded queue: a full queue blocks the sender, which
 //! is the backpressure. Adaptive nodes (Python) have such a thread too, but while their recent
 //! calls took less than `INLINE_BUDGET` and their queue is empty, the sender runs them itself:
-//! a cheap Python node then costs its two process wake-ups and no thread hand-over. Outputs of
-//! sink nodes and `is_output_node` nodes go to an `OutputSink`.
+//! a cheap Python node then costs its two process wake-ups and no thread hand-over. Their cost
+//! is learnt, not known: a node that was cheap so far can hold the sender for one slow call,
+//! after which it is back on its thread. Outputs of sink nodes and `is_output_node` nodes go to
+//! an `OutputSink`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -210,16 +212,19 @@ enum Slot {
 /// A node with a thread of its own, fed through a bounded queue.
 struct Queued {
     tx: SyncSender<Msg>,
-    /// Locked by the node's thread for each message, and by a sender running it inline.
-    node: Arc<Mutex<Box<dyn Node>>>,
+    /// Locked by the node's thread for each message, and by a sender running it inline,
+    /// until the outputs are routed: so outputs leave in the order their inputs ran.
+    node: Mutex<Box<dyn Node>>,
     /// Adaptive: inputs sent to the thread whose outputs are not routed yet. Inline runs
-    /// only at zero, so outputs keep their inputs' order.
+    /// only at zero, so an input never overtakes one queued before it.
     queued: AtomicUsize,
     /// Adaptive: the recent call time, ns (a moving average; `u64::MAX` until measured).
     recent_ns: Option<AtomicU64>,
 }
 
 impl Queued {
+    /// One call's time into the moving average. A call over the budget (or a failure)
+    /// counts at once, so the next calls go to the thread; cheap ones bring it back slowly.
     fn observe(&self, took: Duration, ok: bool) {
         let Some(recent) = &self.recent_ns else {
             return;
@@ -229,7 +234,12 @@ impl Queued {
         let new = if old == u64::MAX || sample == u64::MAX {
             sample
         } else {
-            old - old / 8 + sample / 8
+            let average = old - old / 8 + sample / 8;
+            if sample >= INLINE_BUDGET.as_nanos() as u64 {
+                average.max(sample)
+            } else {
+                average
+            }
         };
         recent.store(new, Ordering::Relaxed);
     }
@@ -330,7 +340,6 @@ impl Shared {
                 {
                     let start = Instant::now();
                     let emitted = self.process(idx, node.as_mut(), packet);
-                    drop(node);
                     q.observe(start.elapsed(), emitted.is_ok());
                     return self.route(idx, emitted?);
                 }
@@ -378,8 +387,9 @@ impl Shared {
             match msg {
                 Msg::Data(packet, epoch) => {
                     if epoch == self.epoch.load(Ordering::Acquire) {
+                        let mut node = node();
                         let start = Instant::now();
-                        let emitted = self.process(idx, node().as_mut(), packet);
+                        let emitted = self.process(idx, node.as_mut(), packet);
                         q.observe(start.elapsed(), emitted.is_ok());
                         if let Err(e) = emitted.and_then(|p| self.route(idx, p)) {
                             self.sink.error(e);
@@ -388,7 +398,8 @@ impl Shared {
                     q.queued.fetch_sub(1, Ordering::AcqRel);
                 }
                 Msg::Finish(ack) => {
-                    let emitted = self.run(idx, node().as_mut(), None, |n, e| n.finish(e));
+                    let mut node = node();
+                    let emitted = self.run(idx, node.as_mut(), None, |n, e| n.finish(e));
                     let result = emitted.and_then(|emitted| self.route(idx, emitted));
                     if let Err(e) = result {
                         self.sink.error(e);
@@ -458,7 +469,7 @@ impl Session {
             let (tx, rx) = sync_channel(QUEUE_CAPACITY);
             slots.push(Slot::Dedicated(Queued {
                 tx,
-                node: Arc::new(Mutex::new(node)),
+                node: Mutex::new(node),
                 queued: AtomicUsize::new(0),
                 recent_ns: (threading == Threading::Adaptive).then(|| AtomicU64::new(u64::MAX)),
             }));

@@ -11,11 +11,14 @@
 //! Input, from the environment (not the command line, which any user can read):
 //! `REMOTEMEDIA_SRT_URI` and `REMOTEMEDIA_SRT_LATENCY_MS`. The relay ends when its stdin
 //! closes (the element stopped, or its process died), when the stream ends, or on an error,
-//! which it prints on stderr as one line.
+//! which it prints on stderr as one line starting with `remotemedia-srt-relay: ` (the element
+//! tells it from other output by that).
 
 use std::ffi::CStr;
 use std::io::Read;
 use std::process::ExitCode;
+
+const ERROR_PREFIX: &str = "remotemedia-srt-relay: ";
 
 use gst::prelude::*;
 
@@ -66,11 +69,13 @@ fn run() -> Result<(), String> {
         .and_then(|_| src.link(&sink))
         .map_err(|e| e.to_string())?;
 
-    // The element holds our stdin open for as long as it wants the stream.
+    // The element holds our stdin open for as long as it wants the stream. When it closes,
+    // leave at once: no destructors, while libsrt's threads still run.
     std::thread::spawn(|| {
         let mut buf = [0u8; 64];
         while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
-        std::process::exit(0);
+        // SAFETY: _exit ends the process without touching any state.
+        unsafe { libc::_exit(0) }
     });
 
     pipeline
@@ -110,10 +115,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         };
     }
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string().replace('\n', " ");
+        eprintln!("{ERROR_PREFIX}panicked: {message}");
+    }));
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{ERROR_PREFIX}{e}");
             ExitCode::FAILURE
         }
     }

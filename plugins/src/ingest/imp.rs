@@ -88,7 +88,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// rtspsrc and srtsrc: the jitter buffer depth.
+/// rtspsrc (through uridecodebin's source-setup): the jitter buffer depth. SRT's goes to the
+/// relay.
 fn set_latency(src: &gst::Element, latency_ms: u32) {
     let Some(pspec) = src.find_property("latency") else {
         return;
@@ -119,6 +120,11 @@ impl Ingest {
     /// Starts the next attempt (called with a new generation already reserved).
     fn connect(&self, generation: u64) {
         let Some(source) = self.source() else { return };
+        // A reconnect scheduled before the element stopped starts nothing (an SRT relay in
+        // listener mode would hold the port).
+        if !self.is_current(generation) {
+            return;
+        }
         let latency = lock(&self.settings).latency_ms;
         let (elements, relay) = match self.build_attempt(&source, generation, latency) {
             Ok(e) => e,
@@ -228,7 +234,6 @@ impl Ingest {
                     gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None)
                         .map_err(|e| format!("no source element for {}: {e}", source.masked()))?
                 };
-                set_latency(&src, latency_ms);
                 let decodebin = make("decodebin")?;
                 bin.add_many([&src, &decodebin])
                     .map_err(|e| e.to_string())?;
@@ -460,6 +465,12 @@ impl Ingest {
     /// An attempt failed or ended: reconnect after the backoff, or give up with
     /// RECONNECT_FAILED. Files and stdin fail at once.
     fn attempt_failed(&self, generation: u64, reason: &str) {
+        self.end_attempt(generation, reason, true);
+    }
+
+    /// `attempt_failed`; `ended` says the stream ended, so an SRT relay is exiting and its
+    /// exit is worth waiting a moment for (a stalled one is not: it runs on).
+    fn end_attempt(&self, generation: u64, reason: &str, ended: bool) {
         let Some(source) = self.source() else { return };
         let backoff = lock(&self.settings).backoff;
         let (old, next, attempt) = {
@@ -490,7 +501,7 @@ impl Ingest {
         };
         let mut reason = reason.to_owned();
         if let Some(mut old) = old {
-            if let Some(why) = old.relay.as_mut().and_then(Relay::outcome) {
+            if let Some(why) = old.relay.as_mut().and_then(|r| r.outcome(ended)) {
                 reason = format!("{}: {why}", reason.trim_end_matches('.'));
             }
             self.remove_elements(old.elements, old.relay);
@@ -580,7 +591,7 @@ impl Ingest {
                         "no data for {:.1} s: the source stalled",
                         timeout.as_secs_f64()
                     );
-                    imp.attempt_failed(generation, &msg);
+                    imp.end_attempt(generation, &msg, false);
                     return;
                 }
             }

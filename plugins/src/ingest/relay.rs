@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 const BINARY: &str = "remotemedia-srt-relay";
 
@@ -45,22 +45,39 @@ pub fn locate() -> Result<PathBuf, String> {
             .and_then(Path::parent)
             .map(Path::to_owned),
     );
-    dirs.extend(
-        std::env::var_os("PATH")
-            .iter()
-            .flat_map(std::env::split_paths),
-    );
-    dirs.iter()
+    if let Some(found) = dirs.iter().map(|d| d.join(BINARY)).find(|p| p.is_file()) {
+        return Ok(found);
+    }
+    let in_path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
         .map(|d| d.join(BINARY))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            format!(
-                "SRT is received by the helper program {BINARY}, which is not next to the plugin, \
-                 next to this program or in PATH (cargo build -p gst-plugin-remotemedia builds it; \
-                 or set REMOTEMEDIA_SRT_RELAY)"
-            )
-        })
+        .find(|p| p.is_file());
+    in_path.ok_or_else(|| {
+        let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        format!(
+            "SRT is received by the helper program {BINARY}, which is in none of {} nor in PATH \
+             (cargo build -p gst-plugin-remotemedia builds it beside the plugin; or set \
+             REMOTEMEDIA_SRT_RELAY)",
+            looked.join(", ")
+        )
+    })
 }
+
+/// What the relay said on stderr: its error line (the one with `ERROR_PREFIX`) and whether
+/// it closed stderr, which it does by exiting.
+#[derive(Default)]
+struct Said {
+    error: Option<String>,
+    closed: bool,
+}
+
+/// The relay's error line starts with this; its other stderr (GStreamer debug output, GLib
+/// warnings) is passed on to ours.
+pub const ERROR_PREFIX: &str = "remotemedia-srt-relay: ";
+
+/// How long a relay whose stream ended may take to be seen exiting.
+const EXIT_WAIT: Duration = Duration::from_millis(500);
 
 /// One running relay.
 pub struct Relay {
@@ -68,7 +85,7 @@ pub struct Relay {
     stdout: ChildStdout,
     /// Held open: the relay exits when it closes.
     _stdin: ChildStdin,
-    last_error: Arc<Mutex<Option<String>>>,
+    said: Arc<(Mutex<Said>, Condvar)>,
 }
 
 impl Relay {
@@ -89,23 +106,31 @@ impl Relay {
             let _ = child.wait();
             return Err(format!("{BINARY} started without its pipes"));
         };
-        let last_error = Arc::new(Mutex::new(None));
-        let errors = last_error.clone();
-        std::thread::Builder::new()
+        let said = Arc::new((Mutex::new(Said::default()), Condvar::new()));
+        let heard = said.clone();
+        let reader = std::thread::Builder::new()
             .name("srt-relay-stderr".into())
             .spawn(move || {
+                let (said, changed) = &*heard;
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if !line.trim().is_empty() {
-                        *errors.lock().unwrap_or_else(PoisonError::into_inner) = Some(line);
+                    match line.strip_prefix(ERROR_PREFIX) {
+                        Some(error) => lock(said).error = Some(error.to_owned()),
+                        None => eprintln!("[srt relay] {line}"),
                     }
                 }
-            })
-            .map_err(|e| e.to_string())?;
+                lock(said).closed = true;
+                changed.notify_all();
+            });
+        if let Err(e) = reader {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("cannot start a thread: {e}"));
+        }
         Ok(Relay {
             child,
             stdout,
             _stdin: stdin,
-            last_error,
+            said,
         })
     }
 
@@ -114,23 +139,34 @@ impl Relay {
         self.stdout.as_raw_fd()
     }
 
-    /// Why the relay stopped, if it did: its error line and how it exited. Called when its
-    /// stream ended, which a relay that is going away does just before it is gone: that is
-    /// waited for a little.
-    pub fn outcome(&mut self) -> Option<String> {
-        let mut status = None;
-        for _ in 0..10 {
-            status = self.child.try_wait().ok().flatten();
-            if status.is_some() {
-                break;
+    /// Why the relay stopped: its error line and how it exited. With `ended` (its stream
+    /// ended, so it is exiting) that is waited for a little; otherwise only what is known.
+    pub fn outcome(&mut self, ended: bool) -> Option<String> {
+        let (said, changed) = &*self.said;
+        let mut heard = lock(said);
+        if ended {
+            let deadline = Instant::now() + EXIT_WAIT;
+            while !heard.closed {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                heard = changed
+                    .wait_timeout(heard, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
-        let error = self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let error = heard.error.clone();
+        let closed = heard.closed;
+        drop(heard);
+        // Closed stderr means it is exiting: its status follows within moments.
+        let deadline = Instant::now() + EXIT_WAIT;
+        let mut status = self.child.try_wait().ok().flatten();
+        while status.is_none() && closed && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+            status = self.child.try_wait().ok().flatten();
+        }
         match (error, status) {
             (None, None) => None,
             (Some(e), None) => Some(e),
@@ -138,6 +174,10 @@ impl Relay {
             (Some(e), Some(s)) => Some(format!("{e} (the SRT relay exited, {s})")),
         }
     }
+}
+
+fn lock(m: &Mutex<Said>) -> std::sync::MutexGuard<'_, Said> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Drop for Relay {
