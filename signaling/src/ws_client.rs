@@ -17,6 +17,8 @@ pub type ErrorHandler = Arc<dyn Fn(RpcError) + Send + Sync>;
 
 pub struct WsClient {
     peer_id: String,
+    /// The other peers the server listed in its answer to our announce.
+    present: Vec<PeerInfo>,
     outbound: mpsc::Sender<String>,
 }
 
@@ -64,6 +66,11 @@ impl WsClient {
         if let Some(err) = reply.get("error") {
             return Err(fail(url, format!("peer.announce refused: {err}")));
         }
+        let present: Vec<PeerInfo> = reply
+            .pointer("/result/other_peers")
+            .cloned()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
 
         let (outbound, mut rx) = mpsc::channel::<String>(256);
         tokio::spawn(async move {
@@ -94,12 +101,18 @@ impl WsClient {
         });
         Ok(Self {
             peer_id: info.peer_id,
+            present,
             outbound,
         })
     }
 
     pub fn peer_id(&self) -> &str {
         &self.peer_id
+    }
+
+    /// The other peers the server listed in its answer to our announce.
+    pub fn present(&self) -> &[PeerInfo] {
+        &self.present
     }
 
     pub fn send(&self, signal: Signal) -> Result<(), RpcError> {

@@ -1,15 +1,22 @@
 //! The peers of one WebRTC element: signaling in, one peer connection per remote peer (each
 //! handled by its own task, in signal order), max-peers, data channels, state and bus messages.
 //! What differs between the sink, the source and the server is behind [`Role`].
+//!
+//! An element answers offers and makes them: every peer named in `connect-to` is called when
+//! it is announced, and called again (with backoff) after a failed connection. When both sides
+//! call at once (glare), the side with the greater peer id keeps its offer and the other
+//! answers it, so one connection results.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
+use remotemedia_runtime::Backoff;
 use remotemedia_signaling::grpc::client::LinkEvent;
 use remotemedia_signaling::protocol::{self, PeerInfo, RpcError};
 use remotemedia_signaling::{Event, Signal};
@@ -19,6 +26,7 @@ use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::signaling_state::RTCSignalingState;
 
 use super::RUNTIME;
 use super::ice::IceSettings;
@@ -30,12 +38,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What an element does with a peer connection beyond signaling.
 pub trait Role: Send + Sync + 'static {
-    /// Prepares a new connection before `offer` is applied: adds tracks, hooks `on_track`.
+    /// Prepares a new connection: adds tracks or transceivers, hooks `on_track`. `offer` is
+    /// the remote offer about to be applied, or `None` when this element makes the offer.
     fn setup<'a>(
         &'a self,
         peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
-        offer: &'a str,
+        offer: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), String>>;
     /// The connection reached `connected`.
     fn connected(&self, _peer_id: &str) {}
@@ -50,14 +59,40 @@ pub struct HubConfig {
     pub signaling: SignalingConfig,
     pub ice: IceSettings,
     pub max_peers: u32,
+    /// Peers this element calls as soon as they are announced.
+    pub connect_to: Vec<String>,
+}
+
+/// A call not connected within this time is given up and, for a `connect-to` peer, retried.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a peer's task does next, in order.
+enum Work {
+    /// Call the peer: make an offer.
+    Call,
+    Signal(Signal),
 }
 
 struct Peer {
-    signals: mpsc::Sender<Signal>,
+    work: mpsc::Sender<Work>,
     pc: Option<Arc<RTCPeerConnection>>,
+    /// Which connection `pc` is; callbacks of a replaced connection carry an older one.
+    serial: u64,
     /// Messages for the peer's data channel, sent in order by one task.
     channel: Option<Outbox>,
     connected: bool,
+}
+
+impl Peer {
+    fn new(work: mpsc::Sender<Work>) -> Self {
+        Self {
+            work,
+            pc: None,
+            serial: 0,
+            channel: None,
+            connected: false,
+        }
+    }
 }
 
 /// Text queued for one peer's data channel. One writer per channel keeps the order the
@@ -93,9 +128,14 @@ pub struct PeerHub {
     role: Arc<dyn Role>,
     link: Mutex<Option<Arc<Link>>>,
     peers: Mutex<HashMap<String, Peer>>,
-    /// Capabilities announced by peers, for `peer-connected`.
-    capabilities: Mutex<HashMap<String, String>>,
+    /// The peers announced on signaling, with their capabilities (for `peer-connected`).
+    announced: Mutex<HashMap<String, String>>,
     sessions: Mutex<Sessions>,
+    connect_to: Vec<String>,
+    /// Failed calls in a row per `connect-to` peer, for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    backoff: Backoff,
+    serials: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -121,8 +161,12 @@ impl PeerHub {
             role,
             link: Mutex::new(None),
             peers: Mutex::new(HashMap::new()),
-            capabilities: Mutex::new(HashMap::new()),
+            announced: Mutex::new(HashMap::new()),
             sessions: Mutex::new(Sessions::default()),
+            connect_to: config.connect_to,
+            failures: Mutex::new(HashMap::new()),
+            backoff: Backoff::default(),
+            serials: AtomicU64::new(1),
         });
         let info = PeerInfo {
             peer_id: config.peer_id,
@@ -176,7 +220,7 @@ impl PeerHub {
                 }
             }
         });
-        let link = Link::start(&config.signaling, info, handler, on_error, on_link)
+        let (link, present) = Link::start(&config.signaling, info, handler, on_error, on_link)
             .await
             .map_err(|e| {
                 gst::error_msg!(
@@ -185,6 +229,9 @@ impl PeerHub {
                 )
             })?;
         *lock(&hub.link) = Some(Arc::new(link));
+        for info in present {
+            hub.on_announced(info);
+        }
         Ok(hub)
     }
 
@@ -255,11 +302,12 @@ impl PeerHub {
                         }),
                     }
                 }
-                lock(&self.capabilities).insert(info.peer_id, info.capabilities.to_string());
+                self.on_announced(info);
                 Ok(())
             }
             Event::Left { peer_id, reason } => {
-                lock(&self.capabilities).remove(&peer_id);
+                lock(&self.announced).remove(&peer_id);
+                lock(&self.failures).remove(&peer_id);
                 let rooms = lock(&self.sessions).forget(&peer_id);
                 for room in rooms {
                     self.post_session_changes(&room, [Change::PeerLeft(peer_id.clone())]);
@@ -281,7 +329,7 @@ impl PeerHub {
         let max = self.max_peers.load(Ordering::Relaxed) as usize;
         let mut peers = lock(&self.peers);
         if let Some(peer) = peers.get(&from) {
-            return peer.signals.try_send(signal).map_err(|_| {
+            return peer.work.try_send(Work::Signal(signal)).map_err(|_| {
                 RpcError::new(
                     protocol::PEER_ERROR,
                     "PEER_ERROR",
@@ -307,24 +355,88 @@ impl PeerHub {
             ));
         }
         let (tx, rx) = mpsc::channel(64);
-        let _ = tx.try_send(signal);
-        peers.insert(
-            from.clone(),
-            Peer {
-                signals: tx,
-                pc: None,
-                channel: None,
-                connected: false,
-            },
-        );
+        let _ = tx.try_send(Work::Signal(signal));
+        peers.insert(from.clone(), Peer::new(tx));
         drop(peers);
         RUNTIME.spawn(run_peer(Arc::downgrade(self), from, rx));
         Ok(())
     }
 
+    /// A peer is announced (now, or it was when we announced): remembered, and called when
+    /// it is one of `connect-to`.
+    fn on_announced(self: &Arc<Self>, info: PeerInfo) {
+        let wanted = self.connect_to.contains(&info.peer_id);
+        lock(&self.announced).insert(info.peer_id.clone(), info.capabilities.to_string());
+        if wanted {
+            self.call(&info.peer_id);
+        }
+    }
+
+    /// Calls `peer_id` unless a call with it exists already (either side's).
+    fn call(self: &Arc<Self>, peer_id: &str) {
+        let max = self.max_peers.load(Ordering::Relaxed) as usize;
+        let mut peers = lock(&self.peers);
+        if peers.contains_key(peer_id) {
+            return;
+        }
+        if peers.len() >= max {
+            drop(peers);
+            let msg = format!("max-peers={max} reached; not calling '{peer_id}'");
+            self.post(|e| messages::error(e, ErrorCode::MaxPeersReached, Some(peer_id), &msg));
+            return;
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let _ = tx.try_send(Work::Call);
+        peers.insert(peer_id.to_owned(), Peer::new(tx));
+        drop(peers);
+        gst::info!(gst::CAT_DEFAULT, "{}: calling '{peer_id}'", self.me);
+        RUNTIME.spawn(run_peer(Arc::downgrade(self), peer_id.to_owned(), rx));
+    }
+
+    /// A call with a `connect-to` peer failed: called again after the backoff while the peer
+    /// is announced; RECONNECT_FAILED when the attempts are used up.
+    fn retry(self: &Arc<Self>, peer_id: &str, reason: &str) {
+        if !self.connect_to.iter().any(|p| p == peer_id) {
+            return;
+        }
+        let attempt = {
+            let mut failures = lock(&self.failures);
+            let n = failures.entry(peer_id.to_owned()).or_default();
+            *n += 1;
+            *n
+        };
+        let Some(delay) = self.backoff.delay(attempt) else {
+            let msg = format!(
+                "calling '{peer_id}' failed {} times in a row, last: {reason}; waiting for it \
+                 to be announced again",
+                attempt - 1
+            );
+            lock(&self.failures).remove(peer_id);
+            self.post(|e| messages::error(e, ErrorCode::ReconnectFailed, Some(peer_id), &msg));
+            return;
+        };
+        let msg = format!(
+            "call with '{peer_id}' failed ({reason}); attempt {attempt} of {} in {} ms",
+            self.backoff.max_attempts,
+            delay.as_millis()
+        );
+        self.post(|e| messages::error(e, ErrorCode::ReconnectAttempt, Some(peer_id), &msg));
+        let weak = Arc::downgrade(self);
+        let peer = peer_id.to_owned();
+        RUNTIME.spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(hub) = weak.upgrade()
+                && lock(&hub.announced).contains_key(&peer)
+            {
+                hub.call(&peer);
+            }
+        });
+    }
+
     /// Ends the call with a peer. `tell` sends it a `peer.disconnect` first.
     pub fn close_peer(&self, peer_id: &str, reason: &str, tell: bool) -> bool {
-        let Some(peer) = lock(&self.peers).remove(peer_id) else {
+        let removed = lock(&self.peers).remove(peer_id);
+        let Some(peer) = removed else {
             return false;
         };
         if tell {
@@ -345,7 +457,8 @@ impl PeerHub {
         true
     }
 
-    fn peer_failed(&self, peer_id: &str, message: &str) {
+    /// Ends a call that went wrong, telling the peer why; a `connect-to` peer is retried.
+    fn peer_failed(self: &Arc<Self>, peer_id: &str, message: &str) {
         self.post(|e| messages::error(e, ErrorCode::Peer, Some(peer_id), message));
         self.send(Signal::StateChange {
             from: self.me.clone(),
@@ -353,16 +466,33 @@ impl PeerHub {
             state: format!("failed: {message}"),
         });
         self.close_peer(peer_id, message, false);
+        self.retry(peer_id, message);
     }
 
-    fn on_connection_state(&self, peer_id: &str, state: RTCPeerConnectionState) {
+    /// Whether `serial` is still the connection with `peer_id`.
+    fn is_current(&self, peer_id: &str, serial: u64) -> bool {
+        lock(&self.peers)
+            .get(peer_id)
+            .is_some_and(|p| p.serial == serial)
+    }
+
+    fn on_connection_state(
+        self: &Arc<Self>,
+        peer_id: &str,
+        serial: u64,
+        state: RTCPeerConnectionState,
+    ) {
+        if !self.is_current(peer_id, serial) {
+            return;
+        }
         match state {
             RTCPeerConnectionState::Connected => {
                 let newly = lock(&self.peers)
                     .get_mut(peer_id)
                     .is_some_and(|p| !std::mem::replace(&mut p.connected, true));
                 if newly {
-                    let caps = lock(&self.capabilities)
+                    lock(&self.failures).remove(peer_id);
+                    let caps = lock(&self.announced)
                         .get(peer_id)
                         .cloned()
                         .unwrap_or_else(|| "{}".into());
@@ -371,7 +501,9 @@ impl PeerHub {
                 }
             }
             RTCPeerConnectionState::Failed => {
-                self.close_peer(peer_id, "connection failed (ICE/DTLS timeout)", false);
+                let reason = "connection failed (ICE/DTLS timeout)";
+                self.close_peer(peer_id, reason, false);
+                self.retry(peer_id, reason);
             }
             RTCPeerConnectionState::Closed => {
                 self.close_peer(peer_id, "peer closed the connection", false);
@@ -380,13 +512,142 @@ impl PeerHub {
         }
     }
 
+    /// Makes the offer of a call this element starts, with every candidate gathered into it.
+    async fn offer(self: &Arc<Self>, peer_id: &str) -> Result<(), String> {
+        let (pc, serial) = self.new_connection(peer_id, None).await?;
+        // The caller opens the data channel; the answerer gets it through `on_data_channel`.
+        let channel = pc
+            .create_data_channel("remotemedia", None)
+            .await
+            .map_err(|e| format!("cannot open a data channel: {e}"))?;
+        let weak = Arc::downgrade(self);
+        let (id, open) = (peer_id.to_owned(), channel.clone());
+        channel.on_open(Box::new(move || {
+            if let Some(hub) = weak.upgrade() {
+                hub.attach_channel(&id, serial, open);
+            }
+            Box::pin(async {})
+        }));
+        self.hook_messages(peer_id, &channel);
+        let offer = pc
+            .create_offer(None)
+            .await
+            .map_err(|e| format!("cannot make an offer: {e}"))?;
+        let mut gathered = pc.gathering_complete_promise().await;
+        pc.set_local_description(offer)
+            .await
+            .map_err(|e| format!("cannot apply our offer: {e}"))?;
+        let _ = gathered.recv().await;
+        let sdp = pc
+            .local_description()
+            .await
+            .ok_or("no local description")?
+            .sdp;
+        self.send(Signal::Offer {
+            from: self.me.clone(),
+            to: peer_id.to_owned(),
+            sdp,
+        });
+        // A call nobody answers (the peer dropped the offer) must not wait for ever.
+        let weak = Arc::downgrade(self);
+        let peer = peer_id.to_owned();
+        RUNTIME.spawn(async move {
+            tokio::time::sleep(CALL_TIMEOUT).await;
+            let Some(hub) = weak.upgrade() else { return };
+            let unanswered = lock(&hub.peers)
+                .get(&peer)
+                .is_some_and(|p| p.serial == serial && !p.connected);
+            if unanswered {
+                let reason = format!("not connected within {} s", CALL_TIMEOUT.as_secs());
+                hub.close_peer(&peer, &reason, true);
+                hub.retry(&peer, &reason);
+            }
+        });
+        Ok(())
+    }
+
+    /// An offer from `peer_id`: a new call, a renegotiation of the current one, or glare.
+    async fn on_offer(self: &Arc<Self>, peer_id: &str, sdp: String) -> Result<(), String> {
+        let existing = lock(&self.peers).get(peer_id).and_then(|p| p.pc.clone());
+        if let Some(pc) = existing {
+            if pc.signaling_state() == RTCSignalingState::HaveLocalOffer {
+                // Glare: both called. The greater id keeps its own offer.
+                if self.me.as_str() > peer_id {
+                    gst::debug!(
+                        gst::CAT_DEFAULT,
+                        "{}: glare with '{peer_id}': keeping our offer",
+                        self.me
+                    );
+                    return Ok(());
+                }
+                self.replace_connection(peer_id, "both sides called; answering theirs");
+            } else {
+                let same_call = pc
+                    .remote_description()
+                    .await
+                    .is_some_and(|r| fingerprint(&r.sdp) == fingerprint(&sdp));
+                if !same_call {
+                    // The peer started over (after a restart or a failure on its side).
+                    self.replace_connection(peer_id, "the peer called again");
+                }
+            }
+        }
+        self.answer(peer_id, sdp).await
+    }
+
+    /// Drops the connection with `peer_id` but keeps the peer's task and entry, for the new
+    /// connection that follows.
+    fn replace_connection(&self, peer_id: &str, reason: &str) {
+        let (pc, was_connected) = {
+            let mut peers = lock(&self.peers);
+            let Some(p) = peers.get_mut(peer_id) else {
+                return;
+            };
+            p.channel = None;
+            p.serial = 0;
+            (p.pc.take(), std::mem::replace(&mut p.connected, false))
+        };
+        if let Some(pc) = pc {
+            RUNTIME.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
+        self.role.closed(peer_id);
+        if was_connected {
+            self.post(|e| messages::peer_disconnected(e, peer_id, reason));
+        }
+    }
+
+    /// The answer to our offer. A late answer to an offer already given up is ignored.
+    async fn on_answer(&self, peer_id: &str, sdp: String) -> Result<(), String> {
+        let pc = lock(&self.peers).get(peer_id).and_then(|p| p.pc.clone());
+        let Some(pc) = pc.filter(|pc| pc.signaling_state() == RTCSignalingState::HaveLocalOffer)
+        else {
+            gst::debug!(
+                gst::CAT_DEFAULT,
+                "{}: answer from '{peer_id}' to no offer",
+                self.me
+            );
+            return Ok(());
+        };
+        let sdp = if self.ice.loopback_only {
+            keep_loopback_candidates(&sdp)
+        } else {
+            sdp
+        };
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| format!("bad answer: {e}"))?;
+        pc.set_remote_description(answer)
+            .await
+            .map_err(|e| format!("'{peer_id}' answered with bad SDP: {e}"))
+    }
+
     /// Answers an offer (or a renegotiation). ICE candidates are gathered into the answer:
     /// host gathering takes milliseconds, and every peer then works without trickle.
     async fn answer(self: &Arc<Self>, peer_id: &str, sdp: String) -> Result<(), String> {
         let existing = lock(&self.peers).get(peer_id).and_then(|p| p.pc.clone());
         let pc = match existing {
             Some(pc) => pc,
-            None => self.new_connection(peer_id, &sdp).await?,
+            None => self.new_connection(peer_id, Some(&sdp)).await?.0,
         };
         let sdp = if self.ice.loopback_only {
             keep_loopback_candidates(&sdp)
@@ -419,56 +680,71 @@ impl PeerHub {
         Ok(())
     }
 
+    /// A new connection with `peer_id`, set up by the role for `offer` (`None`: we offer),
+    /// and registered as the peer's current one under a new serial.
     async fn new_connection(
         self: &Arc<Self>,
         peer_id: &str,
-        offer: &str,
-    ) -> Result<Arc<RTCPeerConnection>, String> {
+        offer: Option<&str>,
+    ) -> Result<(Arc<RTCPeerConnection>, u64), String> {
+        let serial = self.serials.fetch_add(1, Ordering::Relaxed);
         let pc = self.ice.new_peer_connection().await?;
         self.role.setup(peer_id, &pc, offer).await?;
         let weak = Arc::downgrade(self);
         let id = peer_id.to_owned();
         pc.on_peer_connection_state_change(Box::new(move |state| {
             if let Some(hub) = weak.upgrade() {
-                hub.on_connection_state(&id, state);
+                hub.on_connection_state(&id, serial, state);
             }
             Box::pin(async {})
         }));
         let weak = Arc::downgrade(self);
         let id = peer_id.to_owned();
         pc.on_data_channel(Box::new(move |channel: Arc<RTCDataChannel>| {
-            let weak = weak.clone();
-            let id = id.clone();
-            Box::pin(async move {
-                let w = weak.clone();
-                let peer = id.clone();
-                channel.on_message(Box::new(move |msg| {
-                    if let Some(hub) = w.upgrade() {
-                        let text = String::from_utf8_lossy(&msg.data);
-                        hub.post(|e| messages::data(e, &peer, &text));
-                    }
-                    Box::pin(async {})
-                }));
-                if let Some(hub) = weak.upgrade()
-                    && let Some(p) = lock(&hub.peers).get_mut(&id)
-                {
-                    p.channel = Some(Outbox::open(channel));
-                }
-            })
-        }));
-        let registered = match lock(&self.peers).get_mut(peer_id) {
-            Some(p) => {
-                p.pc = Some(pc.clone());
-                true
+            if let Some(hub) = weak.upgrade() {
+                hub.hook_messages(&id, &channel);
+                hub.attach_channel(&id, serial, channel);
             }
-            None => false,
+            Box::pin(async {})
+        }));
+        let registered = {
+            let mut peers = lock(&self.peers);
+            match peers.get_mut(peer_id) {
+                Some(p) => {
+                    p.pc = Some(pc.clone());
+                    p.serial = serial;
+                    true
+                }
+                None => false,
+            }
         };
         if !registered {
             // The peer left while we were setting up.
             let _ = pc.close().await;
             return Err("peer left during setup".into());
         }
-        Ok(pc)
+        Ok((pc, serial))
+    }
+
+    /// Messages on a data channel of `peer_id` become `data` bus messages.
+    fn hook_messages(self: &Arc<Self>, peer_id: &str, channel: &Arc<RTCDataChannel>) {
+        let weak = Arc::downgrade(self);
+        let peer = peer_id.to_owned();
+        channel.on_message(Box::new(move |msg| {
+            if let Some(hub) = weak.upgrade() {
+                let text = String::from_utf8_lossy(&msg.data);
+                hub.post(|e| messages::data(e, &peer, &text));
+            }
+            Box::pin(async {})
+        }));
+    }
+
+    /// An open data channel of connection `serial` carries what we send to `peer_id`.
+    fn attach_channel(&self, peer_id: &str, serial: u64, channel: Arc<RTCDataChannel>) {
+        let mut peers = lock(&self.peers);
+        if let Some(p) = peers.get_mut(peer_id).filter(|p| p.serial == serial) {
+            p.channel = Some(Outbox::open(channel));
+        }
     }
 
     async fn add_candidate(&self, peer_id: &str, init: RTCIceCandidateInit) -> Result<(), String> {
@@ -619,12 +895,39 @@ fn keep_loopback_candidates(sdp: &str) -> String {
         .collect()
 }
 
-/// Handles one peer's signals in order: the offer (and renegotiations), then its candidates.
-async fn run_peer(hub: Weak<PeerHub>, peer_id: String, mut rx: mpsc::Receiver<Signal>) {
-    while let Some(signal) = rx.recv().await {
+/// The DTLS fingerprint of an SDP: the same for every offer of one connection, new for a new
+/// one.
+fn fingerprint(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=fingerprint:"))
+}
+
+/// Handles one peer's work in order: our call or its offer (and renegotiations), answers and
+/// candidates.
+async fn run_peer(hub: Weak<PeerHub>, peer_id: String, mut rx: mpsc::Receiver<Work>) {
+    while let Some(work) = rx.recv().await {
         let Some(hub) = hub.upgrade() else { return };
+        let signal = match work {
+            Work::Call => {
+                if let Err(message) = hub.offer(&peer_id).await {
+                    hub.peer_failed(&peer_id, &message);
+                    return;
+                }
+                continue;
+            }
+            Work::Signal(signal) => signal,
+        };
         let result = match signal {
-            Signal::Offer { sdp, .. } => hub.answer(&peer_id, sdp).await,
+            Signal::Offer { sdp, .. } => hub.on_offer(&peer_id, sdp).await,
+            Signal::Answer { sdp, .. } => hub.on_answer(&peer_id, sdp).await,
+            // The peer gave up on the call (it refused our offer): nothing to tell it back.
+            Signal::StateChange { state, .. } if state.starts_with("failed") => {
+                let message = format!("'{peer_id}' ended the call: {state}");
+                hub.post(|e| messages::error(e, ErrorCode::Peer, Some(&peer_id), &message));
+                hub.close_peer(&peer_id, &message, false);
+                hub.retry(&peer_id, &message);
+                return;
+            }
             Signal::IceCandidate {
                 candidate,
                 sdp_mid,

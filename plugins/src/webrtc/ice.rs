@@ -27,8 +27,8 @@ pub struct IceSettings {
     pub loopback_only: bool,
 }
 
-/// Splits a comma or space separated property value into URLs.
-pub fn split_urls(value: &str) -> Vec<String> {
+/// Splits a comma or space separated property value (URLs, peer ids) into its items.
+pub fn split_list(value: &str) -> Vec<String> {
     value
         .split([',', ' '])
         .filter(|s| !s.is_empty())

@@ -384,17 +384,17 @@ impl Stream {
         });
     }
 
-    /// Sends this stream on `pc` (also receiving on the same transceiver when `sendrecv`),
-    /// and turns the peer's PLI and FIR into key frame requests.
+    /// Sends this stream on `pc` (on a transceiver of `direction`, or on one that a remote
+    /// offer's media section takes), and turns the peer's PLI and FIR into key frame requests.
     pub async fn add_to(
         self: &Arc<Self>,
         pc: &RTCPeerConnection,
-        sendrecv: bool,
+        direction: Option<RTCRtpTransceiverDirection>,
     ) -> Result<(), String> {
         let track = self.track.clone();
-        let sender = if sendrecv {
+        let sender = if let Some(direction) = direction {
             let init = RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendrecv,
+                direction,
                 send_encodings: vec![],
             };
             pc.add_transceiver_from_track(track, Some(init))

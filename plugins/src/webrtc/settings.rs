@@ -8,7 +8,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::hub::{HubConfig, PeerHub};
-use super::ice::{IceSettings, split_urls};
+use super::ice::{IceSettings, split_list};
 use super::signaling::SignalingConfig;
 
 #[derive(Debug, Clone)]
@@ -21,6 +21,7 @@ pub struct CommonSettings {
     pub turn_servers: String,
     pub ice_loopback_only: bool,
     pub max_peers: u32,
+    pub connect_to: String,
 }
 
 impl Default for CommonSettings {
@@ -34,6 +35,7 @@ impl Default for CommonSettings {
             turn_servers: String::new(),
             ice_loopback_only: false,
             max_peers: 10,
+            connect_to: String::new(),
         }
     }
 }
@@ -93,6 +95,14 @@ impl CommonSettings {
                 .default_value(10)
                 .mutable_playing()
                 .build(),
+            glib::ParamSpecString::builder("connect-to")
+                .nick("Connect to")
+                .blurb(
+                    "Comma-separated peer ids this element calls as soon as each is announced, \
+                     again when it comes back and after a failed connection (with backoff)",
+                )
+                .mutable_ready()
+                .build(),
         ]
     }
 
@@ -114,6 +124,7 @@ impl CommonSettings {
             "turn-servers" => self.turn_servers = string(),
             "ice-loopback-only" => self.ice_loopback_only = value.get().unwrap_or(false),
             "max-peers" => self.max_peers = value.get().unwrap_or(10),
+            "connect-to" => self.connect_to = string(),
             _ => return false,
         }
         true
@@ -147,6 +158,7 @@ impl CommonSettings {
             "turn-servers" => self.turn_servers.to_value(),
             "ice-loopback-only" => self.ice_loopback_only.to_value(),
             "max-peers" => self.max_peers.to_value(),
+            "connect-to" => self.connect_to.to_value(),
             _ => return None,
         })
     }
@@ -166,11 +178,12 @@ impl CommonSettings {
                 url: self.signaling_url.clone(),
             },
             ice: IceSettings {
-                stun_servers: split_urls(&self.stun_servers),
-                turn_servers: split_urls(&self.turn_servers),
+                stun_servers: split_list(&self.stun_servers),
+                turn_servers: split_list(&self.turn_servers),
                 loopback_only: self.ice_loopback_only,
             },
             max_peers: self.max_peers,
+            connect_to: split_list(&self.connect_to),
         }
     }
 }

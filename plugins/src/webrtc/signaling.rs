@@ -49,13 +49,15 @@ pub enum Link {
 }
 
 impl Link {
+    /// Starts signaling and announces `info`; returns the link and the peers announced
+    /// before us.
     pub async fn start(
         config: &SignalingConfig,
         info: PeerInfo,
         handler: Handler,
         on_error: ErrorHandler,
         on_link: LinkHandler,
-    ) -> Result<Self, String> {
+    ) -> Result<(Self, Vec<PeerInfo>), String> {
         if config.url.is_empty() {
             let addr: SocketAddr = format!("{}:{}", config.host, config.port)
                 .parse()
@@ -68,21 +70,27 @@ impl Link {
             let server = SignalingServer::bind(addr, registry.clone(), options)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            let peer = registry
-                .register_local(info, handler)
+            let (peer, present) = registry
+                .register_local_with(info, handler, false)
                 .map_err(|e| e.to_string())?;
-            return Ok(Link::Embedded { peer, server });
+            return Ok((Link::Embedded { peer, server }, present));
         }
         if config.url.starts_with("ws://") {
             return WsClient::connect(&config.url, info, handler, on_error)
                 .await
-                .map(Link::External)
+                .map(|c| {
+                    let present = c.present().to_vec();
+                    (Link::External(c), present)
+                })
                 .map_err(|e| e.message);
         }
         if config.url.starts_with("grpc://") || config.url.starts_with("grpcs://") {
             return GrpcSignalClient::connect(&config.url, info, handler, on_link)
                 .await
-                .map(Link::Grpc)
+                .map(|c| {
+                    let present = c.present().to_vec();
+                    (Link::Grpc(c), present)
+                })
                 .map_err(|e| e.message);
         }
         Err(format!(

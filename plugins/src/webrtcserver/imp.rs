@@ -64,13 +64,13 @@ impl Role for ServerRole {
         &'a self,
         peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
-        offer: &'a str,
+        offer: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let bin = self.bin.upgrade().ok_or("element gone")?;
             let name = format!("peer{}", self.serial.fetch_add(1, Ordering::Relaxed));
-            // A video track back only for peers that negotiate video.
-            let video = offer.contains("\nm=video");
+            // A video track back only for peers that negotiate video (and in our own offers).
+            let video = offer.is_none_or(|o| o.contains("\nm=video"));
             let run = PeerRun::new(peer_id, name, &self.manifest, self.encode, video)?;
             gst::info!(
                 CAT,

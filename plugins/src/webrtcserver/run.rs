@@ -9,6 +9,7 @@ use std::time::Duration;
 use gst::prelude::*;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::track::track_remote::TrackRemote;
 
 use crate::webrtc::RUNTIME;
@@ -143,9 +144,12 @@ impl PeerRun {
         self.bin
             .sync_state_with_parent()
             .map_err(|_| "the manifest run did not start".to_string())?;
-        self.audio.add_to(pc, true).await?;
+        // The peer's audio comes in on the transceiver our audio goes out on.
+        self.audio
+            .add_to(pc, Some(RTCRtpTransceiverDirection::Sendrecv))
+            .await?;
         if let Some(video) = &self.video {
-            video.add_to(pc, false).await?;
+            video.add_to(pc, None).await?;
         }
         let weak = Arc::downgrade(self);
         pc.on_track(Box::new(move |track, receiver, _| {

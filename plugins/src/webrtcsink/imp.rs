@@ -8,6 +8,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::messages;
@@ -57,11 +58,15 @@ impl Role for SinkRole {
         &'a self,
         _peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
-        _offer: &'a str,
+        offer: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), String>> {
+        // A sink only sends, whichever side offers.
+        let direction = offer
+            .is_none()
+            .then_some(RTCRtpTransceiverDirection::Sendonly);
         Box::pin(async move {
             for stream in self.streams() {
-                stream.add_to(pc, false).await?;
+                stream.add_to(pc, direction).await?;
             }
             Ok(())
         })

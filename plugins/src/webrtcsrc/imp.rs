@@ -11,8 +11,10 @@ use gst::subclass::prelude::*;
 use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::receive::{PeerReceive, Receiver};
@@ -44,8 +46,11 @@ impl Default for Settings {
 /// A received track and the bin pad it is exposed on.
 struct Exposed {
     peer_id: String,
+    /// `audio` or `video`, and the track's index among the peer's tracks of that kind.
+    kind: &'static str,
+    index: u32,
     pad: gst::GhostPad,
-    receiver: Receiver,
+    receiver: Option<Receiver>,
 }
 
 impl Exposed {
@@ -53,7 +58,9 @@ impl Exposed {
     fn remove(self, bin: &gst::Bin) {
         let _ = self.pad.set_active(false);
         let _ = bin.remove_pad(&self.pad);
-        self.receiver.remove(bin);
+        if let Some(r) = self.receiver {
+            r.remove(bin);
+        }
     }
 }
 
@@ -80,6 +87,9 @@ struct Tracks {
     decode: bool,
     next_audio: AtomicU32,
     next_video: AtomicU32,
+    /// Peers this element calls (`connect-to`): their pads stay while they are away, and
+    /// carry their streams again when they come back, so downstream links stay valid.
+    callees: Vec<String>,
 }
 
 impl Tracks {
@@ -95,11 +105,21 @@ impl Tracks {
             RTPCodecType::Audio => ("audio", &self.next_audio),
             _ => ("video", &self.next_video),
         };
-        let index = lock(&self.receivers)
-            .iter()
-            .filter(|r| r.peer_id == peer_id && r.pad.name().starts_with(prefix))
-            .count() as u32;
-        let pad_name = format!("{prefix}_{}", counter.fetch_add(1, Ordering::Relaxed));
+        let (index, parked) = {
+            let exposed = lock(&self.receivers);
+            let live = |r: &&Exposed| r.peer_id == peer_id && r.kind == prefix;
+            let index = exposed
+                .iter()
+                .filter(live)
+                .filter(|r| r.receiver.is_some())
+                .count() as u32;
+            let parked = exposed
+                .iter()
+                .filter(live)
+                .find(|r| r.receiver.is_none() && r.index == index)
+                .map(|r| r.pad.clone());
+            (index, parked)
+        };
         let peer_rtp = match lock(&self.peers).entry(peer_id.to_owned()) {
             Entry::Occupied(e) => e.get().clone(),
             Entry::Vacant(e) => e.insert(Arc::new(PeerReceive::new(&bin)?)).clone(),
@@ -117,6 +137,23 @@ impl Tracks {
                 }
                 gst::PadProbeReturn::Ok
             });
+        if let Some(pad) = parked {
+            // The peer is back: its pad carries the new call's stream.
+            pad.set_target(Some(&receiver.src))
+                .map_err(|e| e.to_string())?;
+            receiver.start(track, rtp_receiver)?;
+            if let Some(e) = lock(&self.receivers).iter_mut().find(|e| e.pad == pad) {
+                e.receiver = Some(receiver);
+            }
+            gst::info!(
+                CAT,
+                obj = bin,
+                "peer {peer_id} back: {prefix} on {}",
+                pad.name()
+            );
+            return Ok(());
+        }
+        let pad_name = format!("{prefix}_{}", counter.fetch_add(1, Ordering::Relaxed));
         let pad = gst::GhostPad::builder_with_target(&receiver.src)
             .map_err(|e| e.to_string())?
             .name(pad_name.as_str())
@@ -125,8 +162,10 @@ impl Tracks {
         pad.set_active(true).map_err(|e| e.to_string())?;
         lock(&self.receivers).push(Exposed {
             peer_id: peer_id.to_owned(),
+            kind: prefix,
+            index,
             pad: pad.clone(),
-            receiver,
+            receiver: Some(receiver),
         });
         bin.add_pad(&pad).map_err(|e| e.to_string())?;
         gst::info!(CAT, obj = bin, "peer {peer_id}: {prefix} on {}", pad.name());
@@ -139,7 +178,7 @@ impl Role for SrcRole {
         &'a self,
         peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
-        _offer: &'a str,
+        offer: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), String>> {
         let peer = peer_id.to_owned();
         let weak_pc = Arc::downgrade(pc);
@@ -172,7 +211,22 @@ impl Role for SrcRole {
                 }
             })
         }));
-        Box::pin(async { Ok(()) })
+        let pc = pc.clone();
+        Box::pin(async move {
+            // A source only receives, whichever side offers: our offer asks for both kinds.
+            if offer.is_none() {
+                for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+                    let init = RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        send_encodings: vec![],
+                    };
+                    pc.add_transceiver_from_kind(kind, Some(init))
+                        .await
+                        .map_err(|e| format!("cannot add a {kind} transceiver: {e}"))?;
+                }
+            }
+            Ok(())
+        })
     }
 
     fn closed(&self, peer_id: &str) {
@@ -182,20 +236,34 @@ impl Role for SrcRole {
 
 impl Tracks {
     fn remove_peer(&self, peer_id: &str) {
-        let gone: Vec<Exposed> = {
-            let mut all = lock(&self.receivers);
-            let (gone, keep) = all.drain(..).partition(|r| r.peer_id == peer_id);
-            *all = keep;
-            gone
+        let Some(bin) = self.bin.upgrade() else {
+            return;
         };
         let peer_rtp = lock(&self.peers).remove(peer_id);
-        if let Some(bin) = self.bin.upgrade() {
+        if self.callees.iter().any(|c| c == peer_id) {
+            // Chains stop, pads stay (without a target) for the peer's next call.
+            let gone: Vec<(gst::GhostPad, Receiver)> = lock(&self.receivers)
+                .iter_mut()
+                .filter(|e| e.peer_id == peer_id)
+                .filter_map(|e| Some((e.pad.clone(), e.receiver.take()?)))
+                .collect();
+            for (pad, receiver) in gone {
+                let _ = pad.set_target(None::<&gst::Pad>);
+                receiver.remove(&bin);
+            }
+        } else {
+            let gone: Vec<Exposed> = {
+                let mut all = lock(&self.receivers);
+                let (gone, keep) = all.drain(..).partition(|r| r.peer_id == peer_id);
+                *all = keep;
+                gone
+            };
             for r in gone {
                 r.remove(&bin);
             }
-            if let Some(p) = peer_rtp {
-                p.remove(&bin);
-            }
+        }
+        if let Some(p) = peer_rtp {
+            p.remove(&bin);
         }
     }
 }
@@ -220,6 +288,7 @@ impl WebRtcSrc {
             decode: settings.decode,
             next_audio: AtomicU32::new(0),
             next_video: AtomicU32::new(0),
+            callees: config.connect_to.clone(),
         })));
         let element: gst::Element = self.obj().clone().upcast();
         let hub = PeerHub::start_blocking(&element, config, role)?;

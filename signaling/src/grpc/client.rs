@@ -133,6 +133,8 @@ pub type LinkHandler = Arc<dyn Fn(LinkEvent) + Send + Sync>;
 
 pub struct GrpcSignalClient {
     peer_id: String,
+    /// The other peers announced when this client first announced.
+    present: Vec<PeerInfo>,
     outbound: mpsc::Sender<Signal>,
     _stop: oneshot::Sender<()>,
 }
@@ -149,6 +151,8 @@ fn fail(url: &str, what: impl std::fmt::Display) -> RpcError {
 struct Stream {
     requests: mpsc::Sender<pb::SignalingRequest>,
     responses: tonic::Streaming<pb::SignalingResponse>,
+    /// The other peers the announce's ack listed.
+    present: Vec<PeerInfo>,
 }
 
 async fn open(target: &GrpcTarget, info: &PeerInfo, take_over: bool) -> Result<Stream, String> {
@@ -193,9 +197,14 @@ async fn open(target: &GrpcTarget, info: &PeerInfo, take_over: bool) -> Result<S
         .map_err(|s| format!("{}: {}", s.code(), s.message()))?
         .ok_or_else(|| "stream closed during announce".to_owned())?;
     match first.response {
-        Some(Resp::Ack(_)) => Ok(Stream {
+        Some(Resp::Ack(ack)) => Ok(Stream {
             requests,
             responses,
+            present: ack
+                .other_peers
+                .into_iter()
+                .map(|p| super::convert::peer_from_pb(p.peer_id, p.capabilities, p.metadata))
+                .collect(),
         }),
         Some(Resp::Error(e)) => Err(format!("announce refused: {} ({})", e.message, e.code)),
         _ => Err("unexpected answer to announce".into()),
@@ -292,6 +301,7 @@ async fn serve(
     let Stream {
         requests,
         mut responses,
+        ..
     } = stream;
     loop {
         tokio::select! {
@@ -346,6 +356,7 @@ impl GrpcSignalClient {
         let first = open(&target, &info, false)
             .await
             .map_err(|e| fail(&shown, e))?;
+        let present = first.present.clone();
         let (outbound, mut queue) = mpsc::channel::<Signal>(256);
         let (stop_tx, mut stop) = oneshot::channel();
         let peer_id = info.peer_id.clone();
@@ -394,6 +405,7 @@ impl GrpcSignalClient {
         });
         Ok(Self {
             peer_id,
+            present,
             outbound,
             _stop: stop_tx,
         })
@@ -401,6 +413,11 @@ impl GrpcSignalClient {
 
     pub fn peer_id(&self) -> &str {
         &self.peer_id
+    }
+
+    /// The other peers announced when this client first announced.
+    pub fn present(&self) -> &[PeerInfo] {
+        &self.present
     }
 
     pub fn send(&self, signal: Signal) -> Result<(), RpcError> {
