@@ -1,4 +1,6 @@
-//! JSON-RPC 2.0 over WebSocket, plus a few static pages on the same port (the web demo).
+//! JSON-RPC 2.0 over WebSocket, plus static pages (the web demo) and routes (WHIP, WHEP) on
+//! the same port. With tokens set, the WebSocket needs `?token=` (browsers cannot set headers
+//! on it) and routes need `Authorization: Bearer`; pages stay open.
 //!
 //! Each connection has one reader (parses, rate-limits, answers) and one writer draining a
 //! bounded queue; relays to other peers never wait on them (see `PeerRegistry::route`).
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
@@ -19,12 +21,14 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::http::{self, HttpResponse, Route};
 use crate::protocol::{
     self, MESSAGE_TOO_LARGE, Method, NOT_ANNOUNCED, PeerInfo, RATE_LIMITED, Request, RpcError,
     Signal,
 };
 use crate::rate::TokenBucket;
 use crate::registry::{PeerRegistry, announce_result};
+use crate::tokens::Tokens;
 
 /// A file served over plain HTTP GET next to the WebSocket endpoint.
 #[derive(Clone)]
@@ -46,6 +50,10 @@ pub struct ServerOptions {
     /// A connection that sends nothing (not even a pong) for this long is dropped.
     pub idle_timeout: Duration,
     pub pages: Vec<Page>,
+    /// Handlers for other paths (WHIP, WHEP).
+    pub routes: Vec<Route>,
+    /// When not empty, every door but the pages needs one of these.
+    pub tokens: Tokens,
 }
 
 impl Default for ServerOptions {
@@ -57,6 +65,8 @@ impl Default for ServerOptions {
             queue_len: 256,
             idle_timeout: Duration::from_secs(45),
             pages: Vec::new(),
+            routes: Vec::new(),
+            tokens: Tokens::default(),
         }
     }
 }
@@ -125,28 +135,39 @@ async fn accept_loop(
     }
 }
 
-const MAX_HEAD: usize = 16 * 1024;
-
 async fn serve(
     mut stream: TcpStream,
     registry: Arc<PeerRegistry>,
     options: Arc<ServerOptions>,
     stopped: watch::Receiver<bool>,
 ) {
-    let head = match tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream)).await {
-        Ok(Ok(head)) => head,
-        _ => return,
-    };
-    let Some(req) = HttpHead::parse(&head) else {
-        let _ = respond(&mut stream, "400 Bad Request", "text/plain", b"bad request").await;
+    let (head, rest) =
+        match tokio::time::timeout(Duration::from_secs(10), http::read_head(&mut stream)).await {
+            Ok(Ok(head)) => head,
+            _ => return,
+        };
+    let Some(mut req) = http::parse_head(&head) else {
+        let _ = http::respond(&mut stream, &HttpResponse::text(400, "bad request")).await;
         return;
     };
+    let open = options.tokens.is_empty();
     if let Some(key) = req.header("sec-websocket-key") {
-        if !req
-            .header("upgrade")
-            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+        if req.method != "GET"
+            || !req
+                .header("upgrade")
+                .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
         {
-            let _ = respond(&mut stream, "400 Bad Request", "text/plain", b"bad upgrade").await;
+            let _ = http::respond(&mut stream, &HttpResponse::text(400, "bad upgrade")).await;
+            return;
+        }
+        let presented = req.query_param("token").map(str::as_bytes);
+        if !open && !presented.is_some_and(|t| options.tokens.accepts(t)) {
+            let why = if presented.is_some() {
+                "invalid token"
+            } else {
+                "this server needs ?token=<token> on the WebSocket URL"
+            };
+            let _ = http::respond(&mut stream, &HttpResponse::text(401, why)).await;
             return;
         }
         let accept = derive_accept_key(key.as_bytes());
@@ -166,74 +187,42 @@ async fn serve(
             .await;
         return;
     }
-    let path = req.path.split('?').next().unwrap_or("/");
-    let path = if path == "/" { "/index.html" } else { path };
-    match options.pages.iter().find(|p| p.path == path) {
-        Some(page) => {
-            let _ = respond(&mut stream, "200 OK", page.content_type, &page.body).await;
-        }
-        None => {
-            let _ = respond(&mut stream, "404 Not Found", "text/plain", b"not found").await;
-        }
+    if let Some(route) = options.routes.iter().find(|r| r.matches(&req.path)) {
+        // A CORS preflight carries no credentials.
+        let response = if req.method == "OPTIONS" {
+            HttpResponse::new(204, "text/plain", Vec::new())
+        } else if !open
+            && !options
+                .tokens
+                .accepts_bearer(req.header("authorization").map(str::as_bytes))
+        {
+            HttpResponse::text(
+                401,
+                "needs 'Authorization: Bearer <token>' with a valid token",
+            )
+            .with_header("WWW-Authenticate", "Bearer")
+        } else {
+            match http::read_body(&mut stream, &mut req, rest).await {
+                Ok(()) => (route.handler)(req).await,
+                Err(response) => response,
+            }
+        };
+        let _ = http::respond(&mut stream, &response).await;
+        return;
     }
-}
-
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    // Read byte runs until the blank line; a WebSocket client sends nothing more before 101.
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 || head.len() + n > MAX_HEAD {
-            return Err(std::io::ErrorKind::InvalidData.into());
+    let path = if req.path == "/" {
+        "/index.html"
+    } else {
+        req.path.as_str()
+    };
+    let response = match options.pages.iter().find(|p| p.path == path) {
+        Some(page) if req.method == "GET" => {
+            HttpResponse::new(200, page.content_type, page.body.to_vec())
         }
-        head.extend_from_slice(&buf[..n]);
-    }
-    Ok(head)
-}
-
-async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.shutdown().await
-}
-
-struct HttpHead {
-    path: String,
-    headers: Vec<(String, String)>,
-}
-
-impl HttpHead {
-    fn parse(raw: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(raw).ok()?;
-        let mut lines = text.split("\r\n");
-        let mut first = lines.next()?.split(' ');
-        if first.next()? != "GET" {
-            return None;
-        }
-        let path = first.next()?.to_owned();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        Some(Self { path, headers })
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
+        Some(_) => HttpResponse::text(405, "pages are read with GET"),
+        None => HttpResponse::text(404, "not found"),
+    };
+    let _ = http::respond(&mut stream, &response).await;
 }
 
 struct Connection {

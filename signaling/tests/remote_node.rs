@@ -14,6 +14,7 @@ fn config() -> ServerConfig {
         metrics_addr: None,
         require_auth: true,
         auth_tokens: vec!["sesame".into()],
+        ws_tokens: Vec::new(),
         limits: Limits {
             max_timeout: Duration::from_secs(10),
             max_memory_bytes: 64 << 20,

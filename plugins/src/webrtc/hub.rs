@@ -29,6 +29,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 
 use super::RUNTIME;
+use super::door::{self, Door, Refusal};
 use super::ice::IceSettings;
 use super::messages::{self, ErrorCode};
 use super::sessions::{self, Change, Sessions};
@@ -61,6 +62,8 @@ pub struct HubConfig {
     pub max_peers: u32,
     /// Peers this element calls as soon as they are announced.
     pub connect_to: Vec<String>,
+    /// The HTTP door (WHIP or WHEP) on the embedded signaling port.
+    pub door: Door,
 }
 
 /// A call not connected within this time is given up and, for a `connect-to` peer, retried.
@@ -71,6 +74,11 @@ enum Work {
     /// Call the peer: make an offer.
     Call,
     Signal(Signal),
+    /// An offer POSTed to a WHIP/WHEP door; the answer goes back on `reply`.
+    HttpOffer {
+        sdp: String,
+        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+    },
 }
 
 struct Peer {
@@ -220,14 +228,16 @@ impl PeerHub {
                 }
             }
         });
-        let (link, present) = Link::start(&config.signaling, info, handler, on_error, on_link)
-            .await
-            .map_err(|e| {
-                gst::error_msg!(
-                    gst::ResourceError::OpenReadWrite,
-                    ("SIGNALING_ERROR: {}", e)
-                )
-            })?;
+        let routes = vec![door::route(config.door, Arc::downgrade(&hub))];
+        let (link, present) =
+            Link::start(&config.signaling, info, handler, on_error, on_link, routes)
+                .await
+                .map_err(|e| {
+                    gst::error_msg!(
+                        gst::ResourceError::OpenReadWrite,
+                        ("SIGNALING_ERROR: {}", e)
+                    )
+                })?;
         *lock(&hub.link) = Some(Arc::new(link));
         for info in present {
             hub.on_announced(info);
@@ -460,11 +470,14 @@ impl PeerHub {
     /// Ends a call that went wrong, telling the peer why; a `connect-to` peer is retried.
     fn peer_failed(self: &Arc<Self>, peer_id: &str, message: &str) {
         self.post(|e| messages::error(e, ErrorCode::Peer, Some(peer_id), message));
-        self.send(Signal::StateChange {
-            from: self.me.clone(),
-            to: peer_id.to_owned(),
-            state: format!("failed: {message}"),
-        });
+        // WHIP and WHEP clients are not on signaling; their HTTP answer tells them.
+        if lock(&self.announced).contains_key(peer_id) {
+            self.send(Signal::StateChange {
+                from: self.me.clone(),
+                to: peer_id.to_owned(),
+                state: format!("failed: {message}"),
+            });
+        }
         self.close_peer(peer_id, message, false);
         self.retry(peer_id, message);
     }
@@ -644,6 +657,18 @@ impl PeerHub {
     /// Answers an offer (or a renegotiation). ICE candidates are gathered into the answer:
     /// host gathering takes milliseconds, and every peer then works without trickle.
     async fn answer(self: &Arc<Self>, peer_id: &str, sdp: String) -> Result<(), String> {
+        let sdp = self.answer_sdp(peer_id, sdp).await?;
+        self.send(Signal::Answer {
+            from: self.me.clone(),
+            to: peer_id.to_owned(),
+            sdp,
+        });
+        Ok(())
+    }
+
+    /// Applies `sdp` (an offer) to the peer's connection, made for it if needed, and returns
+    /// the answer with every local candidate in it.
+    async fn answer_sdp(self: &Arc<Self>, peer_id: &str, sdp: String) -> Result<String, String> {
         let existing = lock(&self.peers).get(peer_id).and_then(|p| p.pc.clone());
         let pc = match existing {
             Some(pc) => pc,
@@ -667,17 +692,54 @@ impl PeerHub {
             .await
             .map_err(|e| format!("cannot apply the answer: {e}"))?;
         let _ = gathered.recv().await;
-        let sdp = pc
+        Ok(pc
             .local_description()
             .await
             .ok_or("no local description")?
-            .sdp;
-        self.send(Signal::Answer {
-            from: self.me.clone(),
-            to: peer_id.to_owned(),
-            sdp,
-        });
-        Ok(())
+            .sdp)
+    }
+
+    /// Whether a call with `peer_id` exists (any state).
+    pub fn has_peer(&self, peer_id: &str) -> bool {
+        lock(&self.peers).contains_key(peer_id)
+    }
+
+    /// Answers an offer a WHIP or WHEP client POSTed, as the new peer `peer_id`.
+    pub async fn answer_http(
+        self: &Arc<Self>,
+        peer_id: &str,
+        door: Door,
+        sdp: String,
+    ) -> Result<String, Refusal> {
+        let max = self.max_peers.load(Ordering::Relaxed) as usize;
+        let (reply, answered) = tokio::sync::oneshot::channel();
+        {
+            let mut peers = lock(&self.peers);
+            if peers.len() >= max {
+                drop(peers);
+                let msg = format!("max-peers={max} reached; {door:?} client refused");
+                self.post(|e| messages::error(e, ErrorCode::MaxPeersReached, Some(peer_id), &msg));
+                return Err(Refusal::new(503, msg));
+            }
+            let (tx, rx) = mpsc::channel(64);
+            let _ = tx.try_send(Work::HttpOffer { sdp, reply });
+            peers.insert(peer_id.to_owned(), Peer::new(tx));
+            RUNTIME.spawn(run_peer(Arc::downgrade(self), peer_id.to_owned(), rx));
+        }
+        match answered.await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(message)) => Err(Refusal::new(400, format!("offer refused: {message}"))),
+            Err(_) => Err(Refusal::new(500, "the element stopped before answering")),
+        }
+    }
+
+    /// A candidate a WHIP/WHEP client trickled in with PATCH.
+    pub async fn add_http_candidate(
+        &self,
+        peer_id: &str,
+        init: RTCIceCandidateInit,
+    ) -> Result<(), String> {
+        self.add_candidate(peer_id, init).await
     }
 
     /// A new connection with `peer_id`, set up by the role for `offer` (`None`: we offer),
@@ -915,6 +977,18 @@ async fn run_peer(hub: Weak<PeerHub>, peer_id: String, mut rx: mpsc::Receiver<Wo
                 }
                 continue;
             }
+            Work::HttpOffer { sdp, reply } => match hub.answer_sdp(&peer_id, sdp).await {
+                Ok(answer) => {
+                    let _ = reply.send(Ok(answer));
+                    continue;
+                }
+                Err(message) => {
+                    hub.post(|e| messages::error(e, ErrorCode::Peer, Some(&peer_id), &message));
+                    hub.close_peer(&peer_id, &message, false);
+                    let _ = reply.send(Err(message));
+                    return;
+                }
+            },
             Work::Signal(signal) => signal,
         };
         let result = match signal {

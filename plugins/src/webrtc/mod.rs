@@ -2,6 +2,7 @@
 //! from element properties, signaling (embedded server or external URL), bus messages and the
 //! web demo page.
 
+pub mod door;
 pub mod hub;
 pub mod ice;
 pub mod messages;

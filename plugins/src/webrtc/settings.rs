@@ -7,6 +7,9 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use remotemedia_signaling::Tokens;
+
+use super::door::Door;
 use super::hub::{HubConfig, PeerHub};
 use super::ice::{IceSettings, split_list};
 use super::signaling::SignalingConfig;
@@ -22,6 +25,7 @@ pub struct CommonSettings {
     pub ice_loopback_only: bool,
     pub max_peers: u32,
     pub connect_to: String,
+    pub auth_token: String,
 }
 
 impl Default for CommonSettings {
@@ -36,6 +40,7 @@ impl Default for CommonSettings {
             ice_loopback_only: false,
             max_peers: 10,
             connect_to: String::new(),
+            auth_token: String::new(),
         }
     }
 }
@@ -95,6 +100,14 @@ impl CommonSettings {
                 .default_value(10)
                 .mutable_playing()
                 .build(),
+            glib::ParamSpecString::builder("auth-token")
+                .nick("Auth token")
+                .blurb(
+                    "Token every door of the embedded signaling port needs: ?token= on the \
+                     WebSocket URL, 'Authorization: Bearer' on WHIP/WHEP (empty: open)",
+                )
+                .mutable_ready()
+                .build(),
             glib::ParamSpecString::builder("connect-to")
                 .nick("Connect to")
                 .blurb(
@@ -125,6 +138,7 @@ impl CommonSettings {
             "ice-loopback-only" => self.ice_loopback_only = value.get().unwrap_or(false),
             "max-peers" => self.max_peers = value.get().unwrap_or(10),
             "connect-to" => self.connect_to = string(),
+            "auth-token" => self.auth_token = string(),
             _ => return false,
         }
         true
@@ -159,6 +173,7 @@ impl CommonSettings {
             "ice-loopback-only" => self.ice_loopback_only.to_value(),
             "max-peers" => self.max_peers.to_value(),
             "connect-to" => self.connect_to.to_value(),
+            "auth-token" => self.auth_token.to_value(),
             _ => return None,
         })
     }
@@ -167,6 +182,7 @@ impl CommonSettings {
         &self,
         element_name: &'static str,
         capabilities: serde_json::Value,
+        door: Door,
     ) -> HubConfig {
         HubConfig {
             peer_id: self.peer_id.clone(),
@@ -176,6 +192,7 @@ impl CommonSettings {
                 host: self.signaling_host.clone(),
                 port: self.signaling_port as u16,
                 url: self.signaling_url.clone(),
+                tokens: Tokens::new([&self.auth_token]),
             },
             ice: IceSettings {
                 stun_servers: split_list(&self.stun_servers),
@@ -184,6 +201,7 @@ impl CommonSettings {
             },
             max_peers: self.max_peers,
             connect_to: split_list(&self.connect_to),
+            door,
         }
     }
 }

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use remotemedia_signaling::grpc::client::{GrpcSignalClient, LinkHandler};
 use remotemedia_signaling::{
-    ErrorHandler, Handler, LocalPeer, Page, PeerInfo, PeerRegistry, RpcError, ServerOptions,
-    Signal, SignalingServer, WsClient,
+    ErrorHandler, Handler, LocalPeer, Page, PeerInfo, PeerRegistry, Route, RpcError, ServerOptions,
+    Signal, SignalingServer, Tokens, WsClient,
 };
 
 /// The web demo page (source in examples/launch/web/), served by embedded signaling.
@@ -36,6 +36,8 @@ pub struct SignalingConfig {
     pub host: String,
     pub port: u16,
     pub url: String,
+    /// What the embedded server's WebSocket and HTTP doors need (none: open).
+    pub tokens: Tokens,
 }
 
 pub enum Link {
@@ -57,6 +59,7 @@ impl Link {
         handler: Handler,
         on_error: ErrorHandler,
         on_link: LinkHandler,
+        routes: Vec<Route>,
     ) -> Result<(Self, Vec<PeerInfo>), String> {
         if config.url.is_empty() {
             let addr: SocketAddr = format!("{}:{}", config.host, config.port)
@@ -65,6 +68,8 @@ impl Link {
             let registry = PeerRegistry::new();
             let options = ServerOptions {
                 pages: pages(),
+                routes,
+                tokens: config.tokens.clone(),
                 ..Default::default()
             };
             let server = SignalingServer::bind(addr, registry.clone(), options)

@@ -14,6 +14,7 @@ use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 
 use super::run::{ManifestSource, PeerRun, Teardowns, shut_down};
+use crate::webrtc::door::Door;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::messages::{self, ErrorCode};
 use crate::webrtc::send::EncodeSettings;
@@ -125,6 +126,7 @@ impl WebRtcServer {
         let config = settings.common.hub_config(
             "remotemediawebrtcserver",
             json!({"role": "server", "audio": true, "video": true, "data": true}),
+            Door::Whip,
         );
         let role = Arc::new(ServerRole {
             bin: self.obj().upcast_ref::<gst::Bin>().downgrade(),

@@ -10,6 +10,7 @@ use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
+use crate::webrtc::door::Door;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::messages;
 use crate::webrtc::send::{EncodeSettings, Kind, Stream};
@@ -90,6 +91,7 @@ impl WebRtcSink {
         let config = lock(&self.settings).common.hub_config(
             "remotemediawebrtcsink",
             json!({"role": "sink", "audio": true, "video": true, "data": true}),
+            Door::Whep,
         );
         let role = Arc::new(SinkRole {
             streams: self.streams.clone(),

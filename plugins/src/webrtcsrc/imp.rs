@@ -16,6 +16,7 @@ use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
+use crate::webrtc::door::Door;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::receive::{PeerReceive, Receiver};
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
@@ -280,6 +281,7 @@ impl WebRtcSrc {
         let config = settings.common.hub_config(
             "remotemediawebrtcsrc",
             json!({"role": "src", "audio": true, "video": true, "data": true}),
+            Door::Whip,
         );
         let role = Arc::new(SrcRole(Arc::new(Tracks {
             bin: self.obj().upcast_ref::<gst::Bin>().downgrade(),

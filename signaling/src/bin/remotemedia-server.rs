@@ -16,6 +16,8 @@ Flags (each overrides the environment variable named after it):
   --metrics-bind ADDR|off METRICS_BIND_ADDRESS  Prometheus metrics at /metrics (default 0.0.0.0:9090)
   --require-auth          GRPC_REQUIRE_AUTH     require 'authorization: Bearer <token>' (true/false)
   --auth-tokens T1,T2     GRPC_AUTH_TOKENS      accepted tokens, comma-separated
+  --ws-auth-tokens T1,T2  WS_AUTH_TOKENS        tokens the WebSocket needs as ?token= (default: the
+                                                gRPC tokens when --require-auth is set, else none)
   --max-memory-mb N       GRPC_MAX_MEMORY_MB    data one execution may hold (default 512)
   --max-timeout-sec N     GRPC_MAX_TIMEOUT_SEC  longest execution, idle stream gap (default 30)
   --max-message-mb N      GRPC_MAX_MESSAGE_MB   largest gRPC message (default 16)
@@ -32,12 +34,13 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut values: std::collections::HashMap<&'static str, String> = Default::default();
-    let names: [(&str, &'static str); 12] = [
+    let names: [(&str, &'static str); 13] = [
         ("--grpc-bind", "GRPC_BIND_ADDRESS"),
         ("--ws-bind", "WS_BIND_ADDRESS"),
         ("--metrics-bind", "METRICS_BIND_ADDRESS"),
         ("--require-auth", "GRPC_REQUIRE_AUTH"),
         ("--auth-tokens", "GRPC_AUTH_TOKENS"),
+        ("--ws-auth-tokens", "WS_AUTH_TOKENS"),
         ("--max-memory-mb", "GRPC_MAX_MEMORY_MB"),
         ("--max-timeout-sec", "GRPC_MAX_TIMEOUT_SEC"),
         ("--max-message-mb", "GRPC_MAX_MESSAGE_MB"),
@@ -99,19 +102,26 @@ fn parse() -> Result<Args, String> {
     };
 
     let defaults = ServerConfig::default();
-    let auth_tokens: Vec<String> = values
-        .get("GRPC_AUTH_TOKENS")
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let tokens = |env: &str| -> Vec<String> {
+        values
+            .get(env)
+            .map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let auth_tokens = tokens("GRPC_AUTH_TOKENS");
     let require_auth = flag("GRPC_REQUIRE_AUTH")?;
     if require_auth && auth_tokens.is_empty() {
         return Err("GRPC_REQUIRE_AUTH is set but GRPC_AUTH_TOKENS names no token".into());
+    }
+    let mut ws_tokens = tokens("WS_AUTH_TOKENS");
+    if ws_tokens.is_empty() && require_auth {
+        ws_tokens = auth_tokens.clone();
     }
     let tls = match (values.get("GRPC_TLS_CERT"), values.get("GRPC_TLS_KEY")) {
         (None, None) => None,
@@ -129,6 +139,7 @@ fn parse() -> Result<Args, String> {
         metrics_addr: addr("METRICS_BIND_ADDRESS", defaults.metrics_addr)?,
         require_auth,
         auth_tokens,
+        ws_tokens,
         limits: server::Limits {
             max_timeout: Duration::from_secs(number("GRPC_MAX_TIMEOUT_SEC", 30)?.max(1)),
             max_memory_bytes: (number("GRPC_MAX_MEMORY_MB", 512)?.max(1) as usize) << 20,

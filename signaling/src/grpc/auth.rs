@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use subtle::ConstantTimeEq;
 use tonic::service::Interceptor;
 use tonic::transport::server::TcpConnectInfo;
 use tonic::{Request, Status};
 
 use crate::rate::TokenBucket;
+use crate::tokens::Tokens;
 
 /// Calls (unary or new streams) one connection may open per second, and its burst.
 #[derive(Clone, Copy, Debug)]
@@ -21,7 +21,7 @@ pub struct CallRate {
 
 #[derive(Clone)]
 pub struct Gate {
-    tokens: Arc<Vec<Vec<u8>>>,
+    tokens: Tokens,
     require_auth: bool,
     rate: CallRate,
     buckets: Arc<Mutex<HashMap<SocketAddr, TokenBucket>>>,
@@ -30,20 +30,11 @@ pub struct Gate {
 impl Gate {
     pub fn new(require_auth: bool, tokens: Vec<String>, rate: CallRate) -> Self {
         Self {
-            tokens: Arc::new(tokens.into_iter().map(String::into_bytes).collect()),
+            tokens: Tokens::new(tokens),
             require_auth,
             rate,
             buckets: Arc::default(),
         }
-    }
-
-    /// True when `presented` equals one of the tokens. Every token is compared, each in
-    /// constant time, so the timing tells nothing about which one nearly matched.
-    fn token_ok(&self, presented: &[u8]) -> bool {
-        self.tokens
-            .iter()
-            .fold(0u8, |ok, t| ok | t.as_slice().ct_eq(presented).unwrap_u8())
-            == 1
     }
 
     fn check_auth<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -58,7 +49,7 @@ impl Gate {
             .as_bytes()
             .strip_prefix(b"Bearer ")
             .ok_or_else(|| Status::unauthenticated("authorization must be 'Bearer <token>'"))?;
-        if self.token_ok(token) {
+        if self.tokens.accepts(token) {
             Ok(())
         } else {
             Err(Status::unauthenticated("invalid token"))

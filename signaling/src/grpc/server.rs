@@ -21,6 +21,7 @@ use super::pb;
 use super::signal_service::SignalingService;
 use super::streaming::StreamingService;
 use crate::registry::PeerRegistry;
+use crate::tokens::Tokens;
 use crate::ws_server::{ServerOptions, SignalingServer};
 
 #[derive(Clone, Debug)]
@@ -32,6 +33,8 @@ pub struct ServerConfig {
     pub metrics_addr: Option<SocketAddr>,
     pub require_auth: bool,
     pub auth_tokens: Vec<String>,
+    /// Tokens the WebSocket signaling needs (`?token=`); none: open.
+    pub ws_tokens: Vec<String>,
     pub limits: Limits,
     /// Largest gRPC message accepted; a larger one gets RESOURCE_EXHAUSTED.
     pub max_message_bytes: usize,
@@ -48,6 +51,7 @@ impl Default for ServerConfig {
             metrics_addr: Some(([0, 0, 0, 0], 9090).into()),
             require_auth: false,
             auth_tokens: Vec::new(),
+            ws_tokens: Vec::new(),
             limits: Limits {
                 max_timeout: Duration::from_secs(30),
                 max_memory_bytes: 512 << 20,
@@ -207,7 +211,11 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
 
     let ws = match config.ws_addr {
         Some(addr) => {
-            Some(SignalingServer::bind(addr, registry.clone(), ServerOptions::default()).await?)
+            let options = ServerOptions {
+                tokens: Tokens::new(&config.ws_tokens),
+                ..ServerOptions::default()
+            };
+            Some(SignalingServer::bind(addr, registry.clone(), options).await?)
         }
         None => None,
     };

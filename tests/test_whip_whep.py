@@ -1,0 +1,236 @@
+"""WHIP into remotemediawebrtcsrc and remotemediawebrtcserver, WHEP out of
+remotemediawebrtcsink, and a token on every door, with aiortc as the outside client."""
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import websockets
+
+from server_process import ServerProcess
+from test_webrtc_calling import RAW, Launch, hears, wait_until
+from webrtc_peer import free_port
+from whip_client import ahttp, http, player, publisher
+
+TOKEN = "s3cret-token"
+HERE = Path(__file__).resolve().parent
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 90))
+
+
+def src_args(port, audio_out, video_out, *extra):
+    return ["remotemediawebrtcsrc", "name=rx", f"signaling-port={port}", "ice-loopback-only=true", *extra,
+            "rx.audio_0", "!", "queue", "!", "audioconvert", "!", "audioresample", "!", RAW, "!",
+            "filesink", f"location={audio_out}",
+            "rx.video_0", "!", "queue", "!", "videoconvert", "!", "video/x-raw,format=I420", "!",
+            "filesink", f"location={video_out}"]
+
+
+def playing(p):
+    wait_until(lambda: p.count("PLAYING") > 0, "the pipeline to play", procs=[p])
+
+
+def test_aiortc_publishes_h264_and_opus_into_the_src(gst_env, tmp_path):
+    port = free_port()
+    audio, video = tmp_path / "a.raw", tmp_path / "v.raw"
+    rx = Launch(src_args(port, audio, video, f"auth-token={TOKEN}"), gst_env)
+    try:
+        playing(rx)
+        base = f"http://127.0.0.1:{port}/whip"
+
+        async def scenario():
+            s = publisher(base, 440)
+            assert await s.negotiate(TOKEN) == 201, s.body
+            assert "/whip/whip-" in s.location
+            await s.wait_connected()
+            await asyncio.to_thread(wait_until, lambda: hears(audio, 440), "the published tone", 30, [rx])
+            await asyncio.to_thread(wait_until, lambda: video.exists() and video.stat().st_size > 320 * 240 * 3,
+                                    "decoded H.264 frames", 30, [rx])
+            assert await s.delete(TOKEN) == 200
+            await asyncio.to_thread(wait_until, lambda: rx.count("peer-disconnected") == 1, "the session to end",
+                                    10, [rx])
+            # The resource is gone.
+            assert (await ahttp("DELETE", s.location, token=TOKEN))[0] == 404
+
+        run(scenario())
+        assert rx.count(r"peer-connected, peer-id=\(string\)whip-") == 1
+        assert "DELETE" in rx.log()
+    finally:
+        rx.stop()
+
+
+def test_whep_player_gets_the_sinks_stream(gst_env):
+    port = free_port()
+    tx = Launch(["audiotestsrc", "is-live=true", "freq=660", "!", "remotemediawebrtcsink", "name=tx",
+                 f"signaling-port={port}", "ice-loopback-only=true", f"auth-token={TOKEN}",
+                 "videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=15/1", "!", "tx."],
+                gst_env)
+    try:
+        playing(tx)
+
+        async def scenario():
+            p = player(f"http://127.0.0.1:{port}/whep")
+            assert await p.negotiate(TOKEN) == 201, p.body
+            await p.wait_connected()
+            freq, rms = await p.audio_tone()
+            assert abs(freq - 660) < 5 and rms > 1000, (freq, rms)
+            frame = await asyncio.wait_for(p.tracks["video"].recv(), 15)
+            assert (frame.width, frame.height) == (320, 240)
+            assert await p.delete(TOKEN) == 200
+
+        run(scenario())
+    finally:
+        tx.stop()
+
+
+def test_the_server_runs_its_manifest_on_a_whip_publisher(gst_env):
+    port = free_port()
+    srv = Launch(["remotemediawebrtcserver", "manifest=examples/launch/vad.json", f"signaling-port={port}",
+                  "ice-loopback-only=true"], gst_env)
+    try:
+        playing(srv)
+        from webrtc_peer import WavTrack
+        from test_webrtc_server import SPEECH
+
+        async def scenario():
+            s = publisher(f"http://127.0.0.1:{port}/whip", video=False)
+            s.pc.getTransceivers()[0].sender.replaceTrack(WavTrack(SPEECH))
+            assert await s.negotiate() == 201, s.body
+            await s.wait_connected()
+            # No data channel: the results go to the bus, with the publisher's id.
+            await asyncio.to_thread(
+                wait_until, lambda: srv.count(r'remotemedia, .*is_speech_start\\":true.*peer-id=\(string\)whip-') > 0,
+                "a VAD result for the WHIP publisher on the bus", 40, [srv])
+            await s.delete()
+
+        run(scenario())
+    finally:
+        srv.stop()
+
+
+def test_doors_refuse_what_they_cannot_take(gst_env, tmp_path):
+    port = free_port()
+    rx = Launch(src_args(port, tmp_path / "a.raw", tmp_path / "v.raw", f"auth-token={TOKEN}", "max-peers=1"),
+                gst_env)
+    try:
+        playing(rx)
+        base = f"http://127.0.0.1:{port}"
+        offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+        # No token, a wrong one: 401 before anything else is looked at.
+        assert http("POST", f"{base}/whip", offer.encode(), "application/sdp")[0] == 401
+        assert http("POST", f"{base}/whip", offer.encode(), "application/sdp", "wrong")[0] == 401
+        # Wrong content type, malformed SDP, no media: 415 and 400 naming the problem.
+        status, headers, body = http("POST", f"{base}/whip", b"{}", "application/json", TOKEN)
+        assert status == 415 and "application/sdp" in body
+        status, _, body = http("POST", f"{base}/whip", b"hello", "application/sdp", TOKEN)
+        assert status == 400 and "malformed SDP" in body, body
+        status, _, body = http("POST", f"{base}/whip", offer.split("m=")[0].encode(), "application/sdp", TOKEN)
+        assert status == 400 and "no media" in body, body
+        # Unknown sessions, wrong methods, the other door.
+        assert http("DELETE", f"{base}/whip/whip-0000", token=TOKEN)[0] == 404
+        assert http("PATCH", f"{base}/whip/whip-0000", b"a=end-of-candidates\r\n",
+                    "application/trickle-ice-sdpfrag", TOKEN)[0] == 404
+        assert http("GET", f"{base}/whip", token=TOKEN)[0] == 405
+        assert http("POST", f"{base}/whep", offer.encode(), "application/sdp", TOKEN)[0] == 404
+
+        async def scenario():
+            first = publisher(f"{base}/whip", video=False)
+            assert await first.negotiate(TOKEN) == 201
+            await first.wait_connected()
+            # Trickle on the session: a wrong type is 415, candidates are 204.
+            assert (await ahttp("PATCH", first.location, b"a=x\r\n", "text/plain", TOKEN))[0] == 415
+            frag = b"a=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"
+            assert (await ahttp("PATCH", first.location, frag, "application/trickle-ice-sdpfrag", TOKEN))[0] == 204
+            # max-peers=1: the second publisher gets 503, and the bus says why.
+            second = publisher(f"{base}/whip", video=False)
+            assert await second.negotiate(TOKEN) == 503
+            await second.pc.close()
+            assert await first.delete(TOKEN) == 200
+
+        run(scenario())
+        assert rx.count("MAX_PEERS_REACHED") == 1
+        assert rx.proc.poll() is None
+    finally:
+        rx.stop()
+
+
+def test_a_vanished_publisher_frees_its_slot(gst_env, tmp_path):
+    port = free_port()
+    rx = Launch(src_args(port, tmp_path / "a.raw", tmp_path / "v.raw", "max-peers=1"), gst_env)
+    try:
+        playing(rx)
+        url = f"http://127.0.0.1:{port}/whip"
+        gone = subprocess.Popen([sys.executable, str(HERE / "whip_client.py"), url], stdout=subprocess.PIPE,
+                                text=True)
+        try:
+            assert gone.stdout.readline().strip() == "connected"
+        finally:
+            gone.kill()
+            gone.wait()
+        # Killed without DELETE: ICE gives up on it and the slot opens again.
+        wait_until(lambda: rx.count("peer-disconnected") == 1, "the vanished publisher to be dropped", 30, [rx])
+
+        async def scenario():
+            s = publisher(url, video=False)
+            assert await s.negotiate() == 201, s.body
+            await s.delete()
+
+        run(scenario())
+    finally:
+        rx.stop()
+
+
+async def ws_status(url):
+    """The HTTP status of a WebSocket upgrade (101 when it opened)."""
+    try:
+        async with websockets.connect(url):
+            return 101
+    except websockets.exceptions.InvalidStatus as e:
+        return e.response.status_code
+
+
+def test_the_embedded_websocket_needs_the_token(gst_env):
+    port = free_port()
+    tx = Launch(["audiotestsrc", "is-live=true", "!", "remotemediawebrtcsink", f"signaling-port={port}",
+                 f"auth-token={TOKEN}"], gst_env)
+    try:
+        playing(tx)
+        base = f"ws://127.0.0.1:{port}/ws"
+        assert run(ws_status(base)) == 401
+        assert run(ws_status(f"{base}?token=nope")) == 401
+        assert run(ws_status(f"{base}?token={TOKEN}")) == 101
+        # The page itself is served to anyone; it passes its own ?token= on.
+        assert http("GET", f"http://127.0.0.1:{port}/")[0] == 200
+    finally:
+        tx.stop()
+
+
+def test_elements_reach_a_server_that_wants_a_token(gst_env, tmp_path):
+    server = ServerProcess("--ws-auth-tokens", TOKEN)
+    try:
+        base = f"ws://{server.ws}/ws"
+        assert run(ws_status(base)) == 401
+        # An element without the token fails at start, naming the refusal.
+        bad = Launch(["audiotestsrc", "is-live=true", "!", "remotemediawebrtcsink", f"signaling-url={base}"], gst_env)
+        bad.proc.wait(20)
+        assert bad.proc.returncode != 0 and "401" in bad.log(), bad.log()[-2000:]
+        # With ?token= it calls and is heard.
+        out = tmp_path / "heard.raw"
+        signaling = f"signaling-url={base}?token={TOKEN}"
+        rx = Launch(["remotemediawebrtcsrc", "name=rx", "peer-id=studio", "connect-to=cam1", "ice-loopback-only=true",
+                     signaling, "rx.", "!", "queue", "!", "audioconvert", "!", "audioresample", "!", RAW, "!",
+                     "filesink", f"location={out}"], gst_env)
+        tx = Launch(["audiotestsrc", "is-live=true", "freq=550", "!", "remotemediawebrtcsink", "peer-id=cam1",
+                     "ice-loopback-only=true", signaling], gst_env)
+        try:
+            wait_until(lambda: hears(out, 550), "the tone through the guarded server", 30, [rx, tx])
+        finally:
+            tx.stop()
+            rx.stop()
+    finally:
+        server.stop()
+        time.sleep(0)
