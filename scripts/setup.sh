@@ -24,6 +24,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Node.js and npm (the WHIP/WHEP test pages' npm client), from Debian when the machine has none.
+if ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs npm"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+fi
+npm_stamp=$(sha256sum tests/web/package-lock.json | cut -d' ' -f1)
+if [ "$(cat tests/web/node_modules/.setup-stamp 2>/dev/null)" != "$npm_stamp" ]; then
+  echo "setup: installing the test pages' npm packages"
+  npm ci --prefix tests/web --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$npm_stamp" > tests/web/node_modules/.setup-stamp
+fi
 
 # The project virtualenv sees Debian's PyGObject (python3-gi) through system site-packages.
 if [ ! -x .venv/bin/python ]; then

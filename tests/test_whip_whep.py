@@ -234,3 +234,98 @@ def test_elements_reach_a_server_that_wants_a_token(gst_env, tmp_path):
     finally:
         server.stop()
         time.sleep(0)
+
+
+class StaticPages:
+    """tests/web over HTTP on loopback, so the page and the npm client load as on a site."""
+
+    def __init__(self):
+        import functools
+        import http.server
+        import threading
+
+        handler = functools.partial(Quiet, directory=str(HERE / "web"))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        assert (HERE / "web" / "node_modules" / "whip-whep" / "whip.js").exists(), \
+            "tests/web/node_modules missing: run scripts/setup.sh"
+
+    def url(self, query):
+        return f"http://127.0.0.1:{self.port}/whip.html?{query}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _quiet_handler():
+    import http.server
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+Quiet = _quiet_handler()
+
+
+def test_chromium_publishes_with_an_npm_whip_client_and_plays_with_its_whep_client(gst_env, tmp_path):
+    from chromium import Browser
+
+    pages = StaticPages()
+    port = free_port()
+    audio, video = tmp_path / "a.raw", tmp_path / "v.raw"
+    rx = Launch(src_args(port, audio, video, f"auth-token={TOKEN}"), gst_env)
+    tx_port = free_port()
+    tx = Launch(["videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=15/1", "!",
+                 "remotemediawebrtcsink", "name=tx", f"signaling-port={tx_port}", "video-codec=h264", "ice-loopback-only=true",
+                 f"auth-token={TOKEN}", "audiotestsrc", "is-live=true", "!", "tx."], gst_env)
+    browsers = []
+    try:
+        playing(rx)
+        playing(tx)
+
+        async def scenario():
+            try:
+                await steps()
+            finally:
+                for b in browsers:
+                    await b.close()
+
+        async def steps():
+            pub = Browser(pages.url(f"whip=http://127.0.0.1:{port}/whip&token={TOKEN}"), free_port())
+            browsers.append(pub)
+            await pub.connect()
+            await pub.wait_for("rm.state === 'negotiated' || rm.error")
+            assert await pub.evaluate("rm.error") is None
+            # The src decodes the browser's H.264 and Opus on its pads.
+            await asyncio.to_thread(wait_until, lambda: video.exists() and video.stat().st_size > 320 * 240 * 30,
+                                    "H.264 frames from Chromium decoded by the src", 40, [rx])
+            await asyncio.to_thread(wait_until, lambda: audio.exists() and audio.stat().st_size > 48000 * 2,
+                                    "Opus audio from Chromium decoded by the src", 20, [rx])
+            await pub.evaluate("rm.client.stop().then(() => true)")
+            await asyncio.to_thread(wait_until, lambda: rx.count("peer-disconnected") == 1,
+                                    "the WHIP client's DELETE", 15, [rx])
+
+            # A page without camera access hides its addresses behind mDNS names unless told not
+            # to; the tests keep ICE on plain loopback addresses.
+            play = Browser(pages.url(f"whep=http://127.0.0.1:{tx_port}/whep&token={TOKEN}"), free_port(),
+                           ["--disable-features=WebRtcHideLocalIpsWithMdns"])
+            browsers.append(play)
+            await play.connect()
+            await play.wait_for("rm.state === 'negotiated' || rm.error")
+            assert await play.evaluate("rm.error") is None
+            stats = await play.wait_for("rm.stats().then(s => s.framesDecoded > 30 && s.audioEnergy > 0 ? s : null)",
+                                        40)
+            assert stats["connection"] == "connected"
+
+        run(scenario())
+        assert rx.count(r"peer-connected, peer-id=\(string\)whip-") == 1
+        assert tx.count(r"peer-connected, peer-id=\(string\)whep-") == 1
+    finally:
+        rx.stop()
+        tx.stop()
+        pages.close()

@@ -1,7 +1,7 @@
 // The RemoteMedia demo page: JSON-RPC 2.0 signaling over WebSocket (peer.announce, peer.offer,
 // peer.ice_candidate ...), one RTCPeerConnection to the element, its media and its data channel.
 // Query parameters: ?peer=<element peer id>&id=<my id>&send=1 (send microphone and camera)
-// &session=<room> (join that session). Server mode shows the manifest's results as they come.
+// &session=<room> (join that session) &token=<auth-token> (passed on to the WebSocket). Server mode shows the manifest's results as they come.
 // `window.rm` exposes state for tests and the console.
 "use strict";
 
@@ -26,7 +26,9 @@ function setState(state) {
 }
 
 // --- JSON-RPC over WebSocket ---
-const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+const token = query.get("token");
+const wsQuery = token ? `?token=${encodeURIComponent(token)}` : "";
+const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${wsQuery}`);
 let nextId = 1;
 const pending = new Map();
 
