@@ -329,3 +329,51 @@ def test_chromium_publishes_with_an_npm_whip_client_and_plays_with_its_whep_clie
         rx.stop()
         tx.stop()
         pages.close()
+
+
+def test_the_sinks_whip_client_publishes_into_our_src_and_comes_back_after_a_restart(gst_env, tmp_path):
+    port = free_port()
+    first, second = tmp_path / "1.raw", tmp_path / "2.raw"
+
+    def src(out):
+        return Launch(["remotemediawebrtcsrc", "name=rx", f"signaling-port={port}", "ice-loopback-only=true",
+                       f"auth-token={TOKEN}", "rx.", "!", "queue", "!", "audioconvert", "!", "audioresample", "!",
+                       RAW, "!", "filesink", f"location={out}"], gst_env)
+
+    rx = src(first)
+    tx = None
+    try:
+        playing(rx)
+        tx = Launch(["audiotestsrc", "is-live=true", "freq=330", "!", "remotemediawebrtcsink",
+                     f"whip-url=http://127.0.0.1:{port}/whip", f"auth-token={TOKEN}", "ice-loopback-only=true"],
+                    gst_env)
+        wait_until(lambda: hears(first, 330), "the sink's tone over WHIP", 30, [rx, tx])
+        # The server goes away: the sink retries with backoff, and publishes again once it is back.
+        rx.stop()
+        wait_until(lambda: tx.count("RECONNECT_ATTEMPT") >= 1, "a reconnect attempt", 30, [tx])
+        rx = src(second)
+        wait_until(lambda: hears(second, 330), "the tone after the server's restart", 40, [rx, tx])
+        # At stop the sink DELETEs its session.
+        tx.proc.send_signal(2)  # SIGINT: gst-launch-1.0 stops the pipeline cleanly
+        tx.proc.wait(20)
+        wait_until(lambda: "DELETE" in rx.log(), "the sink's DELETE", 10, [rx])
+    finally:
+        rx.stop()
+        if tx:
+            tx.stop()
+
+
+def test_a_whip_url_with_a_wrong_token_is_reported(gst_env, tmp_path):
+    port = free_port()
+    rx = Launch(src_args(port, tmp_path / "a.raw", tmp_path / "v.raw", f"auth-token={TOKEN}"), gst_env)
+    tx = None
+    try:
+        playing(rx)
+        tx = Launch(["audiotestsrc", "is-live=true", "!", "remotemediawebrtcsink",
+                     f"whip-url=http://127.0.0.1:{port}/whip", "auth-token=wrong", "ice-loopback-only=true"], gst_env)
+        wait_until(lambda: tx.count(r"server\\? answered\\? 401") > 0, "the 401 on the bus", 20, [tx])
+        assert "RECONNECT_ATTEMPT" in tx.log()
+    finally:
+        rx.stop()
+        if tx:
+            tx.stop()

@@ -643,12 +643,8 @@ impl PeerHub {
             );
             return Ok(());
         };
-        let sdp = if self.ice.loopback_only {
-            keep_loopback_candidates(&sdp)
-        } else {
-            sdp
-        };
-        let answer = RTCSessionDescription::answer(sdp).map_err(|e| format!("bad answer: {e}"))?;
+        let answer = RTCSessionDescription::answer(self.ice.filter_remote_sdp(&sdp))
+            .map_err(|e| format!("bad answer: {e}"))?;
         pc.set_remote_description(answer)
             .await
             .map_err(|e| format!("'{peer_id}' answered with bad SDP: {e}"))
@@ -674,12 +670,8 @@ impl PeerHub {
             Some(pc) => pc,
             None => self.new_connection(peer_id, Some(&sdp)).await?.0,
         };
-        let sdp = if self.ice.loopback_only {
-            keep_loopback_candidates(&sdp)
-        } else {
-            sdp
-        };
-        let offer = RTCSessionDescription::offer(sdp).map_err(|e| format!("bad offer: {e}"))?;
+        let offer = RTCSessionDescription::offer(self.ice.filter_remote_sdp(&sdp))
+            .map_err(|e| format!("bad offer: {e}"))?;
         pc.set_remote_description(offer)
             .await
             .map_err(|e| format!("bad offer SDP: {e}"))?;
@@ -943,20 +935,6 @@ fn send_all(channels: Vec<Outbox>, message: &str) -> u32 {
     channels.iter().filter(|c| c.send(message)).count() as u32
 }
 
-/// Drops `a=candidate` lines whose address is not loopback (ice-loopback-only).
-fn keep_loopback_candidates(sdp: &str) -> String {
-    let loopback = IceSettings {
-        loopback_only: true,
-        ..Default::default()
-    };
-    sdp.split_inclusive('\n')
-        .filter(|line| match line.trim_end().strip_prefix("a=") {
-            Some(c) if c.starts_with("candidate:") => loopback.accepts_remote(c),
-            _ => true,
-        })
-        .collect()
-}
-
 /// The DTLS fingerprint of an SDP: the same for every offer of one connection, new for a new
 /// one.
 fn fingerprint(sdp: &str) -> Option<&str> {
@@ -1022,19 +1000,5 @@ async fn run_peer(hub: Weak<PeerHub>, peer_id: String, mut rx: mpsc::Receiver<Wo
             hub.peer_failed(&peer_id, &message);
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_filter_keeps_everything_but_other_candidates() {
-        let sdp = "v=0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\na=candidate:2 1 udp 1 192.0.2.2 5000 typ host\r\na=mid:0\r\n";
-        assert_eq!(
-            keep_loopback_candidates(sdp),
-            "v=0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\na=mid:0\r\n"
-        );
     }
 }

@@ -82,6 +82,19 @@ impl IceSettings {
             .is_some_and(|ip| ip.is_loopback())
     }
 
+    /// A remote SDP without the candidates ICE may not use (with `loopback_only`).
+    pub fn filter_remote_sdp(&self, sdp: &str) -> String {
+        if !self.loopback_only {
+            return sdp.to_owned();
+        }
+        sdp.split_inclusive('\n')
+            .filter(|line| match line.trim_end().strip_prefix("a=") {
+                Some(c) if c.starts_with("candidate:") => self.accepts_remote(c),
+                _ => true,
+            })
+            .collect()
+    }
+
     pub async fn new_peer_connection(&self) -> Result<Arc<RTCPeerConnection>, String> {
         let mut media = MediaEngine::default();
         media
@@ -144,6 +157,19 @@ mod tests {
         };
         let err = bad.validate().unwrap_err();
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn loopback_filter_keeps_everything_but_other_candidates() {
+        let s = IceSettings {
+            loopback_only: true,
+            ..Default::default()
+        };
+        let sdp = "v=0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\na=candidate:2 1 udp 1 192.0.2.2 5000 typ host\r\na=mid:0\r\n";
+        assert_eq!(
+            s.filter_remote_sdp(sdp),
+            "v=0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\na=mid:0\r\n"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! web demo page.
 
 pub mod door;
+pub mod http_client;
 pub mod hub;
 pub mod ice;
 pub mod messages;
@@ -11,6 +12,7 @@ pub mod send;
 pub mod sessions;
 pub mod settings;
 pub mod signaling;
+pub mod whip_client;
 
 use std::sync::LazyLock;
 

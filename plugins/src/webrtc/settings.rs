@@ -178,6 +178,14 @@ impl CommonSettings {
         })
     }
 
+    pub fn ice(&self) -> IceSettings {
+        IceSettings {
+            stun_servers: split_list(&self.stun_servers),
+            turn_servers: split_list(&self.turn_servers),
+            loopback_only: self.ice_loopback_only,
+        }
+    }
+
     pub fn hub_config(
         &self,
         element_name: &'static str,
@@ -194,11 +202,7 @@ impl CommonSettings {
                 url: self.signaling_url.clone(),
                 tokens: Tokens::new([&self.auth_token]),
             },
-            ice: IceSettings {
-                stun_servers: split_list(&self.stun_servers),
-                turn_servers: split_list(&self.turn_servers),
-                loopback_only: self.ice_loopback_only,
-            },
+            ice: self.ice(),
             max_peers: self.max_peers,
             connect_to: split_list(&self.connect_to),
             door,

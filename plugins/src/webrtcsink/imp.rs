@@ -15,6 +15,7 @@ use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::messages;
 use crate::webrtc::send::{EncodeSettings, Kind, Stream};
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
+use crate::webrtc::whip_client::{WhipClient, WhipTarget};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -28,6 +29,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 struct Settings {
     common: CommonSettings,
     encode: EncodeSettings,
+    whip_url: String,
 }
 
 type Streams = Arc<Mutex<Vec<(gst::GhostPad, Arc<Stream>)>>>;
@@ -37,6 +39,7 @@ pub struct WebRtcSink {
     settings: Mutex<Settings>,
     streams: Streams,
     hub: Mutex<Option<Arc<PeerHub>>>,
+    whip: Mutex<Option<WhipClient>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,7 +91,11 @@ impl HubOwner for WebRtcSink {
 
 impl WebRtcSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let config = lock(&self.settings).common.hub_config(
+        let settings = lock(&self.settings).clone();
+        if !settings.whip_url.is_empty() {
+            return self.start_whip(settings);
+        }
+        let config = settings.common.hub_config(
             "remotemediawebrtcsink",
             json!({"role": "sink", "audio": true, "video": true, "data": true}),
             Door::Whep,
@@ -106,6 +113,38 @@ impl WebRtcSink {
         for (_, stream) in lock(&self.streams).iter() {
             stream.start();
         }
+        Ok(())
+    }
+
+    /// Publishes the streams to a WHIP server instead of serving peers on signaling.
+    fn start_whip(&self, settings: Settings) -> Result<(), gst::ErrorMessage> {
+        let url = settings.whip_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                (
+                    "CONFIG_ERROR: whip-url '{}' must start with http:// or https://",
+                    url
+                )
+            ));
+        }
+        let ice = settings.common.ice();
+        ice.validate()
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("CONFIG_ERROR: {}", e)))?;
+        let streams: Vec<Arc<Stream>> =
+            lock(&self.streams).iter().map(|(_, s)| s.clone()).collect();
+        for stream in &streams {
+            stream.start();
+        }
+        let token = Some(settings.common.auth_token).filter(|t| !t.is_empty());
+        let target = WhipTarget {
+            url,
+            token,
+            ice,
+            backoff: Default::default(),
+        };
+        let element = self.obj().upcast_ref::<gst::Element>().downgrade();
+        *lock(&self.whip) = Some(WhipClient::start(element, target, streams));
         Ok(())
     }
 
@@ -132,6 +171,10 @@ impl WebRtcSink {
         if let Some(hub) = hub {
             hub.stop();
         }
+        let whip = lock(&self.whip).take();
+        if let Some(whip) = whip {
+            whip.stop();
+        }
     }
 }
 
@@ -147,6 +190,17 @@ impl ObjectImpl for WebRtcSink {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut props = CommonSettings::properties();
             props.extend(EncodeSettings::properties());
+            props.push(
+                glib::ParamSpecString::builder("whip-url")
+                    .nick("WHIP URL")
+                    .blurb(
+                        "Publish to this WHIP server (http:// or https://, auth-token as the \
+                         bearer token) instead of serving peers on signaling; reconnects with \
+                         backoff, DELETEs the session at stop",
+                    )
+                    .mutable_ready()
+                    .build(),
+            );
             props.push(
                 glib::ParamSpecString::builder("audio-codec")
                     .nick("Audio codec")
@@ -174,6 +228,13 @@ impl ObjectImpl for WebRtcSink {
             return;
         }
         match pspec.name() {
+            "whip-url" => {
+                s.whip_url = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+            }
             "audio-codec" => {
                 let codec = value
                     .get::<Option<String>>()
@@ -198,10 +259,14 @@ impl ObjectImpl for WebRtcSink {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let s = lock(&self.settings);
-        s.common
-            .get(pspec.name())
-            .or_else(|| s.encode.get(pspec.name()))
-            .unwrap_or_else(|| "opus".to_value())
+        match pspec.name() {
+            "whip-url" => s.whip_url.to_value(),
+            name => s
+                .common
+                .get(name)
+                .or_else(|| s.encode.get(name))
+                .unwrap_or_else(|| "opus".to_value()),
+        }
     }
 }
 
@@ -293,7 +358,7 @@ impl ElementImpl for WebRtcSink {
             .build();
         ghost.set_active(true).ok()?;
         self.forward_results(&ghost);
-        if lock(&self.hub).is_some() {
+        if self.hub().is_some() {
             stream.start();
         }
         streams.push((ghost.clone(), stream));

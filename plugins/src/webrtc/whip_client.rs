@@ -1,0 +1,227 @@
+//! The sink's WHIP client (`whip-url`): publishes the sink's streams to any WHIP server
+//! (RFC 9725): one offer POSTed with every candidate gathered into it, the answer applied,
+//! `DELETE` on the session resource at stop. A failed connection, or a server that is away,
+//! is retried with backoff and reported like lost signaling (`RECONNECT_ATTEMPT`,
+//! `RECONNECT_FAILED`).
+
+use std::sync::Arc;
+
+use gst::glib;
+use remotemedia_runtime::Backoff;
+use tokio::sync::{mpsc, oneshot};
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+
+use super::http_client::{self, Response};
+use super::ice::IceSettings;
+use super::messages::{self, ErrorCode};
+use super::send::Stream;
+use super::{RUNTIME, run_blocking};
+
+pub struct WhipTarget {
+    pub url: String,
+    pub token: Option<String>,
+    pub ice: IceSettings,
+    pub backoff: Backoff,
+}
+
+/// A running publisher; `stop` ends its session (with `DELETE`) and waits for that.
+pub struct WhipClient {
+    stop: oneshot::Sender<()>,
+    done: oneshot::Receiver<()>,
+}
+
+enum Ended {
+    Stopped,
+    Failed { reason: String, connected: bool },
+}
+
+impl WhipClient {
+    pub fn start(
+        element: glib::WeakRef<gst::Element>,
+        target: WhipTarget,
+        streams: Vec<Arc<Stream>>,
+    ) -> Self {
+        let (stop, stopped) = oneshot::channel();
+        let (finished, done) = oneshot::channel();
+        RUNTIME.spawn(async move {
+            publish(element, target, streams, stopped).await;
+            let _ = finished.send(());
+        });
+        Self { stop, done }
+    }
+
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let done = self.done;
+        run_blocking(async move {
+            let _ = done.await;
+        });
+    }
+}
+
+fn post(element: &glib::WeakRef<gst::Element>, f: impl FnOnce(&gst::Element)) {
+    if let Some(e) = element.upgrade() {
+        f(&e);
+    }
+}
+
+async fn publish(
+    element: glib::WeakRef<gst::Element>,
+    target: WhipTarget,
+    streams: Vec<Arc<Stream>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut failures = 0;
+    loop {
+        let (reason, connected) = match session(&element, &target, &streams, &mut stop).await {
+            Ended::Stopped => return,
+            Ended::Failed { reason, connected } => (reason, connected),
+        };
+        if connected {
+            failures = 0;
+        }
+        failures += 1;
+        let Some(delay) = target.backoff.delay(failures) else {
+            let msg = format!(
+                "WHIP publishing to {} failed {} times in a row, giving up: {reason}",
+                target.url,
+                failures - 1
+            );
+            post(&element, |e| {
+                messages::error(e, ErrorCode::ReconnectFailed, None, &msg)
+            });
+            return;
+        };
+        let msg = format!(
+            "WHIP publishing to {} failed ({reason}); attempt {failures} of {} in {} ms",
+            target.url,
+            target.backoff.max_attempts,
+            delay.as_millis()
+        );
+        post(&element, |e| {
+            messages::error(e, ErrorCode::ReconnectAttempt, None, &msg)
+        });
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// One WHIP session, from the offer until it fails or the element stops.
+async fn session(
+    element: &glib::WeakRef<gst::Element>,
+    target: &WhipTarget,
+    streams: &[Arc<Stream>],
+    stop: &mut oneshot::Receiver<()>,
+) -> Ended {
+    let (pc, location, mut states) = match negotiate(target, streams).await {
+        Ok(negotiated) => negotiated,
+        Err(reason) => {
+            return Ended::Failed {
+                reason,
+                connected: false,
+            };
+        }
+    };
+    let mut connected = false;
+    let ended = loop {
+        tokio::select! {
+            _ = &mut *stop => break Ended::Stopped,
+            state = states.recv() => match state {
+                Some(RTCPeerConnectionState::Connected) if !connected => {
+                    connected = true;
+                    post(element, |e| messages::peer_connected(e, &target.url, "{\"whip\":true}"));
+                    for s in streams {
+                        s.request_key_unit();
+                    }
+                }
+                Some(RTCPeerConnectionState::Failed) | Some(RTCPeerConnectionState::Closed) | None => {
+                    break Ended::Failed { reason: "the connection failed".into(), connected };
+                }
+                Some(_) => {}
+            },
+        }
+    };
+    if let Ended::Stopped = ended {
+        // Hang up: the server frees the session at once instead of waiting for ICE to fail.
+        let _ = http_client::request("DELETE", &location, target.token.as_deref(), None).await;
+    }
+    let _ = pc.close().await;
+    if connected {
+        let reason = match &ended {
+            Ended::Stopped => "stopped",
+            Ended::Failed { .. } => "the connection failed",
+        };
+        post(element, |e| {
+            messages::peer_disconnected(e, &target.url, reason)
+        });
+    }
+    ended
+}
+
+type Negotiated = (
+    Arc<RTCPeerConnection>,
+    String,
+    mpsc::UnboundedReceiver<RTCPeerConnectionState>,
+);
+
+/// Makes the offer, POSTs it and applies the answer.
+async fn negotiate(target: &WhipTarget, streams: &[Arc<Stream>]) -> Result<Negotiated, String> {
+    let pc = target.ice.new_peer_connection().await?;
+    for s in streams {
+        s.add_to(&pc, Some(RTCRtpTransceiverDirection::Sendonly))
+            .await?;
+    }
+    let (tx, states) = mpsc::unbounded_channel();
+    pc.on_peer_connection_state_change(Box::new(move |state| {
+        let _ = tx.send(state);
+        Box::pin(async {})
+    }));
+    let offer = pc
+        .create_offer(None)
+        .await
+        .map_err(|e| format!("cannot make an offer: {e}"))?;
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(offer)
+        .await
+        .map_err(|e| format!("cannot apply our offer: {e}"))?;
+    let _ = gathered.recv().await;
+    let sdp = pc
+        .local_description()
+        .await
+        .ok_or("no local description")?
+        .sdp;
+    let Response {
+        status,
+        location,
+        body,
+    } = http_client::request(
+        "POST",
+        &target.url,
+        target.token.as_deref(),
+        Some(("application/sdp", sdp)),
+    )
+    .await?;
+    if status != 201 {
+        let _ = pc.close().await;
+        return Err(format!(
+            "the WHIP server answered {status}: {}",
+            body.trim()
+        ));
+    }
+    let Some(location) = location else {
+        let _ = pc.close().await;
+        return Err("the WHIP server's 201 has no Location".into());
+    };
+    let answer = RTCSessionDescription::answer(target.ice.filter_remote_sdp(&body))
+        .map_err(|e| format!("bad answer: {e}"))?;
+    if let Err(e) = pc.set_remote_description(answer).await {
+        let _ = pc.close().await;
+        return Err(format!("the WHIP server's answer was refused: {e}"));
+    }
+    Ok((pc, location, states))
+}
