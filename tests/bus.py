@@ -4,7 +4,13 @@ collected (or failing the test at once), and an awaitable wait for one message."
 import asyncio
 import time
 
-from gi.repository import Gst
+from gi.repository import GLib, Gst
+
+
+def field_values(s):
+    """A structure's fields as Python values that outlive it (GBytes become bytes)."""
+    values = {s.nth_field_name(i): s.get_value(s.nth_field_name(i)) for i in range(s.n_fields())}
+    return {k: bytes(v.get_data() or b"") if isinstance(v, GLib.Bytes) else v for k, v in values.items()}
 
 
 class BusLog:
@@ -24,7 +30,7 @@ class BusLog:
                 self.errors.append(f"{err.message} {dbg}")
                 continue
             s = msg.get_structure()
-            fields = {s.nth_field_name(i): s.get_value(s.nth_field_name(i)) for i in range(s.n_fields())}
+            fields = field_values(s)
             self.messages.append((s.get_name(), fields))
 
     async def message(self, name, timeout=15, **fields):

@@ -223,3 +223,23 @@ def test_three_pipeline_mesh_and_one_leaving(launches, server, tmp_path):
         grown = [f for f, before in zip(files, sizes[name]) if f.stat().st_size > before + RATE]
         assert len(grown) == 1, f"{name}: one stream goes on"
         assert hears(grown[0], freqs[other]), f"{name} still hears {other}"
+
+
+def test_the_caller_recovers_from_an_ice_failure(launches, server, tmp_path):
+    """The sink freezes (SIGSTOP) long enough for ICE to fail; the src calls again with backoff
+    and hears it once it runs again."""
+    import signal
+
+    signaling = url(f"ws://{server.ws}/ws")
+    out = tmp_path / "heard.raw"
+    rx = launches(*receiver("studio", out, signaling, "connect-to=cam1"))
+    tx = launches(*sender("cam1", 495, signaling))
+    wait_until(lambda: hears(out, 495), "the tone", procs=[tx, rx])
+    tx.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: rx.count("RECONNECT_ATTEMPT") >= 1, "the src to retry after ICE failed", 40, [rx])
+    finally:
+        tx.proc.send_signal(signal.SIGCONT)
+    size = out.stat().st_size
+    wait_until(lambda: out.stat().st_size > size + RATE and hears(out, 495, 0.5), "the tone again", 40, [tx, rx])
+    assert rx.count(r"peer-connected, peer-id=\(string\)cam1") >= 2

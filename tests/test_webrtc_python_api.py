@@ -52,10 +52,12 @@ def test_server_api_with_an_aiortc_peer():
         assert port and port > 0
         peer = Peer("py-peer")
         try:
-            assert await peer.call(port, recv=(), sendrecv_tracks=[WavTrack(SPEECH)]) is None
+            assert await peer.call(port, recv=(), sendrecv_tracks=[WavTrack(SPEECH)],
+                                   user_data={"name": "Ada"}) is None
             await wait_for(lambda: seen["connected"], "on_peer_connected")
             assert seen["connected"][0].peer_id == "py-peer"
             assert seen["connected"][0].capabilities == {"aiortc": True}
+            assert seen["connected"][0].metadata == {"name": "Ada"}
             peers = await server.get_peers()
             assert [p.peer_id for p in peers] == ["py-peer"] and peers[0].state == "connected"
             await wait_for(lambda: any(e.data.get("is_speech_start") for e in seen["outputs"]), "a speech start")
@@ -64,11 +66,19 @@ def test_server_api_with_an_aiortc_peer():
             assert first.timestamp is None or first.timestamp >= 0
             # Data both ways.
             await wait_for(lambda: peer.channel.readyState == "open", "data channel")
-            await server.send_to_peer("py-peer", b'{"hello": 1}')
+            # str goes as text, bytes as binary, both ways.
+            await server.send_to_peer("py-peer", '{"hello": 1}')
             await wait_for(lambda: '{"hello": 1}' in peer.received, "send_to_peer")
+            await server.send_to_peer("py-peer", b"\x00\x01")
+            await wait_for(lambda: b"\x00\x01" in peer.received, "send_to_peer with bytes")
             assert await server.broadcast("all") == 1
+            assert await server.broadcast(b"\xff") == 1
+            await wait_for(lambda: b"\xff" in peer.received, "broadcast with bytes")
             peer.channel.send("from aiortc")
             await wait_for(lambda: any(e.text == "from aiortc" for e in seen["data"]), "on_data")
+            peer.channel.send(b"\x00raw")
+            await wait_for(lambda: any(e.binary and e.data == b"\x00raw" for e in seen["data"]), "binary on_data")
+            assert all(e.timestamp > 1.7e12 for e in seen["data"])
             with pytest.raises(WebRtcError) as err:
                 await server.send_to_peer("nobody", "x")
             assert err.value.code == "PEER_NOT_FOUND"
@@ -96,6 +106,8 @@ def test_server_api_with_an_aiortc_peer():
                            ["created", "peer_joined", "deleted"], "session events")
             # The application hangs up.
             await server.disconnect_peer("py-peer", reason="test over")
+            why = await peer.signaling.notification("peer.state_change")
+            assert why["state"] == "disconnected: test over"
             await wait_for(lambda: seen["disconnected"], "on_peer_disconnected")
             assert await server.get_peers() == []
         finally:

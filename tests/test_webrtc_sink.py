@@ -2,13 +2,14 @@
 several peers on one encode, max-peers, a peer leaving, and bad input from a peer."""
 
 import asyncio
+import json
 import time
 
 import gi
 import pytest
 
 gi.require_version("Gst", "1.0")
-from gi.repository import Gst  # noqa: E402
+from gi.repository import GLib, Gst  # noqa: E402
 
 from bus import BusLog  # noqa: E402
 from webrtc_peer import Peer, Signaling, free_port  # noqa: E402
@@ -59,7 +60,7 @@ def test_aiortc_peer_gets_audio_video_and_data(sink):
 
     async def scenario():
         peer = Peer("aiortc-1")
-        assert await peer.call(s.port) is None
+        assert await peer.call(s.port, user_data={"room": "lobby"}) is None
         await peer.wait_connected()
         frames = await peer.video_frames(15)
         assert (frames[-1].height, frames[-1].width) == (240, 320)
@@ -67,6 +68,7 @@ def test_aiortc_peer_gets_audio_video_and_data(sink):
         assert rms > 0.1, f"audio is near silence: rms {rms}"
         connected = await s.message("peer-connected", **{"peer-id": "aiortc-1"})
         assert '"aiortc":true' in connected["capabilities"]
+        assert json.loads(connected["metadata"]) == {"room": "lobby"}
         assert list(s.sink.emit("get-peers")) == ["aiortc-1"]
 
         # Data channel both ways: action signals out, bus messages in.
@@ -74,18 +76,28 @@ def test_aiortc_peer_gets_audio_video_and_data(sink):
             await asyncio.sleep(0.05)
         assert s.sink.emit("send-to-peer", "aiortc-1", '{"hello": 1}')
         assert s.sink.emit("broadcast", "to all") == 1
+        # Binary both ways, as binary.
+        assert s.sink.emit("send-to-peer-bytes", "aiortc-1", GLib.Bytes.new(b"\x00\x01bin"))
+        assert s.sink.emit("broadcast-bytes", GLib.Bytes.new(b"\xffall")) == 1
+        before = time.time() * 1000
         peer.channel.send("from the peer")
-        await s.message("data", **{"peer-id": "aiortc-1", "message": "from the peer"})
+        text = await s.message("data", **{"peer-id": "aiortc-1", "message": "from the peer"})
+        assert text["binary"] is False and before - 1000 <= text["timestamp"] <= time.time() * 1000 + 1000
+        peer.channel.send(b"\x00raw")
+        raw = await s.message("data", **{"peer-id": "aiortc-1", "binary": True})
+        assert raw["bytes"] == b"\x00raw"
         for _ in range(100):
-            if len(peer.received) >= 2:
+            if len(peer.received) >= 4:
                 break
             await asyncio.sleep(0.05)
-        assert peer.received == ['{"hello": 1}', "to all"]
+        assert peer.received == ['{"hello": 1}', "to all", b"\x00\x01bin", b"\xffall"]
         assert not s.sink.emit("send-to-peer", "nobody", "x")
         await s.message("error", code="PEER_NOT_FOUND", **{"peer-id": "nobody"})
 
-        # The application hangs up on the peer.
-        assert s.sink.emit("disconnect-peer", "aiortc-1")
+        # The application hangs up on the peer, which hears why.
+        assert s.sink.emit("disconnect-peer", "aiortc-1", "maintenance window")
+        why = await peer.signaling.notification("peer.state_change")
+        assert why["state"] == "disconnected: maintenance window", why
         bye = await peer.signaling.notification("peer.disconnect")
         assert bye["from"] == "remotemedia"
         await s.message("peer-disconnected", **{"peer-id": "aiortc-1"})
@@ -227,3 +239,47 @@ def test_external_signaling_url(sink):
     bad = Gst.ElementFactory.make("remotemediawebrtcsink")
     bad.set_property("signaling-url", "grpc+nope://127.0.0.1:1")
     assert bad.set_state(Gst.State.READY) == Gst.StateChangeReturn.FAILURE
+
+
+SIGNALS = {
+    "send-to-peer": 2, "send-to-peer-bytes": 2, "broadcast": 1, "broadcast-bytes": 1,
+    "disconnect-peer": 2, "create-session": 2, "join-session": 2, "leave-session": 2,
+    "delete-session": 1, "send-to-session": 2, "get-sessions": 0, "get-peers": 0,
+}
+
+
+@pytest.mark.parametrize("element", ["remotemediawebrtcsink", "remotemediawebrtcsrc"])
+def test_action_signals_take_null_and_wrong_types_without_aborting(element):
+    """NULL (None) for every argument, stopped and running, and arguments of the wrong type
+    (PyGObject refuses them for GBytes and turns them into strings for text). Before the fix a
+    NULL string made the handler return nothing and GLib abort the process."""
+    port = free_port()
+    e = Gst.ElementFactory.make(element)
+    e.set_property("signaling-port", port)
+    pipeline = Gst.Pipeline()
+    pipeline.add(e)
+
+    def emit_all():
+        for name, n in SIGNALS.items():
+            result = e.emit(name, *([None] * n))
+            assert result in (False, 0, "[]", []) or name == "get-sessions", (name, result)
+
+    emit_all()
+    assert pipeline.set_state(Gst.State.READY) == Gst.StateChangeReturn.SUCCESS
+    try:
+        emit_all()
+        for name, n in SIGNALS.items():
+            for wrong in (object(), 5, 2.5):
+                if not n:
+                    continue
+                try:
+                    result = e.emit(name, *([wrong] * n))
+                except TypeError:
+                    assert "bytes" in name
+                else:
+                    assert result in (False, 0), (name, wrong, result)
+        # The element still works after all that.
+        assert e.emit("create-session", "room", "") is True
+        assert json.loads(e.emit("get-sessions"))[0]["session_id"] == "room"
+    finally:
+        pipeline.set_state(Gst.State.NULL)

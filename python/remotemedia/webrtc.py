@@ -129,8 +129,13 @@ class PipelineOutputEvent:
 
 @dataclass
 class DataReceivedEvent:
+    """A data-channel message: `data` is the bytes received (text arrives UTF-8 encoded,
+    `binary` says which kind the peer sent), `timestamp` its arrival in Unix milliseconds."""
+
     peer_id: str
     data: bytes
+    timestamp: int = 0
+    binary: bool = False
 
     @property
     def text(self) -> str:
@@ -160,6 +165,12 @@ def _gst():
     if not Gst.is_initialized():
         Gst.init(None)
     return Gst
+
+
+def _glib():
+    from gi.repository import GLib
+
+    return GLib
 
 
 def _manifest_property(manifest: Any) -> tuple[str, str]:
@@ -405,22 +416,27 @@ class WebRtcServer:
         return list(self._peers.values())
 
     async def send_to_peer(self, peer_id: str, data: bytes | str) -> None:
-        """Sends text on the peer's data channel."""
+        """Sends on the peer's data channel: `str` as a text message, bytes as binary."""
         self._require_running()
-        if not self._element.emit("send-to-peer", peer_id, _text(data)):
+        if not self._element.emit(*self._data_signal("send-to-peer", data, peer_id)):
             raise WebRtcError("PEER_NOT_FOUND", f"no data channel open with peer {peer_id!r}", peer_id)
 
     async def broadcast(self, data: bytes | str) -> int:
-        """Sends text to every peer with an open data channel; returns how many."""
+        """Sends to every peer with an open data channel (text or binary); returns how many."""
         self._require_running()
-        return self._element.emit("broadcast", _text(data))
+        return self._element.emit(*self._data_signal("broadcast", data))
+
+    def _data_signal(self, name: str, data: bytes | str, *head: str) -> tuple:
+        if isinstance(data, str):
+            return (name, *head, data)
+        GLib = _glib()
+        return (f"{name}-bytes", *head, GLib.Bytes.new(bytes(data)))
 
     async def disconnect_peer(self, peer_id: str, reason: Optional[str] = None) -> None:
+        """Hangs up on a peer; it hears `reason` before the call ends."""
         self._require_running()
-        if not self._element.emit("disconnect-peer", peer_id):
+        if not self._element.emit("disconnect-peer", peer_id, reason or ""):
             raise WebRtcError("PEER_NOT_FOUND", f"no peer {peer_id!r}", peer_id)
-        if reason:
-            log.info("disconnected %s: %s", peer_id, reason)
 
     def _session_call(self, signal: str, *args: str) -> None:
         self._require_running()
@@ -471,6 +487,9 @@ class WebRtcServer:
         elif msg.type == Gst.MessageType.ELEMENT:
             s = msg.get_structure()
             fields = {s.nth_field_name(i): s.get_value(s.nth_field_name(i)) for i in range(s.n_fields())}
+            # A GBytes field points into the message, which is gone once this returns.
+            if "bytes" in fields:
+                fields["bytes"] = bytes(fields["bytes"].get_data() or b"")
             if s.get_name() == "error":
                 with self._lock:
                     self._recent_errors.append((fields.get("code", "INTERNAL_ERROR"), fields.get("message", "")))
@@ -508,8 +527,14 @@ class WebRtcServer:
                 caps = json.loads(f.get("capabilities") or "{}")
             except ValueError:
                 caps = {}
-            self._peers[peer] = PeerInfo(peer, caps, {}, "connected", int(time.time() * 1000))
-            self._fire(self._callbacks["peer_connected"], PeerConnectedEvent(peer, caps))
+            try:
+                metadata = json.loads(f.get("metadata") or "{}")
+            except ValueError:
+                metadata = {}
+            if not isinstance(metadata, dict):
+                metadata = {"user_data": metadata}
+            self._peers[peer] = PeerInfo(peer, caps, metadata, "connected", int(time.time() * 1000))
+            self._fire(self._callbacks["peer_connected"], PeerConnectedEvent(peer, caps, metadata))
         elif name == "peer-disconnected":
             self._peers.pop(peer, None)
             self._fire(self._callbacks["peer_disconnected"], PeerDisconnectedEvent(peer, f.get("reason")))
@@ -526,7 +551,9 @@ class WebRtcServer:
                                         None if pts is None else int(pts))
             self._fire(self._callbacks["pipeline_output"], event)
         elif name == "data":
-            self._fire(self._callbacks["data"], DataReceivedEvent(peer, f.get("message", "").encode()))
+            binary = bool(f.get("binary"))
+            data = f.get("bytes", b"") if binary else f.get("message", "").encode()
+            self._fire(self._callbacks["data"], DataReceivedEvent(peer, data, int(f.get("timestamp") or 0), binary))
         elif name == "error":
             self._fire(self._callbacks["error"], ErrorEvent(f.get("code", "INTERNAL_ERROR"), f.get("message", ""), peer))
         elif name == "session":

@@ -29,6 +29,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 
 use super::RUNTIME;
+use super::channel::{Outbox, Payload, send_all};
 use super::door::{self, Door, Refusal};
 use super::ice::IceSettings;
 use super::messages::{self, ErrorCode};
@@ -103,28 +104,20 @@ impl Peer {
     }
 }
 
-/// Text queued for one peer's data channel. One writer per channel keeps the order the
-/// application sent in; a full queue (a peer not reading) drops, it never blocks the sender.
-#[derive(Clone)]
-struct Outbox(mpsc::Sender<String>);
+/// What a peer said of itself when it announced.
+#[derive(Clone, Debug)]
+pub struct Announced {
+    /// JSON objects.
+    pub capabilities: String,
+    pub metadata: String,
+}
 
-impl Outbox {
-    const LEN: usize = 256;
-
-    fn open(channel: Arc<RTCDataChannel>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<String>(Self::LEN);
-        RUNTIME.spawn(async move {
-            while let Some(text) = rx.recv().await {
-                if channel.send_text(text).await.is_err() {
-                    break;
-                }
-            }
-        });
-        Self(tx)
-    }
-
-    fn send(&self, message: &str) -> bool {
-        self.0.try_send(message.to_owned()).is_ok()
+impl Default for Announced {
+    fn default() -> Self {
+        Self {
+            capabilities: "{}".into(),
+            metadata: "{}".into(),
+        }
     }
 }
 
@@ -136,8 +129,9 @@ pub struct PeerHub {
     role: Arc<dyn Role>,
     link: Mutex<Option<Arc<Link>>>,
     peers: Mutex<HashMap<String, Peer>>,
-    /// The peers announced on signaling, with their capabilities (for `peer-connected`).
-    announced: Mutex<HashMap<String, String>>,
+    /// The peers announced on signaling, with their capabilities and user data (for
+    /// `peer-connected`).
+    announced: Mutex<HashMap<String, Announced>>,
     sessions: Mutex<Sessions>,
     connect_to: Vec<String>,
     /// Failed calls in a row per `connect-to` peer, for the backoff.
@@ -376,7 +370,11 @@ impl PeerHub {
     /// it is one of `connect-to`.
     fn on_announced(self: &Arc<Self>, info: PeerInfo) {
         let wanted = self.connect_to.contains(&info.peer_id);
-        lock(&self.announced).insert(info.peer_id.clone(), info.capabilities.to_string());
+        let announced = Announced {
+            capabilities: info.capabilities.to_string(),
+            metadata: info.user_data.to_string(),
+        };
+        lock(&self.announced).insert(info.peer_id.clone(), announced);
         if wanted {
             self.call(&info.peer_id);
         }
@@ -443,6 +441,22 @@ impl PeerHub {
         });
     }
 
+    /// Hangs up on a peer at the application's request: the peer hears `reason` (as a
+    /// `peer.state_change` to `disconnected: <reason>`) before the `peer.disconnect`.
+    pub fn disconnect_peer(&self, peer_id: &str, reason: &str) -> bool {
+        if !self.has_peer(peer_id) {
+            return false;
+        }
+        if lock(&self.announced).contains_key(peer_id) {
+            self.send(Signal::StateChange {
+                from: self.me.clone(),
+                to: peer_id.to_owned(),
+                state: format!("disconnected: {reason}"),
+            });
+        }
+        self.close_peer(peer_id, reason, true)
+    }
+
     /// Ends the call with a peer. `tell` sends it a `peer.disconnect` first.
     pub fn close_peer(&self, peer_id: &str, reason: &str, tell: bool) -> bool {
         let removed = lock(&self.peers).remove(peer_id);
@@ -505,11 +519,11 @@ impl PeerHub {
                     .is_some_and(|p| !std::mem::replace(&mut p.connected, true));
                 if newly {
                     lock(&self.failures).remove(peer_id);
-                    let caps = lock(&self.announced)
+                    let announced = lock(&self.announced)
                         .get(peer_id)
                         .cloned()
-                        .unwrap_or_else(|| "{}".into());
-                    self.post(|e| messages::peer_connected(e, peer_id, &caps));
+                        .unwrap_or_default();
+                    self.post(|e| messages::peer_connected(e, peer_id, &announced));
                     self.role.connected(peer_id);
                 }
             }
@@ -786,8 +800,12 @@ impl PeerHub {
         let peer = peer_id.to_owned();
         channel.on_message(Box::new(move |msg| {
             if let Some(hub) = weak.upgrade() {
-                let text = String::from_utf8_lossy(&msg.data);
-                hub.post(|e| messages::data(e, &peer, &text));
+                let payload = if msg.is_string {
+                    Payload::Text(String::from_utf8_lossy(&msg.data).into_owned())
+                } else {
+                    Payload::Binary(msg.data)
+                };
+                hub.post(|e| messages::data(e, &peer, &payload));
             }
             Box::pin(async {})
         }));
@@ -815,8 +833,8 @@ impl PeerHub {
         }
     }
 
-    /// Sends text on the peer's data channel; false (and a bus error) when it has none.
-    pub fn send_to_peer(&self, peer_id: &str, message: &str) -> bool {
+    /// Sends on the peer's data channel; false (and a bus error) when it has none.
+    pub fn send_to_peer(&self, peer_id: &str, message: Payload) -> bool {
         let sent = self.try_send_to_peer(peer_id, message);
         if !sent {
             let msg = format!("no data channel open with peer '{peer_id}'");
@@ -826,15 +844,15 @@ impl PeerHub {
     }
 
     /// `send_to_peer` without the bus error, for results that may precede the channel.
-    pub fn try_send_to_peer(&self, peer_id: &str, message: &str) -> bool {
+    pub fn try_send_to_peer(&self, peer_id: &str, message: Payload) -> bool {
         let channel = lock(&self.peers)
             .get(peer_id)
             .and_then(|p| p.channel.clone());
         channel.is_some_and(|c| c.send(message))
     }
 
-    /// Sends text to every peer with an open data channel; returns how many.
-    pub fn broadcast(&self, message: &str) -> u32 {
+    /// Sends to every peer with an open data channel; returns how many.
+    pub fn broadcast(&self, message: &Payload) -> u32 {
         let channels: Vec<Outbox> = lock(&self.peers)
             .values()
             .filter_map(|p| p.channel.clone())
@@ -903,8 +921,8 @@ impl PeerHub {
         lock(&self.sessions).to_json().to_string()
     }
 
-    /// Sends text to the members of a session that have a data channel; returns how many.
-    pub fn send_to_session(&self, room: &str, message: &str) -> u32 {
+    /// Sends to the members of a session that have a data channel; returns how many.
+    pub fn send_to_session(&self, room: &str, message: &Payload) -> u32 {
         let result = lock(&self.sessions).members(room);
         let Some(members) = self.session_result(room, result) else {
             return 0;
@@ -928,11 +946,6 @@ impl PeerHub {
         ids.sort();
         ids
     }
-}
-
-/// Queues `message` for every channel; returns how many took it.
-fn send_all(channels: Vec<Outbox>, message: &str) -> u32 {
-    channels.iter().filter(|c| c.send(message)).count() as u32
 }
 
 /// The DTLS fingerprint of an SDP: the same for every offer of one connection, new for a new

@@ -3,6 +3,10 @@
 
 use gst::prelude::*;
 
+use gst::glib;
+
+use super::channel::Payload;
+use super::hub::Announced;
 use super::sessions::Change;
 
 /// The DESIGN §6 error codes these elements post.
@@ -39,12 +43,15 @@ fn post(element: &gst::Element, s: gst::Structure) {
     let _ = element.post_message(gst::message::Element::builder(s).src(element).build());
 }
 
-pub fn peer_connected(element: &gst::Element, peer_id: &str, capabilities: &str) {
+/// `peer-connected`, with the capabilities and user data (`metadata`) the peer announced,
+/// each a JSON object.
+pub fn peer_connected(element: &gst::Element, peer_id: &str, announced: &Announced) {
     post(
         element,
         gst::Structure::builder("peer-connected")
             .field("peer-id", peer_id)
-            .field("capabilities", capabilities)
+            .field("capabilities", &announced.capabilities)
+            .field("metadata", &announced.metadata)
             .build(),
     );
 }
@@ -59,14 +66,22 @@ pub fn peer_disconnected(element: &gst::Element, peer_id: &str, reason: &str) {
     );
 }
 
-pub fn data(element: &gst::Element, peer_id: &str, message: &str) {
-    post(
-        element,
-        gst::Structure::builder("data")
-            .field("peer-id", peer_id)
-            .field("message", message)
-            .build(),
-    );
+/// `data`: a data-channel message, with `timestamp` (Unix milliseconds of its arrival);
+/// text in `message`, binary in `bytes` (`binary=true`).
+pub fn data(element: &gst::Element, peer_id: &str, payload: &Payload) {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let builder = gst::Structure::builder("data")
+        .field("peer-id", peer_id)
+        .field("timestamp", timestamp);
+    let s = match payload {
+        Payload::Text(text) => builder.field("binary", false).field("message", text),
+        Payload::Binary(data) => builder
+            .field("binary", true)
+            .field("bytes", glib::Bytes::from(data.as_ref())),
+    };
+    post(element, s.build());
 }
 
 pub fn error(element: &gst::Element, code: ErrorCode, peer_id: Option<&str>, message: &str) {

@@ -2,6 +2,7 @@
 //! from element properties, signaling (embedded server or external URL), bus messages and the
 //! web demo page.
 
+pub mod channel;
 pub mod door;
 pub mod http_client;
 pub mod hub;

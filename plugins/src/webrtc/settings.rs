@@ -9,6 +9,7 @@ use gst::subclass::prelude::*;
 
 use remotemedia_signaling::Tokens;
 
+use super::channel::Payload;
 use super::door::Door;
 use super::hub::{HubConfig, PeerHub};
 use super::ice::{IceSettings, split_list};
@@ -221,11 +222,23 @@ fn hub_of<T: HubOwner>(value: &glib::Value) -> Option<Arc<PeerHub>> {
     T::from_obj(obj).hub()
 }
 
-fn string_arg(args: &[glib::Value], i: usize) -> Option<String> {
-    args[i]
-        .get::<Option<String>>()
-        .ok()
-        .map(Option::unwrap_or_default)
+/// Argument `i` of an action signal as a string; NULL (from C or Python's `None`) is "".
+/// Every handler returns a value whatever its arguments: a handler that returned none for a
+/// signal with a return type would make GLib abort the process.
+fn string_arg(args: &[glib::Value], i: usize) -> String {
+    args.get(i)
+        .and_then(|v| v.get::<Option<String>>().ok())
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Argument `i` as bytes; NULL is empty.
+fn bytes_arg(args: &[glib::Value], i: usize) -> bytes::Bytes {
+    args.get(i)
+        .and_then(|v| v.get::<Option<glib::Bytes>>().ok())
+        .flatten()
+        .map(|b| bytes::Bytes::copy_from_slice(&b))
+        .unwrap_or_default()
 }
 
 /// A `(session, peer)` action on the hub, returning whether it was done.
@@ -238,7 +251,7 @@ fn session_signal<T: HubOwner>(
         .return_type::<bool>()
         .action()
         .class_handler(move |args| {
-            let (a, b) = (string_arg(args, 1)?, string_arg(args, 2)?);
+            let (a, b) = (string_arg(args, 1), string_arg(args, 2));
             let done = hub_of::<T>(&args[0]).is_some_and(|h| action(&h, &a, &b));
             Some(done.to_value())
         })
@@ -258,7 +271,7 @@ pub fn action_signals<T: HubOwner>() -> Vec<glib::subclass::Signal> {
             .return_type::<bool>()
             .action()
             .class_handler(|args| {
-                let id = string_arg(args, 1)?;
+                let id = string_arg(args, 1);
                 let done = hub_of::<T>(&args[0]).is_some_and(|h| h.delete_session(&id));
                 Some(done.to_value())
             })
@@ -268,8 +281,9 @@ pub fn action_signals<T: HubOwner>() -> Vec<glib::subclass::Signal> {
             .return_type::<u32>()
             .action()
             .class_handler(|args| {
-                let (id, msg) = (string_arg(args, 1)?, string_arg(args, 2)?);
-                let n = hub_of::<T>(&args[0]).map_or(0, |h| h.send_to_session(&id, &msg));
+                let (id, msg) = (string_arg(args, 1), string_arg(args, 2));
+                let n = hub_of::<T>(&args[0])
+                    .map_or(0, |h| h.send_to_session(&id, &Payload::Text(msg)));
                 Some(n.to_value())
             })
             .build(),
@@ -281,14 +295,27 @@ pub fn action_signals<T: HubOwner>() -> Vec<glib::subclass::Signal> {
                 Some(json.to_value())
             })
             .build(),
+        // Data channel: send-to-peer(peer, text) and send-to-peer-bytes(peer, GBytes) -> sent;
+        // broadcast(text) and broadcast-bytes(GBytes) -> peers reached.
         glib::subclass::Signal::builder("send-to-peer")
             .param_types([String::static_type(), String::static_type()])
             .return_type::<bool>()
             .action()
             .class_handler(|args| {
-                let peer = args[1].get::<String>().ok()?;
-                let msg = args[2].get::<String>().ok()?;
-                let sent = hub_of::<T>(&args[0]).is_some_and(|h| h.send_to_peer(&peer, &msg));
+                let (peer, msg) = (string_arg(args, 1), string_arg(args, 2));
+                let sent = hub_of::<T>(&args[0])
+                    .is_some_and(|h| h.send_to_peer(&peer, Payload::Text(msg)));
+                Some(sent.to_value())
+            })
+            .build(),
+        glib::subclass::Signal::builder("send-to-peer-bytes")
+            .param_types([String::static_type(), glib::Bytes::static_type()])
+            .return_type::<bool>()
+            .action()
+            .class_handler(|args| {
+                let (peer, data) = (string_arg(args, 1), bytes_arg(args, 2));
+                let sent = hub_of::<T>(&args[0])
+                    .is_some_and(|h| h.send_to_peer(&peer, Payload::Binary(data)));
                 Some(sent.to_value())
             })
             .build(),
@@ -297,19 +324,33 @@ pub fn action_signals<T: HubOwner>() -> Vec<glib::subclass::Signal> {
             .return_type::<u32>()
             .action()
             .class_handler(|args| {
-                let msg = args[1].get::<String>().ok()?;
+                let msg = Payload::Text(string_arg(args, 1));
                 let n = hub_of::<T>(&args[0]).map_or(0, |h| h.broadcast(&msg));
                 Some(n.to_value())
             })
             .build(),
+        glib::subclass::Signal::builder("broadcast-bytes")
+            .param_types([glib::Bytes::static_type()])
+            .return_type::<u32>()
+            .action()
+            .class_handler(|args| {
+                let msg = Payload::Binary(bytes_arg(args, 1));
+                let n = hub_of::<T>(&args[0]).map_or(0, |h| h.broadcast(&msg));
+                Some(n.to_value())
+            })
+            .build(),
+        // disconnect-peer(peer, reason): the peer hears the reason ("" or NULL: a default).
         glib::subclass::Signal::builder("disconnect-peer")
-            .param_types([String::static_type()])
+            .param_types([String::static_type(), String::static_type()])
             .return_type::<bool>()
             .action()
             .class_handler(|args| {
-                let peer = args[1].get::<String>().ok()?;
-                let known = hub_of::<T>(&args[0])
-                    .is_some_and(|h| h.close_peer(&peer, "disconnected by the application", true));
+                let peer = string_arg(args, 1);
+                let reason = Some(string_arg(args, 2))
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| "disconnected by the application".into());
+                let known =
+                    hub_of::<T>(&args[0]).is_some_and(|h| h.disconnect_peer(&peer, &reason));
                 Some(known.to_value())
             })
             .build(),

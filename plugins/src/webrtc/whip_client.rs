@@ -15,6 +15,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
 use super::http_client::{self, Response};
+use super::hub::Announced;
 use super::ice::IceSettings;
 use super::messages::{self, ErrorCode};
 use super::send::Stream;
@@ -134,7 +135,8 @@ async fn session(
             state = states.recv() => match state {
                 Some(RTCPeerConnectionState::Connected) if !connected => {
                     connected = true;
-                    post(element, |e| messages::peer_connected(e, &target.url, "{\"whip\":true}"));
+                    let announced = Announced { capabilities: "{\"whip\":true}".into(), ..Default::default() };
+                    post(element, |e| messages::peer_connected(e, &target.url, &announced));
                     for s in streams {
                         s.request_key_unit();
                     }

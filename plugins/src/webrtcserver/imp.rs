@@ -14,6 +14,7 @@ use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 
 use super::run::{ManifestSource, PeerRun, Teardowns, shut_down};
+use crate::webrtc::channel::Payload;
 use crate::webrtc::door::Door;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::messages::{self, ErrorCode};
@@ -187,7 +188,7 @@ impl WebRtcServer {
     fn result(&self, run: &PeerRun, s: &gst::StructureRef) {
         let message = messages::result_json(s);
         if let Some(hub) = self.hub() {
-            hub.try_send_to_peer(&run.peer_id, &message);
+            hub.try_send_to_peer(&run.peer_id, Payload::Text(message));
         }
         let mut out = s.to_owned();
         out.set("peer-id", &run.peer_id);
@@ -215,7 +216,7 @@ impl WebRtcServer {
         );
         if let Some(hub) = self.hub() {
             let notice = json!({"type": "error", "code": "PIPELINE_ERROR", "node_id": node, "message": text});
-            hub.try_send_to_peer(&run.peer_id, &notice.to_string());
+            hub.try_send_to_peer(&run.peer_id, Payload::Text(notice.to_string()));
             hub.close_peer(&run.peer_id, &format!("PIPELINE_ERROR: {text}"), true);
         }
     }

@@ -10,6 +10,7 @@ use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
+use crate::webrtc::channel::Payload;
 use crate::webrtc::door::Door;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
 use crate::webrtc::messages;
@@ -160,7 +161,7 @@ impl WebRtcSink {
                 return gst::PadProbeReturn::Ok;
             };
             if let Some(hub) = weak.upgrade().and_then(|obj| obj.imp().hub()) {
-                hub.broadcast(&messages::result_json(s));
+                hub.broadcast(&Payload::Text(messages::result_json(s)));
             }
             gst::PadProbeReturn::Drop
         });
