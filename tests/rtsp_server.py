@@ -1,8 +1,9 @@
 """A test RTSP server (gst-rtsp-server through PyGObject) on 127.0.0.1, serving a WAV file as
 Opus in real time from its start to every client, or (FILE = `sine`) one live 440 Hz tone
-encoded once and shared by every client (for the benchmarks):
+encoded once and shared by every client (for the benchmarks), or (FILE = `slow-sine`) a live
+tone whose first packet leaves 2.5 s after PLAY, as from a server slow to start its stream:
 
-    python tests/rtsp_server.py PORT FILE.wav|sine [MOUNT]
+    python tests/rtsp_server.py PORT FILE.wav|sine|slow-sine [MOUNT]
 """
 
 import sys
@@ -23,6 +24,9 @@ def main(port, path, mount="/test"):
     if path == "sine":
         source = "audiotestsrc is-live=true wave=sine volume=0.3"
         factory.set_shared(True)
+    elif path == "slow-sine":
+        source = ("audiotestsrc is-live=true wave=sine volume=0.3 ! queue min-threshold-time=2500000000 "
+                  "max-size-time=0 max-size-buffers=0 max-size-bytes=0")
     else:
         source = f"filesrc location={path} ! wavparse"
     factory.set_launch(

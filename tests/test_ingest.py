@@ -258,8 +258,21 @@ def servers():
         s.kill()
 
 
-def rtsp_server(servers, port):
-    return servers([sys.executable, str(ROOT / "tests" / "rtsp_server.py"), str(port), str(SPEECH)], ready="ready")
+def rtsp_server(servers, port, what=SPEECH):
+    return servers([sys.executable, str(ROOT / "tests" / "rtsp_server.py"), str(port), str(what)], ready="ready")
+
+
+def test_a_source_slower_to_start_than_the_stall_timeout_connects(runs, servers):
+    """The first packet comes 2.5 s after PLAY; stall-timeout-ms=1500 counts only once data
+    flows. Before, every attempt was cut off at 1.5 s and the source never connected, which is
+    what a loaded machine did to the RTSP tests."""
+    port = free_port()
+    rtsp_server(servers, port, "slow-sine")
+    r = runs(f"rtsp://127.0.0.1:{port}/test", "stall-timeout-ms=1500 initial-backoff-ms=200 max-attempts=5",
+             tail="in.audio_0 ! fakesink name=out sync=false")
+    r.play()
+    r.wait(lambda: len(r.pts) > 20, "audio from the slow server", 20)
+    assert not r.named("reconnect"), r.named("reconnect")
 
 
 def test_rtsp_speech_through_vad(runs, servers):

@@ -32,8 +32,12 @@ struct Settings {
     selection: Selection,
     backoff: Backoff,
     stall_timeout: Duration,
+    connect_timeout: Duration,
     latency_ms: u32,
 }
+
+const DEFAULT_STALL_TIMEOUT_MS: u32 = 5000;
+const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 10_000;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -41,7 +45,8 @@ impl Default for Settings {
             uri: String::new(),
             selection: Selection::default(),
             backoff: Backoff::default(),
-            stall_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_millis(DEFAULT_STALL_TIMEOUT_MS.into()),
+            connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS.into()),
             latency_ms: 200,
         }
     }
@@ -380,7 +385,7 @@ impl Ingest {
         if live {
             pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
                 match info.event().map(|e| e.type_()) {
-                    Some(gst::EventType::Eos) => gst::PadProbeReturn::Drop,
+                    Some(gst::EventType::Eos) => gst::PadProbeReturn::Handled,
                     _ => gst::PadProbeReturn::Ok,
                 }
             });
@@ -564,9 +569,15 @@ impl Ingest {
         });
     }
 
-    /// A live attempt that delivers nothing for `stall-timeout` is reconnected.
+    /// A live attempt that delivers nothing for `stall-timeout` is reconnected. Until its first
+    /// data it has `connect-timeout` instead: connecting (RTSP's handshake, a server starting
+    /// its stream, a loaded machine) must not count as stalling, or a source slower to start
+    /// than the stall timeout would be cut off on every attempt and never connect.
     fn watch_stalls(&self, generation: u64) {
-        let timeout = lock(&self.settings).stall_timeout;
+        let (timeout, connect_timeout) = {
+            let s = lock(&self.settings);
+            (s.stall_timeout, s.connect_timeout.max(s.stall_timeout))
+        };
         let period = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let weak = self.obj().downgrade();
         RUNTIME.spawn(async move {
@@ -574,23 +585,29 @@ impl Ingest {
                 tokio::time::sleep(period).await;
                 let Some(obj) = weak.upgrade() else { return };
                 let imp = obj.imp();
-                let last = {
+                let (last, delivered) = {
                     let st = lock(&imp.state);
                     let Some(a) = st.attempt.as_ref().filter(|a| a.generation == generation) else {
                         return;
                     };
-                    st.outputs
+                    let last = st
+                        .outputs
                         .iter()
                         .filter_map(|o| lock(&o.continuity).last_data)
                         .filter(|t| *t > a.started)
-                        .max()
-                        .unwrap_or(a.started)
+                        .max();
+                    (last.unwrap_or(a.started), last.is_some())
                 };
-                if last.elapsed() > timeout {
-                    let msg = format!(
-                        "no data for {:.1} s: the source stalled",
-                        timeout.as_secs_f64()
-                    );
+                let limit = if delivered { timeout } else { connect_timeout };
+                if last.elapsed() > limit {
+                    let msg = if delivered {
+                        format!(
+                            "no data for {:.1} s: the source stalled",
+                            limit.as_secs_f64()
+                        )
+                    } else {
+                        format!("no data within {:.1} s of connecting", limit.as_secs_f64())
+                    };
                     imp.end_attempt(generation, &msg, false);
                     return;
                 }
@@ -736,7 +753,18 @@ impl ObjectImpl for Ingest {
                     .blurb("A live source that delivers nothing for this long is reconnected, in ms")
                     .minimum(200)
                     .maximum(600_000)
-                    .default_value(5000)
+                    .default_value(DEFAULT_STALL_TIMEOUT_MS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("connect-timeout-ms")
+                    .nick("Connect timeout")
+                    .blurb(
+                        "Time a live source's (re)connection may take to deliver its first data \
+                         before it is retried, in ms (at least stall-timeout-ms)",
+                    )
+                    .minimum(200)
+                    .maximum(600_000)
+                    .default_value(DEFAULT_CONNECT_TIMEOUT_MS)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("latency")
@@ -785,6 +813,7 @@ impl ObjectImpl for Ingest {
             "max-backoff-ms" => s.backoff.max = ms(value),
             "backoff-multiplier" => s.backoff.multiplier = value.get().unwrap_or(2.0),
             "stall-timeout-ms" => s.stall_timeout = ms(value),
+            "connect-timeout-ms" => s.connect_timeout = ms(value),
             "latency" => s.latency_ms = value.get().unwrap_or(200),
             _ => unreachable!(),
         }
@@ -801,6 +830,7 @@ impl ObjectImpl for Ingest {
             "max-backoff-ms" => ms(s.backoff.max),
             "backoff-multiplier" => s.backoff.multiplier.to_value(),
             "stall-timeout-ms" => ms(s.stall_timeout),
+            "connect-timeout-ms" => ms(s.connect_timeout),
             _ => s.latency_ms.to_value(),
         }
     }

@@ -1,6 +1,10 @@
 //! Keeps an output pad one continuous stream across reconnects: one stream-start (stream-id
 //! `audio:0`...) and one TIME segment for the pad's whole life, buffers on the running-time
 //! axis and never going back, no EOS from a live source that dropped.
+//!
+//! What the probes swallow they return as `Handled`, not `Drop`: the bindings have already
+//! taken the buffer or event out of the probe info and free it themselves, so with `Drop`
+//! GStreamer would unref the emptied slot again (a `gst_mini_object_unref` CRITICAL each time).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -58,7 +62,7 @@ pub fn install(
                 let mut a = attempt.lock().unwrap_or_else(PoisonError::into_inner);
                 let seg = a.segment.clone().unwrap_or_default();
                 let Some(pts) = buffer.pts().and_then(|p| seg.to_running_time(p)) else {
-                    return gst::PadProbeReturn::Drop;
+                    return gst::PadProbeReturn::Handled;
                 };
                 let mut out = pts + a.offset;
                 if a.first {
@@ -88,7 +92,7 @@ pub fn install(
             match event.view() {
                 gst::EventView::StreamStart(s) => {
                     if c.started {
-                        return gst::PadProbeReturn::Drop;
+                        return gst::PadProbeReturn::Handled;
                     }
                     c.started = true;
                     let renamed = gst::event::StreamStart::builder(&stream_id)
@@ -103,7 +107,7 @@ pub fn install(
                         .unwrap_or_else(PoisonError::into_inner)
                         .segment = s.segment().downcast_ref::<gst::ClockTime>().cloned();
                     if c.segment_sent {
-                        return gst::PadProbeReturn::Drop;
+                        return gst::PadProbeReturn::Handled;
                     }
                     c.segment_sent = true;
                     let ours = gst::FormattedSegment::<gst::ClockTime>::new();
@@ -113,11 +117,11 @@ pub fn install(
                 gst::EventView::Eos(_) if live => {
                     drop(c);
                     on_end();
-                    gst::PadProbeReturn::Drop
+                    gst::PadProbeReturn::Handled
                 }
                 // A live stream is never flushed: that would reset downstream's running time.
                 gst::EventView::FlushStart(_) | gst::EventView::FlushStop(_) if live => {
-                    gst::PadProbeReturn::Drop
+                    gst::PadProbeReturn::Handled
                 }
                 _ => gst::PadProbeReturn::Ok,
             }

@@ -232,7 +232,7 @@ impl Stream {
                     Ok(()) => gst::PadProbeReturn::Ok,
                     Err(msg) => {
                         gst::element_error!(bin, gst::StreamError::Format, ["{}", msg]);
-                        gst::PadProbeReturn::Drop
+                        gst::PadProbeReturn::Handled
                     }
                 }
             },

@@ -261,7 +261,7 @@ fn route_results(
                 if let Some(bin) = weak.upgrade() {
                     gst::element_error!(bin, gst::StreamError::Format, ["results: {}", e]);
                 }
-                gst::PadProbeReturn::Drop
+                gst::PadProbeReturn::Handled
             }
         }
     });

@@ -163,7 +163,7 @@ impl WebRtcSink {
             if let Some(hub) = weak.upgrade().and_then(|obj| obj.imp().hub()) {
                 hub.broadcast(&Payload::Text(messages::result_json(s)));
             }
-            gst::PadProbeReturn::Drop
+            gst::PadProbeReturn::Handled
         });
     }
 
