@@ -377,3 +377,36 @@ def test_a_whip_url_with_a_wrong_token_is_reported(gst_env, tmp_path):
         rx.stop()
         if tx:
             tx.stop()
+
+
+def test_a_late_whep_player_of_a_relayed_whip_stream_gets_a_key_frame_at_once(gst_env):
+    """WHIP in, WHEP out without decoding: the player's key-frame request goes through the relay
+    to the publisher (PLI), so it decodes within a second or two, not at the publisher's next
+    periodic key frame (every 600 frames: 20 s)."""
+    whip_port, whep_port = free_port(), free_port()
+    relay = Launch(["remotemediawebrtcsrc", "name=rx", f"signaling-port={whip_port}", "decode=false",
+                    "ice-loopback-only=true", "remotemediawebrtcsink", "name=tx", f"signaling-port={whep_port}",
+                    "ice-loopback-only=true", "rx.video_0", "!", "queue", "!", "tx.video_0"], gst_env)
+    publisher_proc = None
+    try:
+        playing(relay)
+        publisher_proc = Launch(["videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=30/1",
+                                 "!", "remotemediawebrtcsink", f"whip-url=http://127.0.0.1:{whip_port}/whip",
+                                 "ice-loopback-only=true"], gst_env)
+        wait_until(lambda: relay.count(r"peer-connected, peer-id=\(string\)whip-") == 1, "the publisher", 20,
+                   [relay, publisher_proc])
+        time.sleep(3.0)  # well past the publisher's first key frame
+
+        async def scenario():
+            p = player(f"http://127.0.0.1:{whep_port}/whep")
+            assert await p.negotiate() == 201, p.body
+            await p.wait_connected()
+            frame = await asyncio.wait_for(p.tracks["video"].recv(), 8)
+            assert (frame.width, frame.height) == (320, 240)
+            await p.delete()
+
+        run(scenario())
+    finally:
+        relay.stop()
+        if publisher_proc:
+            publisher_proc.stop()

@@ -17,8 +17,8 @@ use super::RUNTIME;
 /// Received packets held before the oldest is dropped (a stalled downstream must not grow
 /// memory or block the network task).
 const MAX_QUEUED_PACKETS: u64 = 400;
-/// Jitter buffer depth in milliseconds.
-const LATENCY_MS: u32 = 50;
+/// Jitter buffer depth in milliseconds, unless the element says otherwise.
+pub const DEFAULT_LATENCY_MS: u32 = 50;
 
 fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory)
@@ -55,9 +55,9 @@ pub struct PeerReceive {
 }
 
 impl PeerReceive {
-    pub fn new(bin: &gst::Bin) -> Result<Self, String> {
+    pub fn new(bin: &gst::Bin, latency_ms: u32) -> Result<Self, String> {
         let rtpbin = make("rtpbin")?;
-        rtpbin.set_property("latency", LATENCY_MS);
+        rtpbin.set_property("latency", latency_ms);
         rtpbin.set_property("drop-on-latency", true);
         bin.add(&rtpbin).map_err(|e| e.to_string())?;
         rtpbin.sync_state_with_parent().map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@ use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirecti
 use webrtc::track::track_remote::TrackRemote;
 
 use crate::webrtc::RUNTIME;
-use crate::webrtc::receive::{PeerReceive, Receiver};
+use crate::webrtc::receive::{DEFAULT_LATENCY_MS, PeerReceive, Receiver};
 use crate::webrtc::send::{EncodeSettings, Kind, Stream};
 
 /// Where the manifest comes from: a file (relative paths inside it resolve next to it) or
@@ -116,7 +116,7 @@ impl PeerRun {
             false => (None, None),
         };
         route_results(&bin, &pipeline, audio_pad, video_pad)?;
-        let receive = PeerReceive::new(&bin)?;
+        let receive = PeerReceive::new(&bin, DEFAULT_LATENCY_MS)?;
         audio.start();
         if let Some(v) = &video {
             v.start();

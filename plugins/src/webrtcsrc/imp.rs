@@ -16,9 +16,10 @@ use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
+use crate::webrtc::RUNTIME;
 use crate::webrtc::door::Door;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
-use crate::webrtc::receive::{PeerReceive, Receiver};
+use crate::webrtc::receive::{DEFAULT_LATENCY_MS, PeerReceive, Receiver};
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -33,6 +34,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 struct Settings {
     common: CommonSettings,
     decode: bool,
+    latency_ms: u32,
 }
 
 impl Default for Settings {
@@ -40,6 +42,7 @@ impl Default for Settings {
         Self {
             common: CommonSettings::default(),
             decode: true,
+            latency_ms: DEFAULT_LATENCY_MS,
         }
     }
 }
@@ -86,6 +89,7 @@ struct Tracks {
     receivers: Exposeds,
     peers: Mutex<HashMap<String, Arc<PeerReceive>>>,
     decode: bool,
+    latency_ms: u32,
     next_audio: AtomicU32,
     next_video: AtomicU32,
     /// Peers this element calls (`connect-to`): their pads stay while they are away, and
@@ -99,7 +103,7 @@ impl Tracks {
         peer_id: &str,
         track: Arc<webrtc::track::track_remote::TrackRemote>,
         rtp_receiver: Arc<RTCRtpReceiver>,
-    ) -> Result<(), String> {
+    ) -> Result<gst::Pad, String> {
         let bin = self.bin.upgrade().ok_or("element gone")?;
         let kind = track.kind();
         let (prefix, counter) = match kind {
@@ -123,7 +127,9 @@ impl Tracks {
         };
         let peer_rtp = match lock(&self.peers).entry(peer_id.to_owned()) {
             Entry::Occupied(e) => e.get().clone(),
-            Entry::Vacant(e) => e.insert(Arc::new(PeerReceive::new(&bin)?)).clone(),
+            Entry::Vacant(e) => e
+                .insert(Arc::new(PeerReceive::new(&bin, self.latency_ms)?))
+                .clone(),
         };
         let receiver = peer_rtp.add_track(&bin, &track, self.decode)?;
         let stream_id = format!("peer:{peer_id}:{prefix}:{index}");
@@ -152,7 +158,7 @@ impl Tracks {
                 "peer {peer_id} back: {prefix} on {}",
                 pad.name()
             );
-            return Ok(());
+            return Ok(pad.upcast());
         }
         let pad_name = format!("{prefix}_{}", counter.fetch_add(1, Ordering::Relaxed));
         let pad = gst::GhostPad::builder_with_target(&receiver.src)
@@ -170,7 +176,7 @@ impl Tracks {
         });
         bin.add_pad(&pad).map_err(|e| e.to_string())?;
         gst::info!(CAT, obj = bin, "peer {peer_id}: {prefix} on {}", pad.name());
-        Ok(())
+        Ok(pad.upcast())
     }
 }
 
@@ -191,24 +197,37 @@ impl Role for SrcRole {
             Box::pin(async move {
                 let ssrc = track.ssrc();
                 let video = track.kind() == RTPCodecType::Video;
-                if let Err(e) = this.on_track(&peer, track, rtp_receiver) {
-                    if let Some(bin) = this.bin.upgrade() {
-                        crate::webrtc::messages::error(
-                            bin.upcast_ref(),
-                            crate::webrtc::messages::ErrorCode::Peer,
-                            Some(&peer),
-                            &e,
-                        );
+                let pad = match this.on_track(&peer, track, rtp_receiver) {
+                    Ok(pad) => pad,
+                    Err(e) => {
+                        if let Some(bin) = this.bin.upgrade() {
+                            crate::webrtc::messages::error(
+                                bin.upcast_ref(),
+                                crate::webrtc::messages::ErrorCode::Peer,
+                                Some(&peer),
+                                &e,
+                            );
+                        }
+                        return;
                     }
-                    return;
-                }
-                // Ask for a key frame so decoding starts at once.
-                if video && let Some(pc) = weak_pc.upgrade() {
-                    let pli = PictureLossIndication {
-                        sender_ssrc: 0,
-                        media_ssrc: ssrc,
-                    };
-                    let _ = pc.write_rtcp(&[Box::new(pli)]).await;
+                };
+                if video {
+                    // Key frame requests from downstream (a decoder, or a sink relaying this
+                    // stream to a peer that just joined) reach the sender as PLI.
+                    let weak = weak_pc.clone();
+                    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                        let wants_key = info
+                            .event()
+                            .is_some_and(|e| gst_video::ForceKeyUnitEvent::is(e));
+                        if wants_key && let Some(pc) = weak.upgrade() {
+                            RUNTIME.spawn(async move { send_pli(&pc, ssrc).await });
+                        }
+                        gst::PadProbeReturn::Ok
+                    });
+                    // Ask for a key frame so decoding starts at once.
+                    if let Some(pc) = weak_pc.upgrade() {
+                        send_pli(&pc, ssrc).await;
+                    }
                 }
             })
         }));
@@ -233,6 +252,14 @@ impl Role for SrcRole {
     fn closed(&self, peer_id: &str) {
         self.0.remove_peer(peer_id);
     }
+}
+
+async fn send_pli(pc: &RTCPeerConnection, media_ssrc: u32) {
+    let pli = PictureLossIndication {
+        sender_ssrc: 0,
+        media_ssrc,
+    };
+    let _ = pc.write_rtcp(&[Box::new(pli)]).await;
 }
 
 impl Tracks {
@@ -288,6 +315,7 @@ impl WebRtcSrc {
             receivers: self.receivers.clone(),
             peers: Mutex::new(HashMap::new()),
             decode: settings.decode,
+            latency_ms: settings.latency_ms,
             next_audio: AtomicU32::new(0),
             next_video: AtomicU32::new(0),
             callees: config.connect_to.clone(),
@@ -333,6 +361,15 @@ impl ObjectImpl for WebRtcSrc {
                     .mutable_ready()
                     .build(),
             );
+            props.push(
+                glib::ParamSpecUInt::builder("latency")
+                    .nick("Latency")
+                    .blurb("Jitter buffer depth per received track, in ms (loopback and LAN peers do with less)")
+                    .maximum(5000)
+                    .default_value(DEFAULT_LATENCY_MS)
+                    .mutable_ready()
+                    .build(),
+            );
             props
         });
         PROPERTIES.as_ref()
@@ -352,15 +389,20 @@ impl ObjectImpl for WebRtcSrc {
         }
         match pspec.name() {
             "decode" => s.decode = value.get().unwrap_or(true),
+            "latency" => s.latency_ms = value.get().unwrap_or(DEFAULT_LATENCY_MS),
             _ => unreachable!(),
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let s = lock(&self.settings);
-        match s.common.get(pspec.name()) {
-            Some(v) => v,
-            None => s.decode.to_value(),
+        match pspec.name() {
+            "decode" => s.decode.to_value(),
+            "latency" => s.latency_ms.to_value(),
+            name => s
+                .common
+                .get(name)
+                .unwrap_or_else(|| pspec.default_value().clone()),
         }
     }
 }
