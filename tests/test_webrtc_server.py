@@ -215,3 +215,34 @@ def test_sessions_group_peers(server):
                 await peer.close()
 
     run(scenario())
+
+
+def test_a_first_track_that_cannot_be_fed_ends_that_peer_and_the_server_goes_on(server):
+    """A peer that takes our audio (Opus) but sends PCMU (no decoder chain for it): building the run's input fails and
+    the run posts its error from the track's thread. Before, that thread held the run's input
+    lock while the server, handling the error on the same thread, stopped the run, which took
+    the lock again: the process hung."""
+    from aiortc import RTCRtpSender
+
+    s = server(manifest=VAD)
+    assert s.play() != Gst.StateChangeReturn.FAILURE
+
+    async def scenario():
+        bad = Peer("pcmu-peer")
+        bad.pc.addTransceiver("audio", direction="recvonly")
+        bad.pc.addTransceiver(WavTrack(SPEECH), direction="sendonly").setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/PCMU"])
+        assert await bad.call(s.port, recv=()) is None
+        err = await s.message("error", code="PIPELINE_ERROR", **{"peer-id": "pcmu-peer"})
+        assert "no depayloader" in err["message"], err
+        await bad.close()
+        # The server still serves the next peer.
+        good = Peer("good-peer")
+        try:
+            assert await good.call(s.port, recv=(), sendrecv_tracks=[WavTrack(SPEECH)]) is None
+            await s.message("peer-connected", **{"peer-id": "good-peer"})
+            await s.message("remotemedia", 30, **{"peer-id": "good-peer"})
+        finally:
+            await good.close()
+
+    run(scenario())

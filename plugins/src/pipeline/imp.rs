@@ -147,12 +147,16 @@ impl RemoteMediaPipeline {
     }
 
     fn stop(&self) {
-        if let Some(r) = lock(&self.running).take() {
+        // Taken out first: dropping the session joins node threads and stops Python workers,
+        // and removing the pad calls into GStreamer; neither may happen under a lock.
+        let running = lock(&self.running).take();
+        if let Some(r) = running {
             r.queue.set_flushing(true);
             drop(r);
         }
         *lock(&self.stream) = StreamState::default();
-        if let Some(pad) = lock(&self.textpad).take() {
+        let textpad = lock(&self.textpad).take();
+        if let Some(pad) = textpad {
             let _ = pad.set_active(false);
             let _ = self.obj().remove_pad(&pad);
         }
@@ -539,7 +543,8 @@ impl RemoteMediaPipeline {
     }
 
     fn forward_to_text(&self, event: &gst::Event) {
-        if let Some(pad) = lock(&self.textpad).clone() {
+        let pad = lock(&self.textpad).clone();
+        if let Some(pad) = pad {
             pad.push_event(event.clone());
         }
     }

@@ -76,7 +76,8 @@ impl PeerReceive {
     ) -> Result<Receiver, String> {
         let session = self.sessions.fetch_add(1, Ordering::Relaxed);
         let codec = track.codec();
-        let (encoding, depay, dec) = codec_elements(&codec.capability.mime_type)?;
+        let (encoding, depay, dec) = codec_elements(&codec.capability.mime_type)
+            .map_err(|e| format!("{e} (payload type {})", codec.payload_type))?;
         let media = match track.kind() {
             RTPCodecType::Audio => "audio",
             _ => "video",

@@ -81,7 +81,8 @@ impl Role for ServerRole {
                 run.bin.name()
             );
             // Registered first, so errors while it starts are known to be this peer's.
-            if let Some(old) = lock(&self.runs).insert(peer_id.to_owned(), run.clone()) {
+            let old = lock(&self.runs).insert(peer_id.to_owned(), run.clone());
+            if let Some(old) = old {
                 old.stop(&bin, &self.teardowns);
             }
             run.start(&bin, pc).await
@@ -89,7 +90,8 @@ impl Role for ServerRole {
     }
 
     fn connected(&self, peer_id: &str) {
-        if let Some(run) = lock(&self.runs).get(peer_id) {
+        let run = lock(&self.runs).get(peer_id).cloned();
+        if let Some(run) = run {
             run.request_key_unit();
         }
     }

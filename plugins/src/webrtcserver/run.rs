@@ -80,6 +80,8 @@ pub struct PeerRun {
     audio: Arc<Stream>,
     video: Option<Arc<Stream>>,
     receive: PeerReceive,
+    /// Set by the first track, which feeds the manifest.
+    claimed: AtomicBool,
     input: Mutex<Option<Receiver>>,
     stopped: AtomicBool,
 }
@@ -128,6 +130,7 @@ impl PeerRun {
             audio,
             video,
             receive,
+            claimed: AtomicBool::new(false),
             input: Mutex::new(None),
             stopped: AtomicBool::new(false),
         }))
@@ -163,9 +166,12 @@ impl PeerRun {
 
     /// The first track the peer sends feeds the manifest; further tracks are read and
     /// dropped (unread tracks would fill webrtc-rs's buffers).
+    ///
+    /// No lock is held while the chain is built or the error posted: the server handles a
+    /// run's error on the posting thread, and stopping the run from there must not wait for
+    /// this thread.
     fn on_track(&self, track: Arc<TrackRemote>, rtp_receiver: Arc<RTCRtpReceiver>) {
-        let mut input = self.input.lock().unwrap_or_else(PoisonError::into_inner);
-        if input.is_some() || self.stopped.load(Ordering::SeqCst) {
+        if self.stopped.load(Ordering::SeqCst) || self.claimed.swap(true, Ordering::SeqCst) {
             RUNTIME.spawn(async move { while track.read_rtp().await.is_ok() {} });
             return;
         }
@@ -180,7 +186,7 @@ impl PeerRun {
             Ok(receiver)
         };
         match feed() {
-            Ok(r) => *input = Some(r),
+            Ok(r) => *self.input.lock().unwrap_or_else(PoisonError::into_inner) = Some(r),
             Err(e) => gst::element_error!(self.bin, gst::StreamError::Format, ["{}", e]),
         }
     }
@@ -199,7 +205,6 @@ impl PeerRun {
         self.stopped.store(true, Ordering::SeqCst);
         // Elements a track started while this was on its way are stopped by the second
         // NULL, so nothing of the run keeps running once it is out of the server.
-        let _input = self.input.lock().unwrap_or_else(PoisonError::into_inner);
         let server = server.downgrade();
         self.bin.call_async(move |bin| {
             shut_down(bin);

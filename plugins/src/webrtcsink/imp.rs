@@ -332,14 +332,16 @@ impl ElementImpl for WebRtcSink {
         } else {
             "video"
         };
-        let mut streams = lock(&self.streams);
-        let index = (0..)
-            .find(|i| {
-                !streams
-                    .iter()
-                    .any(|(p, _)| p.name() == format!("{prefix}_{i}"))
-            })
-            .unwrap_or(0);
+        let index = {
+            let streams = lock(&self.streams);
+            (0..)
+                .find(|i| {
+                    !streams
+                        .iter()
+                        .any(|(p, _)| p.name() == format!("{prefix}_{i}"))
+                })
+                .unwrap_or(0)
+        };
         let name = format!("{prefix}_{index}");
         let settings = {
             let s = lock(&self.settings);
@@ -348,7 +350,6 @@ impl ElementImpl for WebRtcSink {
         let (stream, target) = match Stream::new(self.obj().upcast_ref(), kind, &name, settings) {
             Ok(v) => v,
             Err(e) => {
-                drop(streams);
                 gst::element_imp_error!(self, gst::CoreError::Pad, ["{}", e]);
                 return None;
             }
@@ -362,8 +363,7 @@ impl ElementImpl for WebRtcSink {
         if self.hub().is_some() {
             stream.start();
         }
-        streams.push((ghost.clone(), stream));
-        drop(streams);
+        lock(&self.streams).push((ghost.clone(), stream));
         self.obj().add_pad(&ghost).ok()?;
         Some(ghost.upcast())
     }

@@ -125,11 +125,22 @@ impl Tracks {
                 .map(|r| r.pad.clone());
             (index, parked)
         };
-        let peer_rtp = match lock(&self.peers).entry(peer_id.to_owned()) {
-            Entry::Occupied(e) => e.get().clone(),
-            Entry::Vacant(e) => e
-                .insert(Arc::new(PeerReceive::new(&bin, self.latency_ms)?))
-                .clone(),
+        // The peer's rtpbin is made outside the lock (it is added to the bin); a second track
+        // racing the first keeps the one registered first.
+        let existing = lock(&self.peers).get(peer_id).cloned();
+        let peer_rtp = match existing {
+            Some(p) => p,
+            None => {
+                let made = Arc::new(PeerReceive::new(&bin, self.latency_ms)?);
+                let (kept, spare) = match lock(&self.peers).entry(peer_id.to_owned()) {
+                    Entry::Occupied(e) => (e.get().clone(), Some(made)),
+                    Entry::Vacant(e) => (e.insert(made).clone(), None),
+                };
+                if let Some(spare) = spare {
+                    spare.remove(&bin);
+                }
+                kept
+            }
         };
         let receiver = peer_rtp.add_track(&bin, &track, self.decode)?;
         let stream_id = format!("peer:{peer_id}:{prefix}:{index}");
