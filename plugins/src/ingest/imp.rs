@@ -585,7 +585,7 @@ impl Ingest {
                 tokio::time::sleep(period).await;
                 let Some(obj) = weak.upgrade() else { return };
                 let imp = obj.imp();
-                let (last, delivered) = {
+                let (last, delivered, found, unplaced) = {
                     let st = lock(&imp.state);
                     let Some(a) = st.attempt.as_ref().filter(|a| a.generation == generation) else {
                         return;
@@ -596,7 +596,17 @@ impl Ingest {
                         .filter_map(|o| lock(&o.continuity).last_data)
                         .filter(|t| *t > a.started)
                         .max();
-                    (last.unwrap_or(a.started), last.is_some())
+                    let unplaced: u64 = st
+                        .outputs
+                        .iter()
+                        .map(|o| lock(&o.continuity).unplaced)
+                        .sum();
+                    (
+                        last.unwrap_or(a.started),
+                        last.is_some(),
+                        a.found.len(),
+                        unplaced,
+                    )
                 };
                 let limit = if delivered { timeout } else { connect_timeout };
                 if last.elapsed() > limit {
@@ -606,7 +616,11 @@ impl Ingest {
                             limit.as_secs_f64()
                         )
                     } else {
-                        format!("no data within {:.1} s of connecting", limit.as_secs_f64())
+                        format!(
+                            "no data within {:.1} s of connecting ({found} streams found, \
+                             {unplaced} buffers outside their segment)",
+                            limit.as_secs_f64()
+                        )
                     };
                     imp.end_attempt(generation, &msg, false);
                     return;

@@ -21,6 +21,9 @@ pub struct Continuity {
     last_end: Option<gst::ClockTime>,
     /// When data last came through (stall detection).
     pub last_data: Option<Instant>,
+    /// Buffers dropped because their timestamp had no running time in their segment; named
+    /// in a stall's reason, where they tell a source that sends from one that does not.
+    pub unplaced: u64,
 }
 
 pub type Shared = Arc<Mutex<Continuity>>;
@@ -62,6 +65,7 @@ pub fn install(
                 let mut a = attempt.lock().unwrap_or_else(PoisonError::into_inner);
                 let seg = a.segment.clone().unwrap_or_default();
                 let Some(pts) = buffer.pts().and_then(|p| seg.to_running_time(p)) else {
+                    c.unplaced += 1;
                     return gst::PadProbeReturn::Handled;
                 };
                 let mut out = pts + a.offset;
