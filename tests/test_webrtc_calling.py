@@ -243,3 +243,32 @@ def test_the_caller_recovers_from_an_ice_failure(launches, server, tmp_path):
     size = out.stat().st_size
     wait_until(lambda: out.stat().st_size > size + RATE and hears(out, 495, 0.5), "the tone again", 40, [tx, rx])
     assert rx.count(r"peer-connected, peer-id=\(string\)cam1") >= 2
+
+
+def test_ws_signaling_comes_back_after_the_server_restarts(launches, tmp_path):
+    """remotemedia-server dies and comes back on the same port: both elements reconnect with the
+    backoff their URL asks for, the call in progress keeps its media, and a new call goes
+    through the restarted server."""
+    ws_port = free_port()
+    server = ServerProcess(ws=f"127.0.0.1:{ws_port}")
+    try:
+        signaling = url(f"ws://127.0.0.1:{ws_port}/ws?initial_backoff_ms=200&max_backoff_ms=500&max_attempts=40")
+        out = tmp_path / "heard.raw"
+        rx = launches(*receiver("studio", out, signaling, "connect-to=cam1"))
+        tx = launches(*sender("cam1", 440, signaling))
+        wait_until(lambda: hears(out, 440), "cam1's tone", procs=[tx, rx])
+        server.kill()
+        wait_until(lambda: rx.count("RECONNECT_ATTEMPT") >= 1 and tx.count("RECONNECT_ATTEMPT") >= 1,
+                   "both elements retrying", 20, [tx, rx])
+        size = out.stat().st_size
+        time.sleep(1.0)
+        assert out.stat().st_size > size + RATE, "the call's media goes on without signaling"
+        server.start()
+        wait_until(lambda: rx.count("signaling-reconnected") >= 1 and tx.count("signaling-reconnected") >= 1,
+                   "both elements back on signaling", 20, [tx, rx])
+        # cam1 restarts with another tone: the src calls it again through the restarted server.
+        tx.stop()
+        tx2 = launches(*sender("cam1", 880, signaling))
+        wait_until(lambda: hears(out, 880), "the new call's tone", 30, [tx2, rx])
+    finally:
+        server.stop()

@@ -135,6 +135,12 @@ def test_bad_configuration_is_reported_before_or_at_start():
             await WebRtcServer.create({"port": 0, "manifest": str(VAD), "video_codec": "av1"})
         with pytest.raises(WebRtcError, match="needs 'signaling_url'"):
             await WebRtcServer.connect({"manifest": str(VAD)})
+        with pytest.raises(WebRtcError, match="unknown reconnect keys \\['tries'\\]"):
+            await WebRtcServer.connect({"manifest": str(VAD), "signaling_url": "ws://127.0.0.1:1/ws",
+                                        "reconnect": {"tries": 3}})
+        with pytest.raises(WebRtcError, match="reconnect.max_attempts must be a number"):
+            await WebRtcServer.connect({"manifest": str(VAD), "signaling_url": "ws://127.0.0.1:1/ws",
+                                        "reconnect": {"max_attempts": "many"}})
         bad = await WebRtcServer.create({"port": 0, "manifest": {"version": "v1", "nodes": [
             {"id": "x", "node_type": "NoSuchNode"}]}})
         with pytest.raises(WebRtcError) as err:
@@ -151,3 +157,45 @@ def test_bad_configuration_is_reported_before_or_at_start():
         assert "secret" not in str(err.value)
 
     run(scenario())
+
+
+def test_reconnect_config_reaches_ws_signaling():
+    """WebRtcServer.connect with `reconnect`: the server goes away and comes back, and the
+    element retries as configured and announces itself again."""
+    from server_process import ServerProcess
+    from webrtc_peer import free_port
+
+    ws_port = free_port()
+    server = ServerProcess(ws=f"127.0.0.1:{ws_port}")
+
+    async def scenario():
+        errors = []
+        ws = await WebRtcServer.connect({"manifest": str(VAD), "signaling_url": f"ws://127.0.0.1:{ws_port}/ws",
+                                         "peer_id": "py-server", "reconnect": {
+                                             "max_attempts": 50, "initial_backoff_ms": 100, "max_backoff_ms": 300}})
+        ws.on_error(errors.append)
+        await ws.start()
+        try:
+            server.kill()
+            await wait_for(lambda: any(e.code == "RECONNECT_ATTEMPT" for e in errors), "a reconnect attempt")
+            assert "in 100 ms" in next(e.message for e in errors if e.code == "RECONNECT_ATTEMPT")
+            server.start()
+            await wait_for(lambda: _announced(ws_port, "py-server"), "py-server announced again")
+        finally:
+            await ws.shutdown()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        server.stop()
+
+
+def _announced(port, peer_id):
+    import json as _json
+
+    import websockets.sync.client as sync_ws
+
+    with sync_ws.connect(f"ws://127.0.0.1:{port}/ws") as c:
+        c.send(_json.dumps({"jsonrpc": "2.0", "id": 1, "method": "peer.list", "params": {}}))
+        reply = _json.loads(c.recv(timeout=5))
+    return any(p["peer_id"] == peer_id for p in reply["result"]["peers"])

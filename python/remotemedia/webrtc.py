@@ -72,6 +72,12 @@ class WebRtcServerConfig:
     host: str = "127.0.0.1"
     peer_id: str = "remotemedia"
     ice_loopback_only: bool = False
+    # {max_attempts, initial_backoff_ms, max_backoff_ms, backoff_multiplier}: how an external
+    # signaling server (ws://, grpc://) is reconnected when it goes away.
+    reconnect: Optional[dict] = None
+    # Peers to call as soon as they are announced (and again when they come back).
+    connect_to: list = field(default_factory=list)
+    auth_token: Optional[str] = None
 
     @classmethod
     def of(cls, config: "WebRtcServerConfig | dict") -> "WebRtcServerConfig":
@@ -165,6 +171,23 @@ def _gst():
     if not Gst.is_initialized():
         Gst.init(None)
     return Gst
+
+
+_RECONNECT_KEYS = ("max_attempts", "initial_backoff_ms", "max_backoff_ms", "backoff_multiplier")
+
+
+def _with_reconnect(url: str, reconnect: Optional[dict]) -> str:
+    """`url` with the reconnect policy as the query parameters both ws:// and grpc:// read."""
+    if not reconnect:
+        return url
+    unknown = sorted(set(reconnect) - set(_RECONNECT_KEYS))
+    if unknown:
+        raise WebRtcError("CONFIG_ERROR", f"unknown reconnect keys {unknown}; known: {list(_RECONNECT_KEYS)}")
+    for key, value in reconnect.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise WebRtcError("CONFIG_ERROR", f"reconnect.{key} must be a number >= 0, got {value!r}")
+    query = "&".join(f"{k}={v}" for k, v in reconnect.items())
+    return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
 def _glib():
@@ -301,8 +324,12 @@ class WebRtcServer:
         if not 1 <= int(c.max_peers) <= 1000:
             raise WebRtcError("CONFIG_ERROR", f"max_peers must be 1..1000, got {c.max_peers}")
         e.set_property("max-peers", int(c.max_peers))
+        if c.connect_to:
+            e.set_property("connect-to", ",".join(c.connect_to))
+        if c.auth_token:
+            e.set_property("auth-token", c.auth_token)
         if c.signaling_url:
-            e.set_property("signaling-url", c.signaling_url)
+            e.set_property("signaling-url", _with_reconnect(c.signaling_url, c.reconnect))
         else:
             port = 0 if c.port is None else int(c.port)
             if not 0 <= port <= 65535:

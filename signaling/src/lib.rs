@@ -6,6 +6,7 @@ pub mod grpc;
 pub mod http;
 pub mod protocol;
 pub mod rate;
+pub mod reconnect;
 pub mod registry;
 pub mod tokens;
 pub mod ws_client;

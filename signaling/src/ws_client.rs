@@ -1,5 +1,8 @@
 //! A peer that reaches an external JSON-RPC signaling server (`signaling-url=ws://...`): it
-//! announces itself, hands what it hears to a [`Handler`] and sends signals on request.
+//! announces itself, hands what it hears to a [`Handler`] and sends signals on request. When
+//! the server goes away it reconnects with the backoff the URL asks for (`max_attempts`,
+//! `initial_backoff_ms`, `max_backoff_ms`, `backoff_multiplier`), announces itself again and
+//! reports the peers present then as joined, so calls to them start again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::protocol::{self, PeerInfo, RpcError, Signal};
+use crate::reconnect::{LinkEvent, LinkHandler, ws_backoff};
 use crate::registry::{Event, Handler};
 
 /// What the client reports besides peer events: errors the server answered with.
@@ -30,77 +34,149 @@ fn fail(url: &str, what: impl std::fmt::Display) -> RpcError {
     )
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects and announces `info`; returns the socket and the other peers present.
+async fn open(url: &str, info: &PeerInfo) -> Result<(Socket, Vec<PeerInfo>), RpcError> {
+    let connect = tokio_tungstenite::connect_async(url);
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .map_err(|_| fail(url, "no answer within 10 s"))?
+        .map_err(|e| fail(url, e))?;
+    let announce = json!({"jsonrpc": "2.0", "id": 0, "method": "peer.announce", "params": info});
+    ws.send(Message::text(announce.to_string()))
+        .await
+        .map_err(|e| fail(url, e))?;
+    let reply = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Text(t) = m
+                && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
+                && v.get("id") == Some(&json!(0))
+            {
+                return Some(v);
+            }
+        }
+        None
+    })
+    .await
+    .map_err(|_| fail(url, "no answer to peer.announce within 10 s"))?
+    .ok_or_else(|| fail(url, "closed the connection during peer.announce"))?;
+    if let Some(err) = reply.get("error") {
+        return Err(fail(url, format!("peer.announce refused: {err}")));
+    }
+    let present: Vec<PeerInfo> = reply
+        .pointer("/result/other_peers")
+        .cloned()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    Ok((ws, present))
+}
+
+/// Serves one connection until it is lost (`Err`) or the client is dropped (`Ok`).
+async fn serve(
+    ws: Socket,
+    me: &str,
+    url: &str,
+    queue: &mut mpsc::Receiver<String>,
+    handler: &Handler,
+    on_error: &ErrorHandler,
+) -> Result<(), String> {
+    let (mut sink, mut stream) = ws.split();
+    loop {
+        tokio::select! {
+            outgoing = queue.recv() => match outgoing {
+                Some(text) => {
+                    if let Err(e) = sink.send(Message::text(text)).await {
+                        return Err(format!("sending failed: {e}"));
+                    }
+                }
+                None => {
+                    let _ = sink.close().await;
+                    return Ok(());
+                }
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(t))) => {
+                    let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+                    if let Some(err) = v.get("error") {
+                        on_error(fail(url, err));
+                        continue;
+                    }
+                    if let Some(event) = notification_event(&v, me) {
+                        let _ = handler(event);
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => return Err("the server closed the connection".into()),
+                Some(Err(e)) => return Err(e.to_string()),
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
 impl WsClient {
-    /// Connects, announces `info` and waits for the server's answer (within 10 s).
+    /// Connects, announces `info` and waits for the server's answer (within 10 s). Later
+    /// losses of the server are retried in the background, reported through `on_link`.
     pub async fn connect(
         url: &str,
         info: PeerInfo,
         handler: Handler,
         on_error: ErrorHandler,
+        on_link: LinkHandler,
     ) -> Result<Self, RpcError> {
-        let connect = tokio_tungstenite::connect_async(url);
-        let (ws, _) = tokio::time::timeout(Duration::from_secs(10), connect)
-            .await
-            .map_err(|_| fail(url, "no answer within 10 s"))?
-            .map_err(|e| fail(url, e))?;
-        let (mut sink, mut stream) = ws.split();
-        let announce =
-            json!({"jsonrpc": "2.0", "id": 0, "method": "peer.announce", "params": info});
-        sink.send(Message::text(announce.to_string()))
-            .await
-            .map_err(|e| fail(url, e))?;
-        let reply = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(Ok(m)) = stream.next().await {
-                if let Message::Text(t) = m
-                    && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
-                    && v.get("id") == Some(&json!(0))
-                {
-                    return Some(v);
-                }
-            }
-            None
-        })
-        .await
-        .map_err(|_| fail(url, "no answer to peer.announce within 10 s"))?
-        .ok_or_else(|| fail(url, "closed the connection during peer.announce"))?;
-        if let Some(err) = reply.get("error") {
-            return Err(fail(url, format!("peer.announce refused: {err}")));
-        }
-        let present: Vec<PeerInfo> = reply
-            .pointer("/result/other_peers")
-            .cloned()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
-
-        let (outbound, mut rx) = mpsc::channel::<String>(256);
-        tokio::spawn(async move {
-            while let Some(text) = rx.recv().await {
-                if sink.send(Message::text(text)).await.is_err() {
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        });
+        let backoff = ws_backoff(url).map_err(|e| fail(url, e))?;
+        let (first, present) = open(url, &info).await?;
+        let (outbound, mut queue) = mpsc::channel::<String>(256);
         let me = info.peer_id.clone();
-        let url = url.to_owned();
+        let url_owned = url.to_owned();
+        let peer_id = info.peer_id.clone();
         tokio::spawn(async move {
-            while let Some(Ok(m)) = stream.next().await {
-                let Message::Text(t) = m else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
-                    continue;
+            let url = url_owned;
+            let mut ws = first;
+            loop {
+                let mut reason = match serve(ws, &me, &url, &mut queue, &handler, &on_error).await {
+                    Ok(()) => return,
+                    Err(reason) => reason,
                 };
-                if let Some(err) = v.get("error") {
-                    on_error(fail(&url, err));
-                    continue;
+                // Signals queued while the server was away were meant for the old session.
+                while queue.try_recv().is_ok() {}
+                let mut attempt = 1;
+                let (socket, present) = loop {
+                    let Some(delay) = backoff.delay(attempt) else {
+                        on_link(LinkEvent::Failed {
+                            attempts: attempt - 1,
+                            reason: format!("{url}: {reason}"),
+                        });
+                        return;
+                    };
+                    on_link(LinkEvent::Reconnecting {
+                        attempt,
+                        max_attempts: backoff.max_attempts,
+                        delay,
+                        reason: format!("{url}: {reason}"),
+                    });
+                    tokio::time::sleep(delay).await;
+                    if queue.is_closed() {
+                        return;
+                    }
+                    match open(&url, &info).await {
+                        Ok(opened) => break opened,
+                        Err(e) => {
+                            attempt += 1;
+                            reason = e.message;
+                        }
+                    }
+                };
+                on_link(LinkEvent::Reconnected { attempts: attempt });
+                for peer in present {
+                    let _ = handler(Event::Joined(peer));
                 }
-                if let Some(event) = notification_event(&v, &me) {
-                    let _ = handler(event);
-                }
+                ws = socket;
             }
-            on_error(fail(&url, "connection lost"));
         });
         Ok(Self {
-            peer_id: info.peer_id,
+            peer_id,
             present,
             outbound,
         })

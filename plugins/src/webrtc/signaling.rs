@@ -81,7 +81,7 @@ impl Link {
             return Ok((Link::Embedded { peer, server }, present));
         }
         if config.url.starts_with("ws://") {
-            return WsClient::connect(&config.url, info, handler, on_error)
+            return WsClient::connect(&config.url, info, handler, on_error, on_link)
                 .await
                 .map(|c| {
                     let present = c.present().to_vec();

@@ -3,10 +3,11 @@
 //! when the server goes away it reconnects with backoff and announces itself again.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use remotemedia_runtime::Backoff;
+
+use crate::reconnect::backoff_param;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -51,21 +52,13 @@ impl GrpcTarget {
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let number = || {
-                value
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| format!("'{url}': {key}={value:?} is not a number >= 0"))
-            };
-            let b = &mut target.backoff;
-            match key {
-                "token" => target.token = Some(value.to_owned()),
-                "max_attempts" => b.max_attempts = number()? as u32,
-                "initial_backoff_ms" => b.initial = Duration::from_millis(number()? as u64),
-                "max_backoff_ms" => b.max = Duration::from_millis(number()? as u64),
-                "backoff_multiplier" => b.multiplier = number()?,
-                _ => {
+            if key == "token" {
+                target.token = Some(value.to_owned());
+                continue;
+            }
+            match backoff_param(&mut target.backoff, key, value, url)? {
+                true => {}
+                false => {
                     return Err(format!(
                         "'{url}': unknown parameter '{key}' (token, max_attempts, \
                          initial_backoff_ms, max_backoff_ms, backoff_multiplier)"
@@ -106,30 +99,7 @@ impl GrpcTarget {
     }
 }
 
-/// What the client reports about its link to the server.
-#[derive(Clone, Debug, PartialEq)]
-pub enum LinkEvent {
-    /// The server went away; attempt `attempt` of `max_attempts` (0: forever) starts after
-    /// `delay`.
-    Reconnecting {
-        attempt: u32,
-        max_attempts: u32,
-        delay: Duration,
-        reason: String,
-    },
-    Reconnected {
-        attempts: u32,
-    },
-    /// Attempts used up: the client stopped.
-    Failed {
-        attempts: u32,
-        reason: String,
-    },
-    /// The server refused one of our signals.
-    Refused(RpcError),
-}
-
-pub type LinkHandler = Arc<dyn Fn(LinkEvent) + Send + Sync>;
+pub use crate::reconnect::{LinkEvent, LinkHandler};
 
 pub struct GrpcSignalClient {
     peer_id: String,

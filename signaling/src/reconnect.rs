@@ -1,0 +1,83 @@
+//! What the signaling clients (ws:// and grpc://) share about losing their server: the events
+//! they report, and the backoff parameters their URLs carry (`max_attempts`,
+//! `initial_backoff_ms`, `max_backoff_ms`, `backoff_multiplier`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use remotemedia_runtime::Backoff;
+
+use crate::protocol::RpcError;
+
+/// What a client reports about its link to the server.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LinkEvent {
+    /// The server went away; attempt `attempt` of `max_attempts` (0: forever) starts after
+    /// `delay`.
+    Reconnecting {
+        attempt: u32,
+        max_attempts: u32,
+        delay: Duration,
+        reason: String,
+    },
+    Reconnected {
+        attempts: u32,
+    },
+    /// Attempts used up: the client stopped.
+    Failed {
+        attempts: u32,
+        reason: String,
+    },
+    /// The server refused one of our signals.
+    Refused(RpcError),
+}
+
+pub type LinkHandler = Arc<dyn Fn(LinkEvent) + Send + Sync>;
+
+/// Applies one URL query parameter to `backoff`; false when `key` is not a backoff parameter.
+pub fn backoff_param(
+    backoff: &mut Backoff,
+    key: &str,
+    value: &str,
+    url: &str,
+) -> Result<bool, String> {
+    let number = || {
+        value
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| format!("'{url}': {key}={value:?} is not a number >= 0"))
+    };
+    match key {
+        "max_attempts" => backoff.max_attempts = number()? as u32,
+        "initial_backoff_ms" => backoff.initial = Duration::from_millis(number()? as u64),
+        "max_backoff_ms" => backoff.max = Duration::from_millis(number()? as u64),
+        "backoff_multiplier" => backoff.multiplier = number()?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The backoff a `ws://` URL asks for; other query parameters (a `token`) are the server's.
+pub fn ws_backoff(url: &str) -> Result<Backoff, String> {
+    let mut backoff = Backoff::default();
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        backoff_param(&mut backoff, key, value, url)?;
+    }
+    Ok(backoff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ws_urls_carry_backoff_and_keep_other_parameters() {
+        let b = ws_backoff("ws://h:1/ws?token=t&max_attempts=3&initial_backoff_ms=100").unwrap();
+        assert_eq!((b.max_attempts, b.initial), (3, Duration::from_millis(100)));
+        assert!(ws_backoff("ws://h:1/ws?max_attempts=x").is_err());
+        assert_eq!(ws_backoff("ws://h:1/ws").unwrap(), Backoff::default());
+    }
+}
