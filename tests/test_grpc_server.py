@@ -1058,3 +1058,16 @@ def test_websocket_peer_and_grpc_peer_connect_through_one_server(server, pb):
         assert seen["messages"] == ["hello from ws"] and seen["state"] == "connected", seen
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_sigterm_stops_the_server_like_ctrl_c():
+    """Kubernetes and systemd stop a service with SIGTERM: the server stops accepting, closes
+    its ports and exits 0 (before, SIGTERM's default action killed it: exit status -15)."""
+    import signal
+    import socket
+
+    s = ServerProcess()
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(20) == 0, s.log_text()[-2000:]
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", s.grpc_port), timeout=2).close()

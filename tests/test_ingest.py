@@ -444,3 +444,29 @@ def test_a_stalled_source_is_detected_and_reconnected(runs, servers, gst_env):
     results_before = len(r.vad())
     r.wait(lambda: len(r.vad()) > results_before + 20, "results after the sender woke up", 30)
     assert not r.named("eos") and not r.named("error"), r.messages[-5:]
+
+
+@pytest.mark.parametrize("element, prop, value, want", [
+    ("remotemediaingest", "track-selection", "audio:x", "track-selection 'audio:x'"),
+    ("remotemediawebrtcsink", "audio-codec", "aac", "audio-codec 'aac' is not supported"),
+])
+def test_a_bad_setting_made_before_the_element_has_a_bus_fails_ready(element, prop, value, want):
+    """Set on a lone element (no bus yet): before, the refusal was posted nowhere and the
+    element went on with its default. Now NULL->READY fails with the reason."""
+    e = Gst.ElementFactory.make(element)
+    if element == "remotemediaingest":
+        e.set_property("uri", str(SPEECH))
+    else:
+        e.set_property("signaling-port", free_port())
+    e.set_property(prop, value)
+    pipeline = Gst.Pipeline()
+    pipeline.add(e)
+    bus = pipeline.get_bus()
+    try:
+        assert pipeline.set_state(Gst.State.READY) == Gst.StateChangeReturn.FAILURE
+        msg = bus.timed_pop_filtered(Gst.SECOND, Gst.MessageType.ERROR)
+        assert msg is not None
+        err, _ = msg.parse_error()
+        assert err.message.startswith("CONFIG_ERROR") and want in err.message, err.message
+    finally:
+        pipeline.set_state(Gst.State.NULL)

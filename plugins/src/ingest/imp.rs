@@ -30,6 +30,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 struct Settings {
     uri: String,
     selection: Selection,
+    /// Why the last `track-selection` set was refused; reported at NULL->READY, where the
+    /// element has a bus (a property set before that has nowhere to post to).
+    selection_error: Option<String>,
     backoff: Backoff,
     stall_timeout: Duration,
     connect_timeout: Duration,
@@ -44,6 +47,7 @@ impl Default for Settings {
         Self {
             uri: String::new(),
             selection: Selection::default(),
+            selection_error: None,
             backoff: Backoff::default(),
             stall_timeout: Duration::from_millis(DEFAULT_STALL_TIMEOUT_MS.into()),
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS.into()),
@@ -654,7 +658,16 @@ impl Ingest {
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let uri = lock(&self.settings).uri.clone();
+        let (uri, selection_error) = {
+            let s = lock(&self.settings);
+            (s.uri.clone(), s.selection_error.clone())
+        };
+        if let Some(e) = selection_error {
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                ("CONFIG_ERROR: {}", e)
+            ));
+        }
         let source = uri::parse(&uri)
             .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("CONFIG_ERROR: {}", e)))?;
         if source.scheme == Scheme::Srt {
@@ -811,15 +824,11 @@ impl ObjectImpl for Ingest {
                     .flatten()
                     .unwrap_or_default();
                 match Selection::parse(&text) {
-                    Ok(sel) => s.selection = sel,
-                    Err(e) => {
-                        drop(s);
-                        gst::element_imp_error!(
-                            self,
-                            gst::LibraryError::Settings,
-                            ("CONFIG_ERROR: {}", e)
-                        );
+                    Ok(sel) => {
+                        s.selection = sel;
+                        s.selection_error = None;
                     }
+                    Err(e) => s.selection_error = Some(format!("track-selection '{text}': {e}")),
                 }
             }
             "max-attempts" => s.backoff.max_attempts = value.get().unwrap_or(10),

@@ -26,14 +26,29 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Settings {
     common: CommonSettings,
     encode: EncodeSettings,
     whip_url: String,
+    /// Checked at NULL->READY, where a refusal reaches the bus.
+    audio_codec: String,
 }
 
 type Streams = Arc<Mutex<Vec<(gst::GhostPad, Arc<Stream>)>>>;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            common: CommonSettings::default(),
+            encode: EncodeSettings::default(),
+            whip_url: String::new(),
+            audio_codec: DEFAULT_AUDIO_CODEC.into(),
+        }
+    }
+}
+
+const DEFAULT_AUDIO_CODEC: &str = "opus";
 
 #[derive(Default)]
 pub struct WebRtcSink {
@@ -93,6 +108,15 @@ impl HubOwner for WebRtcSink {
 impl WebRtcSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
+        if settings.audio_codec != DEFAULT_AUDIO_CODEC {
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                (
+                    "CONFIG_ERROR: audio-codec '{}' is not supported; use opus",
+                    settings.audio_codec
+                )
+            ));
+        }
         if !settings.whip_url.is_empty() {
             return self.start_whip(settings);
         }
@@ -206,7 +230,7 @@ impl ObjectImpl for WebRtcSink {
                 glib::ParamSpecString::builder("audio-codec")
                     .nick("Audio codec")
                     .blurb("Codec raw audio is encoded to (opus)")
-                    .default_value(Some("opus"))
+                    .default_value(Some(DEFAULT_AUDIO_CODEC))
                     .mutable_ready()
                     .build(),
             );
@@ -237,22 +261,11 @@ impl ObjectImpl for WebRtcSink {
                     .unwrap_or_default();
             }
             "audio-codec" => {
-                let codec = value
+                s.audio_codec = value
                     .get::<Option<String>>()
                     .ok()
                     .flatten()
                     .unwrap_or_default();
-                if codec != "opus" {
-                    drop(s);
-                    gst::element_imp_error!(
-                        self,
-                        gst::LibraryError::Settings,
-                        [
-                            "CONFIG_ERROR: audio-codec '{}' is not supported; use opus",
-                            codec
-                        ]
-                    );
-                }
             }
             _ => unreachable!(),
         }
@@ -262,11 +275,12 @@ impl ObjectImpl for WebRtcSink {
         let s = lock(&self.settings);
         match pspec.name() {
             "whip-url" => s.whip_url.to_value(),
+            "audio-codec" => s.audio_codec.to_value(),
             name => s
                 .common
                 .get(name)
                 .or_else(|| s.encode.get(name))
-                .unwrap_or_else(|| "opus".to_value()),
+                .unwrap_or_else(|| pspec.default_value().clone()),
         }
     }
 }

@@ -226,10 +226,33 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
-            _ = tokio::signal::ctrl_c() => {
-                running.shutdown().await;
+            signal = stop_signal() => {
+                tracing::info!(signal, "stopping: no new connections, open streams get {} s", GRACE.as_secs());
+                if tokio::time::timeout(GRACE, running.shutdown()).await.is_err() {
+                    tracing::warn!("streams still open after the grace period; exiting anyway");
+                }
                 ExitCode::SUCCESS
             }
         }
     })
+}
+
+/// How long open streams may go on after SIGTERM or Ctrl-C before the server exits anyway
+/// (Kubernetes gives a pod 30 s between SIGTERM and SIGKILL by default).
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (how Kubernetes and systemd stop a service).
+async fn stop_signal() -> &'static str {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term => "SIGTERM",
+    }
 }
