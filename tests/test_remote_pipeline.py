@@ -110,3 +110,32 @@ def test_remote_errors_name_their_cause(server):
         asyncio.run(remote.execute_pipeline(f"grpc://{server.grpc}", bad, [], auth_token="sesame"))
     with pytest.raises(remote.RemoteError, match="gave up after 2 attempts"):
         asyncio.run(remote.execute_pipeline(f"grpc://127.0.0.1:{free_port()}", vad, [], max_attempts=1))
+
+
+def test_a_remote_node_in_gst_launch_uses_the_plugins_one_runtime(server, gst_env, tmp_path):
+    """The remote node's gRPC calls run on the plugin's tokio runtime (threads named
+    remotemedia-rt); the transport no longer starts a runtime of its own (rm-grpc-remote)."""
+    import time
+    from pathlib import Path
+
+    manifest = tmp_path / "remote_vad.json"
+    manifest.write_text(json.dumps(remote_manifest(server, "streaming")))
+    proc = subprocess.Popen(
+        ["gst-launch-1.0", "filesrc", f"location={LAUNCH / 'speech.wav'}", "!", "wavparse", "!", "identity",
+         "sync=true", "!", "audioconvert", "!", "audioresample", "!", "remotemediapipeline", f"manifest={manifest}",
+         "!", "fakesink"], env=gst_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        names = set()
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline and proc.poll() is None:
+            for comm in Path(f"/proc/{proc.pid}/task").glob("*/comm"):
+                try:
+                    names.add(comm.read_text().strip())
+                except OSError:
+                    pass
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert any(n.startswith("remotemedia-rt") for n in names), names
+    assert not any(n.startswith("rm-grpc-remote") for n in names), names

@@ -246,3 +246,45 @@ def test_a_first_track_that_cannot_be_fed_ends_that_peer_and_the_server_goes_on(
             await good.close()
 
     run(scenario())
+
+
+def test_slow_manifest_starts_do_not_stall_signaling(server, tmp_path):
+    """Two peers call at once a server whose manifest has a Python node that takes 3 s to load.
+    Starting their runs must not occupy the async workers that carry signaling: a peer.list
+    sent meanwhile is answered before either worker has finished loading (one clock:
+    CLOCK_MONOTONIC, read here and by the workers). Before, both runtime workers waited for the
+    Python workers and the answer came after."""
+    import websockets
+
+    (tmp_path / "slow_nodes.py").write_text(
+        "import pathlib, sys, time\n"
+        "time.sleep(3)\n"
+        f"with open({str(tmp_path / 'loaded')!r}, 'a') as f:\n"
+        "    f.write(f'{time.monotonic()}\\n')\n"
+        "from remotemedia import Node, register_node\n"
+        "@register_node('Slow')\n"
+        "class Slow(Node):\n"
+        "    async def process(self, a):\n"
+        "        return a\n")
+    manifest = tmp_path / "slow.json"
+    manifest.write_text(json.dumps({"version": "v1", "nodes": [
+        {"id": "slow", "node_type": "Slow", "executor": "python", "python_module": "slow_nodes"}]}))
+    s = server(manifest=manifest)
+    assert s.play() != Gst.StateChangeReturn.FAILURE
+
+    async def scenario():
+        peers = [Peer(f"caller-{i}") for i in range(2)]
+        calls = [asyncio.ensure_future(p.call(s.port, recv=(), sendrecv_tracks=[WavTrack(SPEECH)])) for p in peers]
+        await asyncio.sleep(0.5)  # the offers are in, the runs are starting
+        async with websockets.connect(f"ws://127.0.0.1:{s.port}/ws") as ws:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "peer.list", "params": {}}))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            answered = time.monotonic()
+        assert "result" in reply, reply
+        await asyncio.gather(*calls)
+        loaded = [float(t) for t in (tmp_path / "loaded").read_text().split()]
+        assert answered < min(loaded), (answered, loaded)
+        for p in peers:
+            await p.close()
+
+    run(scenario())

@@ -14,7 +14,8 @@ pub use ingest::runtime::{GstIngestPlugin, register_runtime_plugin};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     // Manifests run by these elements may hold a RemotePipelineNode.
-    remotemedia_signaling::grpc::remote::install();
+    // Their calls run on the plugin's one runtime, made on first use.
+    remotemedia_signaling::grpc::remote::install(|| Some(webrtc::RUNTIME.handle().clone()));
     ingest::relay::set_plugin_file(plugin.filename());
     pipeline::register(plugin)?;
     webrtcsink::register(plugin)?;

@@ -459,7 +459,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(execute, m)?)?;
     m.add_function(wrap_pyfunction!(remote_execute, m)?)?;
     // Manifests run from Python may hold a RemotePipelineNode.
-    remotemedia_signaling::grpc::remote::install();
+    // The module has no runtime of its own otherwise; the transport's is made on first use.
+    remotemedia_signaling::grpc::remote::install(remotemedia_signaling::grpc::remote::own_runtime);
     m.add_class::<Session>()?;
     m.add("ManifestError", m.py().get_type::<ManifestError>())?;
     m.add("PipelineError", m.py().get_type::<PipelineError>())?;

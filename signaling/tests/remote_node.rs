@@ -29,7 +29,7 @@ fn config() -> ServerConfig {
 }
 
 fn start(rt: &tokio::runtime::Runtime) -> RunningServer {
-    remotemedia_signaling::grpc::remote::install();
+    remotemedia_signaling::grpc::remote::install(remotemedia_signaling::grpc::remote::own_runtime);
     rt.block_on(server::start(config())).unwrap()
 }
 
@@ -147,7 +147,7 @@ fn a_remote_node_error_is_reported_with_the_far_node() {
 
 #[test]
 fn an_absent_server_is_retried_with_backoff_then_given_up() {
-    remotemedia_signaling::grpc::remote::install();
+    remotemedia_signaling::grpc::remote::install(remotemedia_signaling::grpc::remote::own_runtime);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -85,7 +85,13 @@ impl Role for ServerRole {
             if let Some(old) = old {
                 old.stop(&bin, &self.teardowns);
             }
-            run.start(&bin, pc).await
+            // Starting the run blocks (manifest, Python workers): off the runtime's workers,
+            // which carry every peer's signaling and RTP.
+            let launching = run.clone();
+            tokio::task::spawn_blocking(move || launching.launch(&bin))
+                .await
+                .map_err(|_| "the manifest run's start-up died".to_string())??;
+            run.attach(pc).await
         })
     }
 

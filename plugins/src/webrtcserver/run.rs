@@ -136,17 +136,18 @@ impl PeerRun {
         }))
     }
 
-    /// Starts the run inside `server` (errors of the manifest go to the server's bus handler)
-    /// and adds its tracks to `pc`.
-    pub async fn start(
-        self: &Arc<Self>,
-        server: &gst::Bin,
-        pc: &Arc<RTCPeerConnection>,
-    ) -> Result<(), String> {
+    /// Starts the run inside `server` (errors of the manifest go to the server's bus handler).
+    /// This blocks (the manifest loads, Python workers start and report ready): call it off
+    /// the async runtime.
+    pub fn launch(&self, server: &gst::Bin) -> Result<(), String> {
         server.add(&self.bin).map_err(|e| e.to_string())?;
         self.bin
             .sync_state_with_parent()
-            .map_err(|_| "the manifest run did not start".to_string())?;
+            .map_err(|_| "the manifest run did not start".to_string())
+    }
+
+    /// Adds the run's tracks to `pc` and takes the peer's tracks from it.
+    pub async fn attach(self: &Arc<Self>, pc: &Arc<RTCPeerConnection>) -> Result<(), String> {
         // The peer's audio comes in on the transceiver our audio goes out on.
         self.audio
             .add_to(pc, Some(RTCRtpTransceiverDirection::Sendrecv))

@@ -183,8 +183,6 @@ fn main() -> ExitCode {
             };
         }
     };
-    // Manifests this server runs may hand work on to another server.
-    remotemedia_signaling::grpc::remote::install();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
@@ -200,6 +198,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Manifests this server runs may hand work on to another server, on this same runtime.
+    let _ = SERVER_RUNTIME.set(runtime.handle().clone());
+    remotemedia_signaling::grpc::remote::install(|| SERVER_RUNTIME.get().cloned());
     runtime.block_on(async move {
         let mut running = match server::start(args.config).await {
             Ok(r) => r,
@@ -236,6 +237,9 @@ fn main() -> ExitCode {
         }
     })
 }
+
+/// The server's one tokio runtime, for the remote-pipeline transport's calls.
+static SERVER_RUNTIME: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
 
 /// How long open streams may go on after SIGTERM or Ctrl-C before the server exits anyway
 /// (Kubernetes gives a pod 30 s between SIGTERM and SIGKILL by default).

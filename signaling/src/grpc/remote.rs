@@ -1,6 +1,7 @@
 //! The gRPC transport of `RemotePipelineNode` (runtime-bridge/src/nodes/remote_pipeline.rs):
 //! ExecutePipeline per call, StreamPipeline per streaming session. Calls come from node
-//! threads, so this runs its own small tokio runtime and hands results back over channels.
+//! threads; they run on the process's tokio runtime (named at `install`) and hand results
+//! back over channels.
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
@@ -19,30 +20,48 @@ use super::client::GrpcTarget;
 use super::convert;
 use super::pb;
 
-/// Installs this transport for the process (the plugin, the Python module and the server
-/// call it at start-up; later calls do nothing).
-pub fn install() {
+/// Gives the process's tokio runtime, on first use of the transport (`None`: it could not be
+/// made, and calls fail).
+pub type RuntimeHandle = fn() -> Option<tokio::runtime::Handle>;
+
+static RUNTIME: OnceLock<RuntimeHandle> = OnceLock::new();
+
+/// Installs this transport for the process, its calls running on `runtime`: the process's
+/// one tokio runtime (the plugin's, the server's; [`own_runtime`] for a process that has
+/// none). The plugin, the Python module and the server call it at start-up; later calls do
+/// nothing.
+pub fn install(runtime: RuntimeHandle) {
+    let _ = RUNTIME.set(runtime);
     set_remote_transport(Arc::new(GrpcTransport::default()));
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("rm-grpc-remote")
-            .enable_all()
-            .build()
-            .expect("a tokio runtime for remote pipeline calls")
-    })
+/// A runtime for a process that has no other (the Python module, tests), made on first use.
+pub fn own_runtime() -> Option<tokio::runtime::Handle> {
+    static OWN: std::sync::LazyLock<Option<tokio::runtime::Runtime>> =
+        std::sync::LazyLock::new(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("rm-grpc-remote")
+                .enable_all()
+                .build()
+                .ok()
+        });
+    OWN.as_ref().map(|rt| rt.handle().clone())
 }
 
 /// Runs `f` on the transport's runtime and waits for it on this (non-async) thread.
 fn run<T: Send + 'static>(
     f: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, RemoteFailure> {
+    let runtime = RUNTIME
+        .get()
+        .and_then(|f| f())
+        .ok_or_else(|| RemoteFailure {
+            message: "the gRPC remote transport has no tokio runtime".into(),
+            retryable: false,
+        })?;
     let (tx, rx) = std_mpsc::sync_channel(1);
-    runtime().spawn(async move {
+    runtime.spawn(async move {
         let _ = tx.send(f.await);
     });
     rx.recv().map_err(|_| RemoteFailure {
