@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Style and lints as the code review has them (see Cargo.toml's [workspace.lints]).
+cargo fmt --all --check
+cargo clippy --quiet --all-targets -- -D warnings
 cargo test
 export GST_PLUGIN_PATH="$PWD/target/debug"
 .venv/bin/python -m pytest -q python/tests tests
