@@ -135,7 +135,9 @@ fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
 }
 
 /// The speech segmenter of Silero's VADIterator, with min_speech_duration_ms on top: a start
-/// is reported once speech has lasted that long, with the time speech began.
+/// is reported once speech has lasted that long, with the time speech began. As in Silero's
+/// get_speech_timestamps, a dip below neg_threshold shorter than min_silence_duration_ms
+/// neither ends a segment nor restarts one that is not yet confirmed.
 #[derive(Default)]
 struct Segmenter {
     /// Samples seen (end of the last frame).
@@ -143,6 +145,8 @@ struct Segmenter {
     triggered: bool,
     /// Where a not yet confirmed speech run began (frame start).
     candidate: Option<u64>,
+    /// Where the current dip inside that run began.
+    candidate_dip: Option<u64>,
     temp_end: u64,
     start: u64,
 }
@@ -158,6 +162,7 @@ impl Segmenter {
         let frame_start = self.position - window;
         if prob >= cfg.threshold {
             self.temp_end = 0;
+            self.candidate_dip = None;
             if !self.triggered {
                 let first = *self.candidate.get_or_insert(frame_start);
                 if self.position - first >= cfg.min_speech.max(1) || cfg.min_speech == 0 {
@@ -168,7 +173,14 @@ impl Segmenter {
                 }
             }
         } else if prob < cfg.neg_threshold {
-            self.candidate = None;
+            if self.candidate.is_some() {
+                let dip = *self.candidate_dip.get_or_insert(frame_start);
+                if self.position - dip >= cfg.min_silence {
+                    // Silence long enough: the run was too short to be speech.
+                    self.candidate = None;
+                    self.candidate_dip = None;
+                }
+            }
             if self.triggered {
                 if self.temp_end == 0 {
                     self.temp_end = frame_start;
@@ -375,6 +387,31 @@ mod tests {
         probs.extend([0.9; 9]);
         let ev = run(&mut s, &c, &probs);
         assert_eq!(ev, vec![format!("start {}", 8 * 512 - 480)]);
+    }
+
+    #[test]
+    fn a_one_frame_dip_keeps_a_pending_start() {
+        // Unseen espeak-ng speech: 0.52, 0.97, 1.0, 1.0, 1.0, one 32 ms frame at 0.001, then
+        // speech again. The start stays at the first frame, as Silero's reference has it; it
+        // was reported six frames (192 ms) late when the dip restarted the pending run.
+        let c = cfg(250);
+        let mut s = Segmenter::default();
+        let mut probs = vec![0.52, 0.97, 1.0, 1.0, 1.0, 0.001];
+        probs.extend([0.98; 10]);
+        assert_eq!(run(&mut s, &c, &probs), vec!["start 0".to_string()]);
+    }
+
+    #[test]
+    fn a_dip_as_long_as_min_silence_drops_a_pending_start() {
+        let c = cfg(250); // min_silence 100 ms = 1600 samples: 4 frames
+        let mut s = Segmenter::default();
+        let mut probs = vec![0.9; 3];
+        probs.extend([0.01; 4]);
+        probs.extend([0.9; 9]);
+        assert_eq!(
+            run(&mut s, &c, &probs),
+            vec![format!("start {}", 7 * 512 - 480)]
+        );
     }
 
     #[test]
