@@ -31,7 +31,7 @@ use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use super::RUNTIME;
 use super::channel::{Outbox, Payload, send_all};
 use super::door::{self, Door, Refusal};
-use super::ice::IceSettings;
+use super::ice::{IceSettings, LocalSdp, gathered_local_sdp};
 use super::messages::{self, ErrorCode};
 use super::sessions::{self, Change, Sessions};
 use super::signaling::{Link, SignalingConfig};
@@ -556,20 +556,7 @@ impl PeerHub {
             Box::pin(async {})
         }));
         self.hook_messages(peer_id, &channel);
-        let offer = pc
-            .create_offer(None)
-            .await
-            .map_err(|e| format!("cannot make an offer: {e}"))?;
-        let mut gathered = pc.gathering_complete_promise().await;
-        pc.set_local_description(offer)
-            .await
-            .map_err(|e| format!("cannot apply our offer: {e}"))?;
-        let _ = gathered.recv().await;
-        let sdp = pc
-            .local_description()
-            .await
-            .ok_or("no local description")?
-            .sdp;
+        let sdp = gathered_local_sdp(&pc, LocalSdp::Offer).await?;
         self.send(Signal::Offer {
             from: self.me.clone(),
             to: peer_id.to_owned(),
@@ -689,20 +676,7 @@ impl PeerHub {
         pc.set_remote_description(offer)
             .await
             .map_err(|e| format!("bad offer SDP: {e}"))?;
-        let answer = pc
-            .create_answer(None)
-            .await
-            .map_err(|e| format!("cannot answer: {e}"))?;
-        let mut gathered = pc.gathering_complete_promise().await;
-        pc.set_local_description(answer)
-            .await
-            .map_err(|e| format!("cannot apply the answer: {e}"))?;
-        let _ = gathered.recv().await;
-        Ok(pc
-            .local_description()
-            .await
-            .ok_or("no local description")?
-            .sdp)
+        gathered_local_sdp(&pc, LocalSdp::Answer).await
     }
 
     /// Whether a call with `peer_id` exists (any state).

@@ -140,6 +140,37 @@ impl IceSettings {
     }
 }
 
+/// What `pc` says next: our offer (`Offer`) or our answer to the remote offer applied.
+pub enum LocalSdp {
+    Offer,
+    Answer,
+}
+
+/// Makes the local offer or answer, applies it and returns it with every local candidate in
+/// it: host gathering takes milliseconds, and every peer then works without trickle.
+pub async fn gathered_local_sdp(pc: &RTCPeerConnection, kind: LocalSdp) -> Result<String, String> {
+    let description = match kind {
+        LocalSdp::Offer => pc
+            .create_offer(None)
+            .await
+            .map_err(|e| format!("cannot make an offer: {e}"))?,
+        LocalSdp::Answer => pc
+            .create_answer(None)
+            .await
+            .map_err(|e| format!("cannot answer: {e}"))?,
+    };
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(description)
+        .await
+        .map_err(|e| format!("cannot apply our own description: {e}"))?;
+    let _ = gathered.recv().await;
+    Ok(pc
+        .local_description()
+        .await
+        .ok_or("no local description")?
+        .sdp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirecti
 
 use super::http_client::{self, Response};
 use super::hub::Announced;
-use super::ice::IceSettings;
+use super::ice::{IceSettings, LocalSdp, gathered_local_sdp};
 use super::messages::{self, ErrorCode};
 use super::send::Stream;
 use super::{RUNTIME, run_blocking};
@@ -183,20 +183,7 @@ async fn negotiate(target: &WhipTarget, streams: &[Arc<Stream>]) -> Result<Negot
         let _ = tx.send(state);
         Box::pin(async {})
     }));
-    let offer = pc
-        .create_offer(None)
-        .await
-        .map_err(|e| format!("cannot make an offer: {e}"))?;
-    let mut gathered = pc.gathering_complete_promise().await;
-    pc.set_local_description(offer)
-        .await
-        .map_err(|e| format!("cannot apply our offer: {e}"))?;
-    let _ = gathered.recv().await;
-    let sdp = pc
-        .local_description()
-        .await
-        .ok_or("no local description")?
-        .sdp;
+    let sdp = gathered_local_sdp(&pc, LocalSdp::Offer).await?;
     let Response {
         status,
         location,
