@@ -272,3 +272,35 @@ def test_ws_signaling_comes_back_after_the_server_restarts(launches, tmp_path):
         wait_until(lambda: hears(out, 880), "the new call's tone", 30, [tx2, rx])
     finally:
         server.stop()
+
+
+def test_a_peer_that_refuses_the_call_is_a_peer_error_naming_it(launches, server, tmp_path):
+    """cam1 (a plain JSON-RPC client here) answers the src's offer with a failed state change:
+    the src reports PEER_ERROR naming cam1 and the refusal, retries with backoff, and keeps
+    serving the peer that does answer."""
+    import asyncio
+    import json
+
+    import websockets
+
+    signaling = url(f"ws://{server.ws}/ws")
+    out = tmp_path / "heard.raw"
+    rx = launches(*receiver("studio", out, signaling, "connect-to=cam1,cam2"))
+
+    async def refuse_once():
+        async with websockets.connect(f"ws://{server.ws}/ws") as ws:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "peer.announce",
+                                      "params": {"peer_id": "cam1", "capabilities": {}, "user_data": {}}}))
+            while True:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                if msg.get("method") == "peer.offer":
+                    break
+            await ws.send(json.dumps({"jsonrpc": "2.0", "method": "peer.state_change", "params": {
+                "to": msg["params"]["from"], "state": "failed: not taking calls"}}))
+            await asyncio.sleep(1.0)
+
+    asyncio.run(refuse_once())
+    wait_until(lambda: rx.count(r"code=\(string\)PEER_ERROR, peer-id=\(string\)cam1") >= 1, "the PEER_ERROR", 10, [rx])
+    assert "not\\ taking\\ calls" in rx.log()
+    tx = launches(*sender("cam2", 660, signaling))
+    wait_until(lambda: hears(out, 660), "cam2 still served", 30, [tx, rx])
