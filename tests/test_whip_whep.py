@@ -410,3 +410,85 @@ def test_a_late_whep_player_of_a_relayed_whip_stream_gets_a_key_frame_at_once(gs
         relay.stop()
         if publisher_proc:
             publisher_proc.stop()
+
+
+def test_the_sinks_whip_client_speaks_https_and_checks_the_certificate(gst_env, tmp_path):
+    """whip-url=https://: the sink publishes through TLS (a relay with a test CA's certificate in
+    front of our src) once the CA is trusted through the system's roots (SSL_CERT_FILE), and
+    refuses the certificate before that, naming the TLS failure."""
+    import socket
+    import ssl
+    import threading
+
+    ca, ca_key = tmp_path / "ca.pem", tmp_path / "ca.key"
+    cert, key, csr = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "cert.csr"
+    ext = tmp_path / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    for cmd in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
+         "-keyout", ca_key, "-out", ca],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
+         "-extfile", ext, "-out", cert],
+    ):
+        subprocess.run(["openssl", *map(str, cmd)], check=True, capture_output=True)
+
+    port = free_port()
+    out = tmp_path / "heard.raw"
+    rx = Launch(["remotemediawebrtcsrc", "name=rx", f"signaling-port={port}", "ice-loopback-only=true",
+                 "rx.", "!", "queue", "!", "audioconvert", "!", "audioresample", "!", RAW, "!",
+                 "filesink", f"location={out}"], gst_env)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    tls_port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def pump(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def relay():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            try:
+                conn.settimeout(None)
+                tls = context.wrap_socket(conn, server_side=True)
+            except (OSError, ssl.SSLError):
+                conn.close()
+                continue
+            backend = socket.create_connection(("127.0.0.1", port))
+            threading.Thread(target=pump, args=(tls, backend), daemon=True).start()
+            threading.Thread(target=pump, args=(backend, tls), daemon=True).start()
+
+    threading.Thread(target=relay, daemon=True).start()
+    sink_args = ["audiotestsrc", "is-live=true", "freq=330", "!", "remotemediawebrtcsink",
+                 f"whip-url=https://127.0.0.1:{tls_port}/whip", "ice-loopback-only=true"]
+    untrusted = trusted = None
+    try:
+        playing(rx)
+        untrusted = Launch(sink_args, {k: v for k, v in gst_env.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")})
+        wait_until(lambda: untrusted.count("RECONNECT_ATTEMPT") >= 1, "the refused certificate", 20, [untrusted])
+        assert "TLS" in untrusted.log(), untrusted.log()[-2000:]
+        untrusted.stop()
+        trusted = Launch(sink_args, {**gst_env, "SSL_CERT_FILE": str(ca)})
+        wait_until(lambda: hears(out, 330), "the tone published over https", 30, [rx, trusted])
+    finally:
+        stop.set()
+        listener.close()
+        for p in (untrusted, trusted, rx):
+            if p:
+                p.stop()
