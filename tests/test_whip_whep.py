@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import websockets
 
 from server_process import ServerProcess
@@ -492,3 +493,27 @@ def test_the_sinks_whip_client_speaks_https_and_checks_the_certificate(gst_env, 
         for p in (untrusted, trusted, rx):
             if p:
                 p.stop()
+
+
+@pytest.mark.parametrize("profile", ["main", "high"])
+def test_h264_main_and_high_profile_publishers_are_decoded(gst_env, tmp_path, profile):
+    """OBS sends H.264 baseline, main or high (no B-frames): a publisher sending already encoded
+    main/high H.264 over WHIP is decoded on the src's video pad."""
+    port = free_port()
+    audio, video = tmp_path / "a.raw", tmp_path / "v.raw"
+    rx = Launch(src_args(port, audio, video), gst_env)
+    tx = None
+    try:
+        playing(rx)
+        tx = Launch(["videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=30/1", "!",
+                     "x264enc", "tune=zerolatency", "bframes=0", "key-int-max=30", "!",
+                     f"video/x-h264,profile={profile}", "!", "h264parse", "!", "s.video_0",
+                     "audiotestsrc", "is-live=true", "!", "s.audio_0",
+                     "remotemediawebrtcsink", "name=s", "video-codec=h264",
+                     f"whip-url=http://127.0.0.1:{port}/whip", "ice-loopback-only=true"], gst_env)
+        wait_until(lambda: video.exists() and video.stat().st_size > 320 * 240 * 3 // 2 * 30,
+                   f"{profile} profile frames decoded", 30, [rx, tx])
+    finally:
+        rx.stop()
+        if tx:
+            tx.stop()
