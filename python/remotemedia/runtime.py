@@ -101,17 +101,26 @@ async def execute_pipeline_with_input(
 class StreamSession:
     """A live run of a manifest:
 
-        async with StreamSession(manifest) as session:
+        async with await StreamSession.open(manifest) as session:
             await session.send(numpy_to_audio_dict(chunk, 16000, 1))
             async for output in session:   # ends once the session is closed and drained
                 ...
+
+    `await StreamSession.open(manifest)` starts the session (manifest, Python workers) off the
+    event loop; `StreamSession(manifest)` does the same work on the calling thread.
     """
 
-    def __init__(self, manifest_json: str | dict, poll_interval: float = 0.05):
-        self._native = _native.Session(_manifest_text(manifest_json))
+    def __init__(self, manifest_json: str | dict, poll_interval: float = 0.05, *, _native_session=None):
+        self._native = _native_session or _native.Session(_manifest_text(manifest_json))
         self._poll = poll_interval
         self._closing = False
         self._rest: list = []
+
+    @classmethod
+    async def open(cls, manifest_json: str | dict, poll_interval: float = 0.05) -> "StreamSession":
+        """Starts a session without blocking the event loop while its workers start."""
+        native = await asyncio.to_thread(_native.Session, _manifest_text(manifest_json))
+        return cls(manifest_json, poll_interval, _native_session=native)
 
     async def __aenter__(self) -> "StreamSession":
         return self

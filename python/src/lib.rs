@@ -408,10 +408,14 @@ struct Session {
 
 #[pymethods]
 impl Session {
+    /// Loads the manifest and starts the session; Python workers start and report ready
+    /// without the GIL, so other Python threads (an asyncio loop) go on meanwhile.
     #[new]
-    fn new(manifest_json: &str) -> PyResult<Self> {
+    fn new(py: Python<'_>, manifest_json: &str) -> PyResult<Self> {
         let graph = load(manifest_json)?;
-        let inner = StreamSession::create(graph).map_err(pipeline_error)?;
+        let inner = py
+            .detach(move || StreamSession::create(graph))
+            .map_err(pipeline_error)?;
         Ok(Self {
             inner: Arc::new(inner),
         })

@@ -123,3 +123,38 @@ def test_tensors_keep_shape_and_dtype():
     out = run(runtime.execute_pipeline_with_input(PASS, [t]))[0]
     assert out["type"] == "tensor" and out["shape"] == [3, 4] and out["dtype"] == "int32"
     assert (np.frombuffer(out["data"], dtype=out["dtype"]).reshape(out["shape"]) == t).all()
+
+
+def test_opening_a_session_with_slow_python_workers_leaves_the_event_loop_free(tmp_path):
+    """StreamSession.open starts the workers off the loop (and without the GIL): a ticker task
+    keeps running while a Python node that takes 2 s to load starts. Before, the session was
+    made on the loop's thread holding the GIL, and the ticker stood still."""
+    (tmp_path / "slow_start.py").write_text(
+        "import time\n"
+        "time.sleep(2)\n"
+        "from remotemedia import Node, register_node\n"
+        "@register_node('SlowStart')\n"
+        "class SlowStart(Node):\n"
+        "    async def process(self, a):\n"
+        "        return a\n")
+    manifest = {"version": "v1", "nodes": [{"id": "slow", "node_type": "SlowStart", "executor": "python",
+                                            "python_module": str(tmp_path / "slow_start.py")}]}
+
+    async def main():
+        ticks = []
+
+        async def ticker():
+            while True:
+                ticks.append(asyncio.get_running_loop().time())
+                await asyncio.sleep(0.05)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        before = len(ticks)
+        session = await runtime.StreamSession.open(manifest)
+        during = len(ticks) - before
+        await session.close()
+        task.cancel()
+        return during
+
+    assert run(main()) >= 10
