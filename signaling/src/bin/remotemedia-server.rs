@@ -202,6 +202,15 @@ fn main() -> ExitCode {
     let _ = SERVER_RUNTIME.set(runtime.handle().clone());
     remotemedia_signaling::grpc::remote::install(|| SERVER_RUNTIME.get().cloned());
     runtime.block_on(async move {
+        // Listening for SIGTERM and SIGINT starts before the ports are announced, so a stop
+        // that follows the announcement at once is not lost (nor fatal).
+        let stop = match StopSignals::listen() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("remotemedia-server: cannot listen for signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let mut running = match server::start(args.config).await {
             Ok(r) => r,
             Err(e) => {
@@ -227,7 +236,7 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
-            signal = stop_signal() => {
+            signal = stop.wait() => {
                 tracing::info!(signal, "stopping: no new connections, open streams get {} s", GRACE.as_secs());
                 if tokio::time::timeout(GRACE, running.shutdown()).await.is_err() {
                     tracing::warn!("streams still open after the grace period; exiting anyway");
@@ -245,18 +254,26 @@ static SERVER_RUNTIME: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::
 /// (Kubernetes gives a pod 30 s between SIGTERM and SIGKILL by default).
 const GRACE: Duration = Duration::from_secs(10);
 
-/// Waits for Ctrl-C (SIGINT) or SIGTERM (how Kubernetes and systemd stop a service).
-async fn stop_signal() -> &'static str {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Ctrl-C (SIGINT) and SIGTERM (how Kubernetes and systemd stop a service), handled from the
+/// moment this is made.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term => "SIGTERM",
     }
 }
