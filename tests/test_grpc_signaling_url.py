@@ -3,7 +3,6 @@ browser-side peer on the server's WebSocket reaches them, and they reconnect whe
 dies and comes back."""
 
 import asyncio
-import subprocess
 
 import gi
 import pytest
@@ -126,18 +125,9 @@ def test_bad_grpc_url_names_the_parameter():
 
 def test_sink_on_grpcs_checks_the_server_certificate(cleanup, tmp_path, monkeypatch):
     # A test CA and a server certificate for 127.0.0.1 signed by it.
-    ca, ca_key = tmp_path / "ca.pem", tmp_path / "ca.key"
-    cert, key, csr = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "cert.csr"
-    ext = tmp_path / "ext.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
-    for cmd in (
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
-         "-keyout", ca_key, "-out", ca],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr],
-        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
-         "-extfile", ext, "-out", cert],
-    ):
-        subprocess.run(["openssl", *map(str, cmd)], check=True, capture_output=True)
+    from tls_ca import make_test_ca
+
+    ca, cert, key = make_test_ca(tmp_path)
     server = ServerProcess("--tls-cert", str(cert), "--tls-key", str(key), metrics="off")
     cleanup(server)
 

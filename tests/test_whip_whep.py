@@ -421,18 +421,9 @@ def test_the_sinks_whip_client_speaks_https_and_checks_the_certificate(gst_env, 
     import ssl
     import threading
 
-    ca, ca_key = tmp_path / "ca.pem", tmp_path / "ca.key"
-    cert, key, csr = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "cert.csr"
-    ext = tmp_path / "ext.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
-    for cmd in (
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
-         "-keyout", ca_key, "-out", ca],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr],
-        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
-         "-extfile", ext, "-out", cert],
-    ):
-        subprocess.run(["openssl", *map(str, cmd)], check=True, capture_output=True)
+    from tls_ca import make_test_ca
+
+    ca, cert, key = make_test_ca(tmp_path)
 
     port = free_port()
     out = tmp_path / "heard.raw"
