@@ -150,6 +150,40 @@ def test_stdin(gst_env):
     assert out.stdout.count('is_speech_start\\":true') == 2, out.stdout[-2000:]
 
 
+# A Python app reading stdin through the ingest, whose bus handler holds up the decodebin's
+# first state change for 0.3 s: a source started before its decodebin pushes meanwhile.
+SLOW_DECODER_APP = """
+import sys, time, gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+p = Gst.parse_launch("remotemediaingest uri=- ! fakesink sync=false")
+def on_message(bus, msg):
+    if msg.type == Gst.MessageType.STATE_CHANGED and msg.src.get_name().startswith("decodebin"):
+        old, new, _ = msg.parse_state_changed()
+        if old == Gst.State.NULL:
+            time.sleep(0.3)
+    return Gst.BusSyncReply.PASS
+bus = p.get_bus()
+bus.set_sync_handler(on_message)
+p.set_state(Gst.State.PLAYING)
+msg = bus.timed_pop_filtered(10 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+p.set_state(Gst.State.NULL)
+sys.exit("no end of stream within 10 s" if msg is None else 0 if msg.type == Gst.MessageType.EOS else str(msg.parse_error()))
+"""
+
+
+def test_stdin_source_starts_after_its_decoder(gst_env):
+    """The ingest starts a decodebin before the source feeding it. Before, the fdsrc came first:
+    when the decodebin was slow to start (here its bus handler sleeps; on a loaded machine about
+    one run in four), the first push met an inactive pad, the fdsrc stopped without an error,
+    and reading stdin hung forever."""
+    with open(SPEECH, "rb") as wav:
+        out = subprocess.run([sys.executable, "-c", SLOW_DECODER_APP], stdin=wav, capture_output=True, text=True,
+                             env=gst_env, timeout=30)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 def test_track_selection_and_stream_ids(runs, tmp_path):
     media = tmp_path / "av.mkv"
     subprocess.run(["gst-launch-1.0", "-q", "matroskamux", "name=m", "!", "filesink", f"location={media}",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
+import threading
 from typing import Any, AsyncIterator, Callable
 
 import numpy as np
@@ -84,12 +84,17 @@ def _gst():
 
 
 class _Source:
-    """One `remotemediaingest` pipeline whose appsinks fill a bounded queue."""
+    """One `remotemediaingest` pipeline whose appsinks hand items to the event loop. At most
+    `_QUEUE` items wait for the reader: a streaming thread that finds no free slot waits
+    (backpressure), and `close` frees it."""
 
-    def __init__(self, uri: str, track_selection: str, sample_rate: int | None, channels: int | None,
-                 max_attempts: int):
+    def __init__(self, uri: str, loop: asyncio.AbstractEventLoop, track_selection: str,
+                 sample_rate: int | None, channels: int | None, max_attempts: int):
         Gst = self.Gst = _gst()
-        self.items: queue.Queue = queue.Queue(_QUEUE)
+        self.loop = loop
+        self.items: asyncio.Queue = asyncio.Queue()
+        self.slots = threading.Semaphore(_QUEUE)
+        self.errors: list[IngestError] = []
         self.closed = False
         self.pipeline = Gst.Pipeline.new(None)
         ingest = Gst.ElementFactory.make("remotemediaingest", None)
@@ -106,25 +111,25 @@ class _Source:
         self.pipeline.get_bus().set_sync_handler(self._on_message)
         if self.pipeline.set_state(Gst.State.READY) == Gst.StateChangeReturn.FAILURE:
             self.pipeline.set_state(Gst.State.NULL)
-            failure = self._first_failure()
-            raise failure or IngestError("CONFIG_ERROR", f"cannot open {uri!r}")
+            raise self.errors[0] if self.errors else IngestError("CONFIG_ERROR", f"cannot open {uri!r}")
         self.pipeline.set_state(Gst.State.PLAYING)
 
-    def _first_failure(self) -> IngestError | None:
-        while not self.items.empty():
-            item = self.items.get_nowait()
-            if isinstance(item, IngestError):
-                return item
-        return None
-
     def _put(self, item) -> bool:
-        while not self.closed:
-            try:
-                self.items.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        """From a streaming thread: waits for a free slot, then queues `item` on the loop."""
+        self.slots.acquire()
+        if self.closed:
+            self.slots.release()  # wakes the next waiting thread in turn
+            return False
+        try:
+            self.loop.call_soon_threadsafe(self.items.put_nowait, item)
+        except RuntimeError:  # the event loop is gone
+            return False
+        return True
+
+    async def next_item(self):
+        item = await self.items.get()
+        self.slots.release()
+        return item
 
     def _on_message(self, _bus, msg):
         Gst = self.Gst
@@ -133,7 +138,8 @@ class _Source:
             code, _, text = err.message.partition(": ")
             if code not in ("CONFIG_ERROR", "RECONNECT_FAILED"):
                 code, text = "PIPELINE_ERROR", err.message
-            self._put(IngestError(code, text))
+            self.errors.append(IngestError(code, text))
+            self._put(self.errors[-1])
         elif msg.type == Gst.MessageType.EOS:
             self._put(_END)
         elif msg.type == Gst.MessageType.ELEMENT and msg.get_structure().get_name() == "reconnect":
@@ -179,26 +185,18 @@ class _Source:
                          keyframe=not buf.has_flags(Gst.BufferFlags.DELTA_UNIT), stream_id=track)
         return Gst.FlowReturn.OK if self._put(item) else Gst.FlowReturn.FLUSHING
 
-    def next_item(self):
-        """The next item, for a worker thread: gives up once the source is closed."""
-        while not self.closed:
-            try:
-                return self.items.get(timeout=0.2)
-            except queue.Empty:
-                continue
-        return _END
-
     def close(self):
         self.closed = True
+        self.slots.release()
         self.pipeline.set_state(self.Gst.State.NULL)
         self.pipeline.get_bus().set_sync_handler(None)
 
 
 async def _gstreamer(uri: str, **options) -> AsyncIterator[Any]:
-    source = await asyncio.to_thread(_Source, uri, **options)
+    source = await asyncio.to_thread(_Source, uri, asyncio.get_running_loop(), **options)
     try:
         while True:
-            item = await asyncio.to_thread(source.next_item)
+            item = await source.next_item()
             if item is _END:
                 return
             if isinstance(item, IngestError):

@@ -108,19 +108,23 @@ class StreamSession:
 
     `await StreamSession.open(manifest)` starts the session (manifest, Python workers) off the
     event loop; `StreamSession(manifest)` does the same work on the calling thread.
+
+    Receiving does not poll: the native session makes a socket readable when an output is
+    queued, and the event loop watches it.
     """
 
-    def __init__(self, manifest_json: str | dict, poll_interval: float = 0.05, *, _native_session=None):
+    def __init__(self, manifest_json: str | dict, *, _native_session=None):
         self._native = _native_session or _native.Session(_manifest_text(manifest_json))
-        self._poll = poll_interval
         self._closing = False
+        self._closed = False
         self._rest: list = []
+        self._waiters: set[asyncio.Future] = set()
 
     @classmethod
-    async def open(cls, manifest_json: str | dict, poll_interval: float = 0.05) -> "StreamSession":
+    async def open(cls, manifest_json: str | dict) -> "StreamSession":
         """Starts a session without blocking the event loop while its workers start."""
         native = await asyncio.to_thread(_native.Session, _manifest_text(manifest_json))
-        return cls(manifest_json, poll_interval, _native_session=native)
+        return cls(manifest_json, _native_session=native)
 
     async def __aenter__(self) -> "StreamSession":
         return self
@@ -133,26 +137,47 @@ class StreamSession:
         await asyncio.to_thread(self._native.send, _to_native(item))
 
     async def recv(self, timeout: float | None = None) -> dict | None:
-        """The next output, or None if none came within `timeout` seconds (None: wait)."""
-        if self._rest:
-            return self._rest.pop(0)
+        """The next output, or None if none came within `timeout` seconds (None: wait until
+        one comes or the session is closed and drained)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         while True:
-            wait = self._poll if timeout is None else min(self._poll, timeout)
-            out = await asyncio.to_thread(self._native.recv, wait)
-            if out is not None or self._closing:
+            if self._rest:
+                return self._rest.pop(0)
+            # Cleared before looking, so an output queued from here on wakes the wait below.
+            self._native.clear_wakeups()
+            out = self._native.recv(0.0)
+            if out is not None:
                 return out
-            if timeout is not None:
-                timeout -= wait
-                if timeout <= 0:
-                    return None
+            if self._closed:
+                return None
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return None
+            await self._wait_for_output(loop, remaining)
+
+    async def _wait_for_output(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> None:
+        woken = loop.create_future()
+        fd = self._native.wakeup_fd()
+        self._waiters.add(woken)
+        loop.add_reader(fd, _wake, woken)
+        try:
+            await asyncio.wait({woken}, timeout=timeout)
+        finally:
+            loop.remove_reader(fd)
+            self._waiters.discard(woken)
 
     async def close(self) -> list:
         """Ends the input: drains the pipeline; what it still held is returned and also
         yielded by iteration."""
         if not self._closing:
             self._closing = True
-            rest = await asyncio.to_thread(self._native.close)
-            self._rest.extend(rest)
+            try:
+                self._rest.extend(await asyncio.to_thread(self._native.close))
+            finally:
+                self._closed = True
+                for woken in list(self._waiters):
+                    _wake(woken)
         return list(self._rest)
 
     def metrics(self) -> list:
@@ -162,9 +187,12 @@ class StreamSession:
         return self
 
     async def __anext__(self) -> dict:
-        while True:
-            out = await self.recv(timeout=self._poll)
-            if out is not None:
-                return out
-            if self._closing and not self._rest:
-                raise StopAsyncIteration
+        out = await self.recv()
+        if out is None:
+            raise StopAsyncIteration
+        return out
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -300,6 +300,8 @@ class WebRtcServer:
         # Errors the element just posted, to explain a failed start or action signal.
         self._recent_errors: collections.deque = collections.deque(maxlen=16)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        # Async callbacks still running: the loop keeps only weak references to tasks.
+        self._tasks: set[asyncio.Task] = set()
         self._lock = threading.Lock()
         Gst = _gst()
         self._Gst = Gst
@@ -533,7 +535,9 @@ class WebRtcServer:
             try:
                 result = callback(arg)
                 if inspect.isawaitable(result):
-                    asyncio.ensure_future(self._guard(result, callback))
+                    task = asyncio.ensure_future(self._guard(result, callback))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
             except Exception:  # a user's callback must not stop the others
                 log.exception("callback %r failed", callback)
 

@@ -5,6 +5,9 @@
 //! allows it.
 
 use std::any::Any;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -404,6 +407,17 @@ fn remote_execute<'py>(
 #[pyclass]
 struct Session {
     inner: Arc<StreamSession>,
+    /// Readable whenever an output was queued since the last `clear_wakeups`: an event loop
+    /// watches it (`add_reader`) instead of polling. The pipeline's threads write to the other
+    /// end without the GIL and never block (a full socket is already readable).
+    wakeup: UnixStream,
+}
+
+fn wakeup_pair() -> std::io::Result<(UnixStream, UnixStream)> {
+    let (reader, writer) = UnixStream::pair()?;
+    reader.set_nonblocking(true)?;
+    writer.set_nonblocking(true)?;
+    Ok((reader, writer))
 }
 
 #[pymethods]
@@ -413,12 +427,38 @@ impl Session {
     #[new]
     fn new(py: Python<'_>, manifest_json: &str) -> PyResult<Self> {
         let graph = load(manifest_json)?;
+        let (wakeup, writer) = wakeup_pair().map_err(|e| {
+            PyRuntimeError::new_err(format!("cannot make the session's wakeup socket: {e}"))
+        })?;
+        let notify = Box::new(move || {
+            let _ = (&writer).write(&[1]);
+        });
         let inner = py
-            .detach(move || StreamSession::create(graph))
+            .detach(move || StreamSession::create_notifying(graph, Some(notify)))
             .map_err(pipeline_error)?;
         Ok(Self {
             inner: Arc::new(inner),
+            wakeup,
         })
+    }
+
+    /// The file descriptor that becomes readable when an output is queued.
+    fn wakeup_fd(&self) -> i32 {
+        self.wakeup.as_raw_fd()
+    }
+
+    /// Empties the wakeup socket; call it before looking for outputs, so that an output
+    /// queued afterwards makes it readable again.
+    fn clear_wakeups(&self) {
+        let mut sink = [0u8; 256];
+        loop {
+            match (&self.wakeup).read(&mut sink) {
+                Ok(0) => return,
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
     }
 
     /// Sends one input (a tagged tuple); blocks, without the GIL, while the pipeline is full.

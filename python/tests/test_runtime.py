@@ -3,6 +3,7 @@
 import asyncio
 import json
 import pathlib
+import threading
 import wave
 
 import numpy as np
@@ -95,6 +96,48 @@ def test_streaming_session():
         return total
 
     assert run(main()) == 16000
+
+
+class CountingExecutor:
+    """Counts the calls an event loop hands to its default executor (asyncio.to_thread)."""
+
+    def __init__(self, loop):
+        self.calls = 0
+        self._run = loop.run_in_executor
+
+        def counted(executor, fn, *args):
+            self.calls += 1
+            return self._run(executor, fn, *args)
+
+        loop.run_in_executor = counted
+
+
+def test_waiting_for_an_output_does_not_poll():
+    """A recv that waits 1 s for an output that comes late uses no executor thread, and it
+    ends as soon as the output is queued; a waiting `async for` ends when the session is
+    closed. Before, recv asked a thread every 50 ms (20 calls here)."""
+    async def main():
+        async with runtime.StreamSession(PASS) as session:
+            loop = asyncio.get_running_loop()
+            counter = CountingExecutor(loop)
+            assert await session.recv(timeout=1.0) is None
+            idle_calls = counter.calls
+            # Sent from another thread 0.3 s from now, while recv waits without a timeout.
+            loop.call_later(0.3, lambda: threading.Thread(target=session._native.send, args=(("text", "late"),)).start())
+            started = loop.time()
+            out = await session.recv()
+            waited = loop.time() - started
+            closing = []
+            loop.call_later(0.2, lambda: closing.append(asyncio.ensure_future(session.close())))
+            rest = [o async for o in session]
+            await closing[0]
+            return idle_calls, out, waited, rest
+
+    idle_calls, out, waited, rest = run(main())
+    assert idle_calls == 0
+    assert out["type"] == "text" and out["text"] == "late"
+    assert 0.25 < waited < 5
+    assert rest == []
 
 
 def test_bad_manifests_and_inputs_raise_clear_errors():

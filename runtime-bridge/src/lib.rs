@@ -26,7 +26,7 @@ pub use ingest::{
 pub use manifest::{Manifest, ManifestError, ManifestReport};
 pub use node::{Node, NodeSpec, StreamFormat};
 pub use registry::Registry;
-pub use session::{StreamSession, execute_unary, execute_unary_with_metrics};
+pub use session::{Notify, StreamSession, execute_unary, execute_unary_with_metrics};
 
 /// Loads a manifest from text with the built-in node registry and builds its graph.
 pub fn load_graph(text: &str, source: &str) -> Result<std::sync::Arc<Graph>, ManifestReport> {

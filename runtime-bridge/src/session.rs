@@ -8,14 +8,31 @@ use std::time::Duration;
 use crate::data::RuntimeData;
 use crate::executor::{Graph, NodeMetrics, Output, OutputSink, RuntimeError, Session};
 
-struct ChannelSink(Sender<Result<Output, RuntimeError>>);
+/// Called on a pipeline thread after each output or error is queued, to wake whoever waits
+/// for them elsewhere (an event loop). It must not block.
+pub type Notify = Box<dyn Fn() + Send + Sync>;
+
+struct ChannelSink {
+    tx: Sender<Result<Output, RuntimeError>>,
+    notify: Option<Notify>,
+}
+
+impl ChannelSink {
+    fn queue(&self, item: Result<Output, RuntimeError>) {
+        if self.tx.send(item).is_ok()
+            && let Some(notify) = &self.notify
+        {
+            notify();
+        }
+    }
+}
 
 impl OutputSink for ChannelSink {
     fn output(&self, output: Output) {
-        let _ = self.0.send(Ok(output));
+        self.queue(Ok(output));
     }
     fn error(&self, error: RuntimeError) {
-        let _ = self.0.send(Err(error));
+        self.queue(Err(error));
     }
 }
 
@@ -28,8 +45,16 @@ pub struct StreamSession {
 
 impl StreamSession {
     pub fn create(graph: Arc<Graph>) -> Result<Self, RuntimeError> {
+        Self::create_notifying(graph, None)
+    }
+
+    /// `create`, calling `notify` each time an output or error is queued.
+    pub fn create_notifying(
+        graph: Arc<Graph>,
+        notify: Option<Notify>,
+    ) -> Result<Self, RuntimeError> {
         let (tx, rx) = channel();
-        let session = Session::new(graph, Arc::new(ChannelSink(tx)))?;
+        let session = Session::new(graph, Arc::new(ChannelSink { tx, notify }))?;
         Ok(Self {
             session,
             rx: Mutex::new(rx),

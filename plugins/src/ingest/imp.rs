@@ -157,7 +157,9 @@ impl Ingest {
             });
         }
         gst::info!(CAT, imp = self, "attempt {generation}: {}", source.masked());
-        for e in &elements {
+        // Downstream first: a source started before its decodebin pushes into an inactive
+        // pad, gets FLUSHING and stops its task without an error (stdin then hung forever).
+        for e in elements.iter().rev() {
             if e.sync_state_with_parent().is_err() {
                 return self.attempt_failed(generation, "the source did not start");
             }
