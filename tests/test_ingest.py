@@ -61,6 +61,8 @@ class Run:
             entry = ("error", {"message": err.message, "debug": dbg})
         elif msg.type == Gst.MessageType.EOS:
             entry = ("eos", {})
+        elif msg.type == Gst.MessageType.STATE_CHANGED and msg.src == self.pipeline:
+            entry = ("pipeline-state", {"new": msg.parse_state_changed()[1]})
         elif msg.type == Gst.MessageType.ELEMENT and s is not None:
             entry = (s.get_name(), {s.nth_field_name(i): s.get_value(s.nth_field_name(i)) for i in range(s.n_fields())})
         else:
@@ -75,6 +77,13 @@ class Run:
     def named(self, name):
         with self.lock:
             return [f for n, f in self.messages if n == name]
+
+    def left_playing(self):
+        """Whether the pipeline went out of PLAYING after reaching it (a reconnect must not
+        pause the pipeline downstream)."""
+        states = [f["new"] for f in self.named("pipeline-state")]
+        return Gst.State.PLAYING in states and any(
+            s != Gst.State.PLAYING for s in states[states.index(Gst.State.PLAYING):])
 
     def vad(self):
         return [json.loads(f["json"]) for f in self.named("remotemedia")]
@@ -92,8 +101,9 @@ class Run:
             if errors and "error" not in what:
                 raise AssertionError(f"error while waiting for {what}: {errors}")
             time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; messages: "
-                             f"{[m for m in self.messages if m[0] != 'remotemedia'][-10:]}")
+        with self.lock:
+            recent = [(n, {k: str(v) for k, v in f.items()}) for n, f in self.messages if n != "remotemedia"][-10:]
+        raise AssertionError(f"timed out waiting for {what}; messages: {recent}")
 
     def stop(self):
         self.pipeline.set_state(Gst.State.NULL)
@@ -333,6 +343,7 @@ def test_rtsp_server_restart_is_survived(runs, servers):
     server.start()
     r.wait(lambda: sum(v["is_speech_start"] for v in r.vad()) > starts_before, "speech after the restart", 40)
     assert not r.named("eos") and not r.named("error"), r.messages[-5:]
+    assert not r.left_playing(), r.named("pipeline-state")
     with r.lock:
         pts = [p for p in r.pts if p != Gst.CLOCK_TIME_NONE]
     assert pts == sorted(pts), "timestamps went back across the reconnect"
@@ -413,6 +424,7 @@ def test_srt_caller_reads_a_listener_and_outlives_a_crash_in_libsrt(runs, server
     starts = sum(v["is_speech_start"] for v in r.vad())
     r.wait(lambda: sum(v["is_speech_start"] for v in r.vad()) > starts, "speech after the relay crashed", 30)
     assert not r.named("eos") and not r.named("error"), r.messages[-5:]
+    assert not r.left_playing(), r.named("pipeline-state")
     with r.lock:
         pts = [p for p in r.pts if p != Gst.CLOCK_TIME_NONE]
     assert pts == sorted(pts), "timestamps went back across the reconnect"
@@ -478,6 +490,7 @@ def test_a_stalled_source_is_detected_and_reconnected(runs, servers, gst_env):
     results_before = len(r.vad())
     r.wait(lambda: len(r.vad()) > results_before + 20, "results after the sender woke up", 30)
     assert not r.named("eos") and not r.named("error"), r.messages[-5:]
+    assert not r.left_playing(), r.named("pipeline-state")
 
 
 @pytest.mark.parametrize("element, prop, value, want", [

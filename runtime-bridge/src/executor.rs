@@ -387,9 +387,10 @@ impl Shared {
             match msg {
                 Msg::Data(packet, epoch) => {
                     if epoch == self.epoch.load(Ordering::Acquire) {
-                        let mut node = node();
                         let start = Instant::now();
-                        let emitted = self.process(idx, node.as_mut(), packet);
+                        // The node is unlocked before its outputs are routed: routing may
+                        // wait for room downstream.
+                        let emitted = self.process(idx, node().as_mut(), packet);
                         q.observe(start.elapsed(), emitted.is_ok());
                         if let Err(e) = emitted.and_then(|p| self.route(idx, p)) {
                             self.sink.error(e);
@@ -398,8 +399,7 @@ impl Shared {
                     q.queued.fetch_sub(1, Ordering::AcqRel);
                 }
                 Msg::Finish(ack) => {
-                    let mut node = node();
-                    let emitted = self.run(idx, node.as_mut(), None, |n, e| n.finish(e));
+                    let emitted = self.run(idx, node().as_mut(), None, |n, e| n.finish(e));
                     let result = emitted.and_then(|emitted| self.route(idx, emitted));
                     if let Err(e) = result {
                         self.sink.error(e);

@@ -114,8 +114,13 @@ impl IngestRegistry {
 
     /// Every scheme some plugin serves, sorted.
     pub fn schemes(&self) -> Vec<String> {
-        let plugins = self.plugins.read().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<String> = plugins.iter().flat_map(|p| p.schemes()).collect();
+        let mut all: Vec<String> = self
+            .plugins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .flat_map(|p| p.schemes())
+            .collect();
         all.sort();
         all.dedup();
         all

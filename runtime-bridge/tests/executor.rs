@@ -104,6 +104,7 @@ impl Node for Gate {
         while !*open {
             open = GATE.1.wait(open).unwrap();
         }
+        drop(open);
         GATE_PASSED.fetch_add(1, Ordering::SeqCst);
         out.emit_at(input.data, input.pts);
         Ok(())
@@ -355,7 +356,7 @@ fn reset_forgets_held_state() {
     s.reset();
     s.send(RuntimeData::Text("new".into())).unwrap();
     s.drain().unwrap();
-    let got = sink.0.lock().unwrap();
+    let got = std::mem::take(&mut *sink.0.lock().unwrap());
     assert_eq!(got.len(), 1);
     assert!(matches!(&got[0], Ok(o) if matches!(&o.data, RuntimeData::Text(t) if t == "new")));
 }

@@ -175,7 +175,7 @@ fn end_of_stream_and_flush_reach_the_node() {
     session.reset();
     session.send(text("y")).unwrap();
     session.drain().unwrap();
-    let outputs = sink.outputs.lock().unwrap();
+    let outputs = std::mem::take(&mut *sink.outputs.lock().unwrap());
     assert!(
         matches!(&outputs[0].data, RuntimeData::Json(j) if j["count"] == 1),
         "{outputs:?}"
@@ -288,7 +288,7 @@ fn the_restart_policy_brings_the_worker_back_until_it_is_spent() {
         pid(&outputs[3]),
         "the hang replaced the worker"
     );
-    let warnings = sink.warnings.lock().unwrap();
+    let warnings = std::mem::take(&mut *sink.warnings.lock().unwrap());
     assert_eq!(warnings.len(), 3, "{warnings:?}");
     assert!(
         warnings[0]
@@ -305,7 +305,7 @@ fn the_restart_policy_brings_the_worker_back_until_it_is_spent() {
     // The policy is spent: the next failure is an error.
     session.send(text("exit")).unwrap();
     session.barrier();
-    let errors = sink.errors.lock().unwrap();
+    let errors = std::mem::take(&mut *sink.errors.lock().unwrap());
     assert!(
         errors[0].message.contains("after 3 restart(s)"),
         "{errors:?}"

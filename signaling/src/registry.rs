@@ -138,6 +138,7 @@ impl PeerRegistry {
                     serial,
                 },
             );
+            drop(peers);
             (others, replaced, audience)
         };
         if let Some(old) = replaced {
@@ -165,13 +166,13 @@ impl PeerRegistry {
     fn remove_if(&self, peer_id: &str, matches: impl Fn(&Entry) -> bool, reason: &str) {
         let audience = {
             let mut peers = self.lock();
-            match peers.get(peer_id) {
-                Some(e) if matches(e) => {
-                    peers.remove(peer_id);
-                    targets_except(&peers, peer_id)
-                }
-                _ => return,
+            if !peers.get(peer_id).is_some_and(&matches) {
+                return;
             }
+            peers.remove(peer_id);
+            let audience = targets_except(&peers, peer_id);
+            drop(peers);
+            audience
         };
         let left = Event::Left {
             peer_id: peer_id.to_owned(),
@@ -201,13 +202,11 @@ impl PeerRegistry {
     /// Delivers a signal to its target. A remote target whose queue is full does not make the
     /// sender wait: the signal is refused with PEER_ERROR, so one slow peer stalls nobody.
     pub fn route(&self, signal: Signal) -> Result<(), RpcError> {
-        let target = {
-            let peers = self.lock();
-            let entry = peers
-                .get(signal.to())
-                .ok_or_else(|| RpcError::peer_not_found(signal.to()))?;
-            Target::of(&entry.endpoint)
-        };
+        let target = self
+            .lock()
+            .get(signal.to())
+            .map(|entry| Target::of(&entry.endpoint))
+            .ok_or_else(|| RpcError::peer_not_found(signal.to()))?;
         target.deliver(signal.to(), Event::Signal(signal.clone()))
     }
 }

@@ -116,6 +116,20 @@ fn make(factory: &str) -> Result<gst::Element, String> {
         .map_err(|_| format!("GStreamer element '{factory}' is missing (see README setup)"))
 }
 
+/// A decoding bin for an attempt. For a live source it prerolls on its own
+/// (`async-handling`), and goes on to PLAYING by itself once it has. Otherwise its wait for
+/// the first data makes the ingest bin and the pipeline lose PLAYING: elements started
+/// meanwhile stop at PAUSED, where a live source sends nothing, so that first data never
+/// comes (the RTSP and UDP reconnects that never recovered). A file still prerolls the
+/// pipeline as usual.
+fn decoder(factory: &str, live: bool) -> Result<gst::Element, String> {
+    let bin = make(factory)?;
+    if live {
+        bin.set_property("async-handling", true);
+    }
+    Ok(bin)
+}
+
 impl Ingest {
     fn is_current(&self, generation: u64) -> bool {
         let st = lock(&self.state);
@@ -208,7 +222,7 @@ impl Ingest {
         let (elements, decoder) = match source.scheme {
             // rtspsrc has a pad per stream, which uridecodebin decodes each on its own.
             Scheme::Rtsp | Scheme::File => {
-                let decodebin = make("uridecodebin")?;
+                let decodebin = decoder("uridecodebin", source.is_live())?;
                 decodebin.set_property("uri", &source.uri);
                 decodebin.connect("source-setup", false, move |args| {
                     let src = args[1].get::<gst::Element>().ok()?;
@@ -245,7 +259,7 @@ impl Ingest {
                     gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None)
                         .map_err(|e| format!("no source element for {}: {e}", source.masked()))?
                 };
-                let decodebin = make("decodebin")?;
+                let decodebin = decoder("decodebin", source.is_live())?;
                 bin.add_many([&src, &decodebin])
                     .map_err(|e| e.to_string())?;
                 src.link(&decodebin).map_err(|e| e.to_string())?;
@@ -407,7 +421,7 @@ impl Ingest {
         if !self.is_current(generation) {
             return;
         }
-        let Ok(decodebin) = make("decodebin") else {
+        let Ok(decodebin) = decoder("decodebin", true) else {
             return self.attempt_failed(generation, "GStreamer element 'decodebin' is missing");
         };
         let weak = self.obj().downgrade();
@@ -596,23 +610,20 @@ impl Ingest {
                     let Some(a) = st.attempt.as_ref().filter(|a| a.generation == generation) else {
                         return;
                     };
+                    let (started, found) = (a.started, a.found.len());
                     let last = st
                         .outputs
                         .iter()
                         .filter_map(|o| lock(&o.continuity).last_data)
-                        .filter(|t| *t > a.started)
+                        .filter(|t| *t > started)
                         .max();
                     let unplaced: u64 = st
                         .outputs
                         .iter()
                         .map(|o| lock(&o.continuity).unplaced)
                         .sum();
-                    (
-                        last.unwrap_or(a.started),
-                        last.is_some(),
-                        a.found.len(),
-                        unplaced,
-                    )
+                    drop(st);
+                    (last.unwrap_or(started), last.is_some(), found, unplaced)
                 };
                 let limit = if delivered { timeout } else { connect_timeout };
                 if last.elapsed() > limit {
@@ -643,8 +654,7 @@ impl Ingest {
         loop {
             let parent = obj.parent()?;
             if &parent == me.upcast_ref::<gst::Object>() {
-                let st = lock(&self.state);
-                let current = st
+                let current = lock(&self.state)
                     .attempt
                     .as_ref()
                     .filter(|a| {
@@ -695,8 +705,7 @@ impl Ingest {
                 )
             ));
         }
-        let mut st = lock(&self.state);
-        *st = State {
+        *lock(&self.state) = State {
             source: Some(source),
             ..State::default()
         };

@@ -85,8 +85,10 @@ pub fn install(
                     b.set_flags(gst::BufferFlags::DISCONT);
                 }
                 a.first = false;
+                drop(a);
                 c.last_end = Some(out + b.duration().unwrap_or_default());
                 c.last_data = Some(Instant::now());
+                drop(c);
                 return gst::PadProbeReturn::Ok;
             }
             let Some(event) = info.event() else {

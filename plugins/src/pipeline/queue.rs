@@ -55,8 +55,11 @@ impl OutQueue {
         inner
     }
 
-    fn wake(&self, inner: &Inner) {
-        if inner.waiters > 0 {
+    /// Unlocks, then wakes the waiters, if any.
+    fn wake(&self, inner: MutexGuard<'_, Inner>) {
+        let waiting = inner.waiters > 0;
+        drop(inner);
+        if waiting {
             self.changed.notify_all();
         }
     }
@@ -67,19 +70,18 @@ impl OutQueue {
         while inner.items.len() >= self.capacity && !inner.flushing {
             inner = self.wait(inner);
         }
-        if !inner.flushing {
-            inner.items.push_back(item);
-            self.wake(&inner);
+        if inner.flushing {
+            return;
         }
+        inner.items.push_back(item);
+        self.wake(inner);
     }
 
     /// The next item without waiting.
     pub fn try_pop(&self) -> Option<Item> {
         let mut inner = self.lock();
         let item = inner.items.pop_front();
-        if item.is_some() {
-            self.wake(&inner);
-        }
+        self.wake(inner);
         item
     }
 
@@ -91,7 +93,7 @@ impl OutQueue {
                 return None;
             }
             if let Some(item) = inner.items.pop_front() {
-                self.wake(&inner);
+                self.wake(inner);
                 return Some(item);
             }
             inner = self.wait(inner);
@@ -103,7 +105,7 @@ impl OutQueue {
         let mut inner = self.lock();
         inner.flushing = flushing;
         inner.items.clear();
-        self.wake(&inner);
+        self.wake(inner);
     }
 }
 

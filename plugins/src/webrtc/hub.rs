@@ -411,7 +411,9 @@ impl PeerHub {
             let mut failures = lock(&self.failures);
             let n = failures.entry(peer_id.to_owned()).or_default();
             *n += 1;
-            *n
+            let attempt = *n;
+            drop(failures);
+            attempt
         };
         let Some(delay) = self.backoff.delay(attempt) else {
             let msg = format!(
@@ -619,7 +621,9 @@ impl PeerHub {
             };
             p.channel = None;
             p.serial = 0;
-            (p.pc.take(), std::mem::replace(&mut p.connected, false))
+            let taken = (p.pc.take(), std::mem::replace(&mut p.connected, false));
+            drop(peers);
+            taken
         };
         if let Some(pc) = pc {
             RUNTIME.spawn(async move {
@@ -704,6 +708,7 @@ impl PeerHub {
             let (tx, rx) = mpsc::channel(64);
             let _ = tx.try_send(Work::HttpOffer { sdp, reply });
             peers.insert(peer_id.to_owned(), Peer::new(tx));
+            drop(peers);
             RUNTIME.spawn(run_peer(Arc::downgrade(self), peer_id.to_owned(), rx));
         }
         match answered.await {

@@ -57,9 +57,12 @@ impl Teardowns {
     /// Waits until every teardown finished, or `timeout` passed; false on timeout.
     pub fn wait(&self, timeout: Duration) -> bool {
         let (count, done) = &*self.0;
-        let guard = count.lock().unwrap_or_else(PoisonError::into_inner);
         let (guard, _) = done
-            .wait_timeout_while(guard, timeout, |n| *n > 0)
+            .wait_timeout_while(
+                count.lock().unwrap_or_else(PoisonError::into_inner),
+                timeout,
+                |n| *n > 0,
+            )
             .unwrap_or_else(PoisonError::into_inner);
         *guard == 0
     }

@@ -123,6 +123,7 @@ impl Tracks {
                 .filter(live)
                 .find(|r| r.receiver.is_none() && r.index == index)
                 .map(|r| r.pad.clone());
+            drop(exposed);
             (index, parked)
         };
         // The peer's rtpbin is made outside the lock (it is added to the bin); a second track

@@ -64,15 +64,18 @@ impl Gate {
         else {
             return Ok(());
         };
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if buckets.len() > 10_000 {
-            // Forget connections whose bucket has refilled: they are idle or gone.
-            buckets.retain(|_, b| !b.is_full());
-        }
-        let bucket = buckets
-            .entry(addr)
-            .or_insert_with(|| TokenBucket::new(self.rate.per_sec, self.rate.burst));
-        if bucket.allow() {
+        let allowed = {
+            let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+            if buckets.len() > 10_000 {
+                // Forget connections whose bucket has refilled: they are idle or gone.
+                buckets.retain(|_, b| !b.is_full());
+            }
+            buckets
+                .entry(addr)
+                .or_insert_with(|| TokenBucket::new(self.rate.per_sec, self.rate.burst))
+                .allow()
+        };
+        if allowed {
             Ok(())
         } else {
             Err(Status::resource_exhausted(format!(
