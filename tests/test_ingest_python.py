@@ -68,5 +68,7 @@ def test_custom_plugins_and_errors():
     assert err.value.code == "CONFIG_ERROR"
     with pytest.raises(IngestError, match="no such file") as err:
         asyncio.run(collect("/no/such.wav"))
-    with pytest.raises(IngestError, match="no video:0 stream"):
+    with pytest.raises(IngestError, match="no video:0 stream") as err:
         asyncio.run(collect(str(SPEECH), track_selection="video:0"))
+    # The code comes from the element error's details, not from its text.
+    assert err.value.code == "CONFIG_ERROR"

@@ -2,6 +2,7 @@
 
 use gst::glib;
 
+mod failure;
 mod ingest;
 mod live;
 mod pipeline;

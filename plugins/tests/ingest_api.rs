@@ -60,7 +60,7 @@ fn bad_uris_are_refused_with_the_reason() {
         .create_from_uri("http://127.0.0.1/x", &IngestConfig::default())
         .err()
         .unwrap();
-    assert_eq!(err.code, "CONFIG_ERROR");
+    assert_eq!(err.code, remotemedia_runtime::ErrorCode::Config);
     assert!(
         err.message.contains("'http'") && err.message.contains("rtsp"),
         "{err}"

@@ -67,7 +67,12 @@ fn error_text(bus: &gst::Bus) -> String {
     let gst::MessageView::Error(err) = msg.view() else {
         unreachable!()
     };
-    format!("{} | {}", err.error(), err.debug().unwrap_or_default())
+    let details = err.details().map(|d| d.to_string()).unwrap_or_default();
+    format!(
+        "{} | {} | {details}",
+        err.error(),
+        err.debug().unwrap_or_default()
+    )
 }
 
 const PASS: &str = r#"{"version":"v1","nodes":[{"id":"pass","node_type":"PassThrough"}]}"#;
@@ -200,7 +205,10 @@ fn missing_manifest_file_is_named() {
     let bus = gst::Bus::new();
     e.set_bus(Some(&bus));
     assert!(e.set_state(gst::State::Ready).is_err());
-    assert!(error_text(&bus).contains("/nonexistent/dir/vad.json"));
+    let text = error_text(&bus);
+    assert!(text.contains("/nonexistent/dir/vad.json"), "{text}");
+    // Programs read the code from the details, not from the text.
+    assert!(text.contains("code=(string)CONFIG_ERROR"), "{text}");
     let _ = e.set_state(gst::State::Null);
 }
 
@@ -215,6 +223,11 @@ fn a_failing_node_posts_an_error_naming_it() {
     let text = error_text(&bus);
     assert!(text.contains("Node \"vad\" failed"), "{text}");
     assert!(text.contains("not a finite number"), "{text}");
+    assert!(
+        text.contains("remotemedia-error, code=(string)PIPELINE_ERROR")
+            && text.contains("node-id=(string)vad"),
+        "{text}"
+    );
 }
 
 #[test]

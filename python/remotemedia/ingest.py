@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator, Callable
 
 import numpy as np
 
+from ._gst import error_of, gst
 from .node import Audio, Video
 
 log = logging.getLogger("remotemedia.ingest")
@@ -30,7 +31,7 @@ GSTREAMER_SCHEMES = ("rtsp", "rtsps", "rtspt", "rtmp", "rtmps", "srt", "udp", "f
 
 
 class IngestError(Exception):
-    """An ingest failure with its DESIGN code (CONFIG_ERROR, RECONNECT_FAILED, PIPELINE_ERROR)."""
+    """An ingest failure with its code (CONFIG_ERROR, RECONNECT_FAILED, PIPELINE_ERROR)."""
 
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
@@ -72,17 +73,6 @@ def ingest(uri: str, *, track_selection: str = "first-audio-video", sample_rate:
     return _gstreamer(uri, **options)
 
 
-def _gst():
-    import gi
-
-    gi.require_version("Gst", "1.0")
-    from gi.repository import Gst
-
-    if not Gst.is_initialized():
-        Gst.init(None)
-    return Gst
-
-
 class _Source:
     """One `remotemediaingest` pipeline whose appsinks hand items to the event loop. At most
     `_QUEUE` items wait for the reader: a streaming thread that finds no free slot waits
@@ -90,7 +80,7 @@ class _Source:
 
     def __init__(self, uri: str, loop: asyncio.AbstractEventLoop, track_selection: str,
                  sample_rate: int | None, channels: int | None, max_attempts: int):
-        Gst = self.Gst = _gst()
+        Gst = self.Gst = gst()
         self.loop = loop
         self.items: asyncio.Queue = asyncio.Queue()
         self.slots = threading.Semaphore(_QUEUE)
@@ -134,11 +124,7 @@ class _Source:
     def _on_message(self, _bus, msg):
         Gst = self.Gst
         if msg.type == Gst.MessageType.ERROR:
-            err, _ = msg.parse_error()
-            code, _, text = err.message.partition(": ")
-            if code not in ("CONFIG_ERROR", "RECONNECT_FAILED"):
-                code, text = "PIPELINE_ERROR", err.message
-            self.errors.append(IngestError(code, text))
+            self.errors.append(IngestError(*error_of(msg)))
             self._put(self.errors[-1])
         elif msg.type == Gst.MessageType.EOS:
             self._put(_END)

@@ -33,6 +33,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 
+from ._gst import error_of, gst
+
 log = logging.getLogger("remotemedia.webrtc")
 
 _ELEMENT = "remotemediawebrtcserver"
@@ -41,7 +43,7 @@ _CLOCK_TIME_NONE = 2**64 - 1
 
 
 class WebRtcError(Exception):
-    """A failure of the WebRTC server, with the DESIGN error code (CONFIG_ERROR, ...)."""
+    """A failure of the WebRTC server, with its error code (CONFIG_ERROR, ...)."""
 
     def __init__(self, code: str, message: str, peer_id: Optional[str] = None):
         super().__init__(f"{code}: {message}")
@@ -160,17 +162,6 @@ class SessionEvent:
     session_id: str
     event_type: str  # "created" | "deleted" | "peer_joined" | "peer_left"
     peer_id: Optional[str]
-
-
-def _gst():
-    import gi
-
-    gi.require_version("Gst", "1.0")
-    from gi.repository import Gst
-
-    if not Gst.is_initialized():
-        Gst.init(None)
-    return Gst
 
 
 _RECONNECT_KEYS = ("max_attempts", "initial_backoff_ms", "max_backoff_ms", "backoff_multiplier")
@@ -303,7 +294,7 @@ class WebRtcServer:
         # Async callbacks still running: the loop keeps only weak references to tasks.
         self._tasks: set[asyncio.Task] = set()
         self._lock = threading.Lock()
-        Gst = _gst()
+        Gst = gst()
         self._Gst = Gst
         element = Gst.ElementFactory.make(_ELEMENT, None)
         if element is None:
@@ -506,10 +497,7 @@ class WebRtcServer:
         """Runs on GStreamer's threads: hands the message to the asyncio loop, never blocks."""
         Gst = self._Gst
         if msg.type == Gst.MessageType.ERROR:
-            err, debug = msg.parse_error()
-            code, _, text = err.message.partition(": ")
-            if not code.isupper() or "_" not in code:
-                code, text = "INTERNAL_ERROR", err.message
+            code, text = error_of(msg)
             with self._lock:
                 self._recent_errors.append((code, text))
             self._post(self._error, ErrorEvent(code, text, None))

@@ -3,11 +3,10 @@
 //! The GStreamer-backed plugin lives in the GStreamer plugin crate and registers itself here;
 //! applications can register their own plugins, which take precedence.
 
-use std::fmt;
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
-use crate::RuntimeData;
+use crate::{ErrorCode, RuntimeData};
 
 /// What a source should deliver.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,29 +45,22 @@ pub enum IngestEvent {
     Failed(IngestError),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
 pub struct IngestError {
-    /// A DESIGN error code: CONFIG_ERROR, RECONNECT_FAILED, PIPELINE_ERROR, ...
-    pub code: &'static str,
+    /// CONFIG_ERROR, RECONNECT_FAILED, PIPELINE_ERROR or INTERNAL_ERROR.
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl IngestError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
         }
     }
 }
-
-impl fmt::Display for IngestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for IngestError {}
 
 /// A running source. Dropping it stops it.
 pub trait IngestSource: Send {
@@ -143,7 +135,7 @@ impl IngestRegistry {
         match plugin {
             Some(p) => p.create(uri, config),
             None => Err(IngestError::new(
-                "CONFIG_ERROR",
+                ErrorCode::Config,
                 format!(
                     "no ingest plugin serves '{scheme}'; registered schemes: {}",
                     match self.schemes() {
@@ -228,7 +220,7 @@ mod tests {
             .create_from_uri("http://h/", &IngestConfig::default())
             .err()
             .unwrap();
-        assert_eq!(err.code, "CONFIG_ERROR");
+        assert_eq!(err.code, ErrorCode::Config);
         assert!(err.message.contains("'http'") && err.message.contains("file, rtsp, test"));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod data;
+pub mod error_code;
 pub mod executor;
 pub mod ingest;
 pub mod manifest;
@@ -18,6 +19,7 @@ pub mod wire;
 
 pub use backoff::Backoff;
 pub use data::{AudioFrame, AudioSamples, Packet, RuntimeData, SampleStorage};
+pub use error_code::ErrorCode;
 pub use executor::{Graph, NodeMetrics, Output, OutputSink, RuntimeError, Session};
 pub use ingest::{
     IngestConfig, IngestError, IngestEvent, IngestPlugin, IngestRegistry, IngestSource,

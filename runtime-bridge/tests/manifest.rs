@@ -178,16 +178,37 @@ fn shipped_manifests_load() {
     }
 }
 
+const TABLE_BEGIN: &str = "<!-- node table: generated, do not edit -->\n";
+const TABLE_END: &str = "<!-- end of node table -->\n";
+
+/// README's node table is the specs' (between its markers). With UPDATE_README=1 the test
+/// writes it there itself, so nobody pastes test output into the README again.
 #[test]
 fn readme_node_table_is_generated_from_the_specs() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (Some(begin), Some(end)) = (readme.find(TABLE_BEGIN), readme.find(TABLE_END)) else {
+        panic!("README.md lacks the node table's markers {TABLE_BEGIN:?} and {TABLE_END:?}");
+    };
+    let begin = begin + TABLE_BEGIN.len();
     let table = Registry::builtin().markdown_reference();
+    let table = format!("{}\n", table.trim_end());
+    if std::env::var_os("UPDATE_README").is_some() {
+        let updated = format!("{}{table}{}", &readme[..begin], &readme[end..]);
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
     assert!(
-        readme.contains(&table),
-        "README's node table is out of date; replace it with:\n{table}"
+        readme[begin..end] == table,
+        "README's node table is out of date: run UPDATE_README=1 cargo test -p remotemedia-runtime \
+         --test manifest readme"
     );
+    for stray in ["stack backtrace:", "panicked at", "rust_begin_unwind"] {
+        assert!(
+            !readme.contains(stray),
+            "README.md holds test output ({stray:?})"
+        );
+    }
 }
 
 /// Mangled manifests (bytes dropped, flipped, duplicated) never panic the loader: each is

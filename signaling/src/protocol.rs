@@ -1,6 +1,7 @@
-//! The JSON-RPC 2.0 signaling protocol of DESIGN §7: methods, their params, notifications and
+//! The JSON-RPC 2.0 signaling protocol (docs/ARCHITECTURE.md, "Signaling"): methods, their params, notifications and
 //! error codes. Transport-free, so the WebSocket server, the client and (later) gRPC share it.
 
+use remotemedia_runtime::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -10,7 +11,7 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL: i64 = -32603;
-/// Application error codes; `error.data.code` carries the DESIGN §6 name next to them.
+/// Application error codes; `error.data.code` carries the `ErrorCode` name next to them.
 pub const PEER_NOT_FOUND: i64 = -32001;
 pub const NOT_ANNOUNCED: i64 = -32002;
 pub const PEER_ID_TAKEN: i64 = -32003;
@@ -19,17 +20,18 @@ pub const PEER_ERROR: i64 = -32005;
 pub const RATE_LIMITED: i64 = -32006;
 pub const MESSAGE_TOO_LARGE: i64 = -32007;
 
-/// A JSON-RPC error object. `kind` is the DESIGN §6 error name shown to users
-/// (`PEER_NOT_FOUND`, `MAX_PEERS_REACHED`, ...).
-#[derive(Clone, Debug, PartialEq)]
+/// A JSON-RPC error object: `code` is JSON-RPC's number, `kind` the name users see
+/// (`PEER_NOT_FOUND`, `MAX_PEERS_REACHED`, ...), sent as `error.data.code`.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{kind} ({code}): {message}")]
 pub struct RpcError {
     pub code: i64,
     pub message: String,
-    pub kind: &'static str,
+    pub kind: ErrorCode,
 }
 
 impl RpcError {
-    pub fn new(code: i64, kind: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: i64, kind: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -37,27 +39,27 @@ impl RpcError {
         }
     }
     pub fn invalid_params(message: impl Into<String>) -> Self {
-        Self::new(INVALID_PARAMS, "SIGNALING_ERROR", message)
+        Self::new(INVALID_PARAMS, ErrorCode::Signaling, message)
+    }
+    /// The link to the signaling server at `url` failed.
+    pub fn link(url: &str, what: impl std::fmt::Display) -> Self {
+        Self::new(
+            INTERNAL,
+            ErrorCode::Signaling,
+            format!("signaling server {url}: {what}"),
+        )
     }
     pub fn peer_not_found(peer_id: &str) -> Self {
         Self::new(
             PEER_NOT_FOUND,
-            "PEER_NOT_FOUND",
+            ErrorCode::PeerNotFound,
             format!("no peer '{peer_id}' is announced"),
         )
     }
     pub fn to_json(&self) -> Value {
-        json!({"code": self.code, "message": self.message, "data": {"code": self.kind}})
+        json!({"code": self.code, "message": self.message, "data": {"code": self.kind.as_str()}})
     }
 }
-
-impl std::fmt::Display for RpcError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.kind, self.code, self.message)
-    }
-}
-
-impl std::error::Error for RpcError {}
 
 /// The methods a client may call. Both `peer.offer` and the bare `offer` are accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -353,7 +355,11 @@ pub fn parse_request(text: &str) -> Result<Request, (Value, RpcError)> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         (
             Value::Null,
-            RpcError::new(PARSE_ERROR, "SIGNALING_ERROR", format!("parse error: {e}")),
+            RpcError::new(
+                PARSE_ERROR,
+                ErrorCode::Signaling,
+                format!("parse error: {e}"),
+            ),
         )
     })?;
     let Value::Object(mut obj) = value else {
@@ -361,7 +367,7 @@ pub fn parse_request(text: &str) -> Result<Request, (Value, RpcError)> {
             Value::Null,
             RpcError::new(
                 INVALID_REQUEST,
-                "SIGNALING_ERROR",
+                ErrorCode::Signaling,
                 "a request must be a JSON object (batches are not supported)",
             ),
         ));
@@ -376,7 +382,7 @@ pub fn parse_request(text: &str) -> Result<Request, (Value, RpcError)> {
             Value::Null,
             RpcError::new(
                 INVALID_REQUEST,
-                "SIGNALING_ERROR",
+                ErrorCode::Signaling,
                 "'id' must be a string or a number",
             ),
         ));
@@ -386,7 +392,7 @@ pub fn parse_request(text: &str) -> Result<Request, (Value, RpcError)> {
             reply_id,
             RpcError::new(
                 INVALID_REQUEST,
-                "SIGNALING_ERROR",
+                ErrorCode::Signaling,
                 "'jsonrpc' must be \"2.0\"",
             ),
         ));
@@ -396,7 +402,7 @@ pub fn parse_request(text: &str) -> Result<Request, (Value, RpcError)> {
             reply_id,
             RpcError::new(
                 INVALID_REQUEST,
-                "SIGNALING_ERROR",
+                ErrorCode::Signaling,
                 "'method' must be a string",
             ),
         ));
@@ -407,7 +413,7 @@ pub fn parse_request(text: &str) -> Result<Request, (Value, RpcError)> {
             reply_id.clone(),
             RpcError::new(
                 METHOD_NOT_FOUND,
-                "SIGNALING_ERROR",
+                ErrorCode::Signaling,
                 format!("unknown method '{name}'; known: {}", known.join(", ")),
             ),
         )

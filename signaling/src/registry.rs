@@ -2,6 +2,7 @@
 //! transport; a peer is either remote (a connection with a bounded outbound queue of JSON-RPC
 //! frames) or local (an in-process handler, such as a WebRTC element answering offers).
 
+use remotemedia_runtime::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -122,7 +123,7 @@ impl PeerRegistry {
                     peers.insert(info.peer_id.clone(), old);
                     return Err(RpcError::new(
                         PEER_ID_TAKEN,
-                        "PEER_ID_TAKEN",
+                        ErrorCode::PeerIdTaken,
                         format!("peer id '{}' is already announced", info.peer_id),
                     ));
                 }
@@ -265,7 +266,7 @@ impl Target {
                     };
                     RpcError::new(
                         PEER_ERROR,
-                        "PEER_ERROR",
+                        ErrorCode::Peer,
                         format!("peer '{peer_id}' {why}; message dropped"),
                     )
                 })

@@ -26,14 +26,6 @@ pub struct WsClient {
     outbound: mpsc::Sender<String>,
 }
 
-fn fail(url: &str, what: impl std::fmt::Display) -> RpcError {
-    RpcError::new(
-        protocol::INTERNAL,
-        "SIGNALING_ERROR",
-        format!("signaling server {url}: {what}"),
-    )
-}
-
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -42,12 +34,12 @@ async fn open(url: &str, info: &PeerInfo) -> Result<(Socket, Vec<PeerInfo>), Rpc
     let connect = tokio_tungstenite::connect_async(url);
     let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), connect)
         .await
-        .map_err(|_| fail(url, "no answer within 10 s"))?
-        .map_err(|e| fail(url, e))?;
+        .map_err(|_| RpcError::link(url, "no answer within 10 s"))?
+        .map_err(|e| RpcError::link(url, e))?;
     let announce = json!({"jsonrpc": "2.0", "id": 0, "method": "peer.announce", "params": info});
     ws.send(Message::text(announce.to_string()))
         .await
-        .map_err(|e| fail(url, e))?;
+        .map_err(|e| RpcError::link(url, e))?;
     let reply = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(Ok(m)) = ws.next().await {
             if let Message::Text(t) = m
@@ -60,10 +52,10 @@ async fn open(url: &str, info: &PeerInfo) -> Result<(Socket, Vec<PeerInfo>), Rpc
         None
     })
     .await
-    .map_err(|_| fail(url, "no answer to peer.announce within 10 s"))?
-    .ok_or_else(|| fail(url, "closed the connection during peer.announce"))?;
+    .map_err(|_| RpcError::link(url, "no answer to peer.announce within 10 s"))?
+    .ok_or_else(|| RpcError::link(url, "closed the connection during peer.announce"))?;
     if let Some(err) = reply.get("error") {
-        return Err(fail(url, format!("peer.announce refused: {err}")));
+        return Err(RpcError::link(url, format!("peer.announce refused: {err}")));
     }
     let present: Vec<PeerInfo> = reply
         .pointer("/result/other_peers")
@@ -100,7 +92,7 @@ async fn serve(
                 Some(Ok(Message::Text(t))) => {
                     let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
                     if let Some(err) = v.get("error") {
-                        on_error(fail(url, err));
+                        on_error(RpcError::link(url, err));
                         continue;
                     }
                     if let Some(event) = notification_event(&v, me) {
@@ -125,7 +117,7 @@ impl WsClient {
         on_error: ErrorHandler,
         on_link: LinkHandler,
     ) -> Result<Self, RpcError> {
-        let backoff = ws_backoff(url).map_err(|e| fail(url, e))?;
+        let backoff = ws_backoff(url).map_err(|e| RpcError::link(url, e))?;
         let (first, present) = open(url, &info).await?;
         let (outbound, mut queue) = mpsc::channel::<String>(256);
         let me = info.peer_id.clone();
@@ -199,7 +191,7 @@ impl WsClient {
         });
         self.outbound
             .try_send(request.to_string())
-            .map_err(|_| fail("(external)", "outbound queue full or closed"))
+            .map_err(|_| RpcError::link("(external)", "outbound queue full or closed"))
     }
 }
 

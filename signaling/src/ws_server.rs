@@ -5,6 +5,7 @@
 //! Each connection has one reader (parses, rate-limits, answers) and one writer draining a
 //! bounded queue; relays to other peers never wait on them (see `PeerRegistry::route`).
 
+use remotemedia_runtime::ErrorCode;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -298,7 +299,7 @@ impl Connection {
                 Ok(Some(Err(WsError::Capacity(e)))) => {
                     let err = RpcError::new(
                         MESSAGE_TOO_LARGE,
-                        "SIGNALING_ERROR",
+                        ErrorCode::Signaling,
                         format!("message refused: {e}"),
                     );
                     let _ = tx
@@ -316,7 +317,7 @@ impl Connection {
                     &Value::Null,
                     &RpcError::new(
                         protocol::INVALID_REQUEST,
-                        "SIGNALING_ERROR",
+                        ErrorCode::Signaling,
                         "binary frames are not JSON-RPC; send text",
                     ),
                 )),
@@ -342,7 +343,7 @@ impl Connection {
         if !self.limit.allow() {
             let err = RpcError::new(
                 RATE_LIMITED,
-                "SIGNALING_ERROR",
+                ErrorCode::Signaling,
                 format!(
                     "rate limit of {} messages/s exceeded; message dropped",
                     self.options.rate_per_sec
@@ -370,7 +371,7 @@ impl Connection {
                 let (me, serial) = self.peer_id.as_ref().ok_or_else(|| {
                     RpcError::new(
                         NOT_ANNOUNCED,
-                        "SIGNALING_ERROR",
+                        ErrorCode::Signaling,
                         format!("{}: call peer.announce first", method.name()),
                     )
                 })?;

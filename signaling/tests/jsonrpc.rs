@@ -374,7 +374,7 @@ async fn a_local_peer_receives_signals_and_its_refusal_reaches_the_sender() {
                 {
                     return Err(RpcError::new(
                         protocol::MAX_PEERS_REACHED,
-                        "MAX_PEERS_REACHED",
+                        remotemedia_runtime::ErrorCode::MaxPeersReached,
                         "max-peers=1 reached",
                     ));
                 }

@@ -15,8 +15,9 @@ use super::relay::{self, Relay};
 use super::selection::{Kind, Selection, Track};
 use super::stitch::{self, Continuity, Shared};
 use super::uri::{self, Scheme, SourceUri};
+use crate::failure::Failure;
 use crate::webrtc::RUNTIME;
-use remotemedia_runtime::Backoff;
+use remotemedia_runtime::{Backoff, ErrorCode};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -477,11 +478,9 @@ impl Ingest {
         let selection = lock(&self.settings).selection.clone();
         if let Err(msg) = selection.check(&found) {
             let uri = self.source().map(|s| s.masked()).unwrap_or_default();
-            gst::element_imp_error!(
-                self,
-                gst::StreamError::WrongType,
-                ("{}: {} (track-selection={})", uri, msg, selection)
-            );
+            Failure::config(format!("{uri}: {msg} (track-selection={selection})"))
+                .uri(&uri)
+                .post(&*self.obj());
             return;
         }
         self.obj().no_more_pads();
@@ -505,11 +504,10 @@ impl Ingest {
             }
             if !source.is_live() {
                 drop(st);
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::Read,
-                    ("{}: {}", source.masked(), reason)
-                );
+                let uri = source.masked();
+                Failure::new(ErrorCode::Pipeline, format!("{uri}: {reason}"))
+                    .uri(&uri)
+                    .post(&*self.obj());
                 return;
             }
             let delivered = st.attempt.as_ref().is_some_and(|a| {
@@ -532,16 +530,14 @@ impl Ingest {
             self.remove_elements(old.elements, old.relay);
         }
         let Some(delay) = backoff.delay(attempt) else {
-            gst::element_imp_error!(
-                self,
-                gst::ResourceError::OpenRead,
-                (
-                    "RECONNECT_FAILED: {}: gave up after {} attempts: {}",
-                    source.masked(),
-                    backoff.max_attempts,
-                    reason
-                )
-            );
+            let uri = source.masked();
+            let max = backoff.max_attempts;
+            Failure::new(
+                ErrorCode::ReconnectFailed,
+                format!("{uri}: gave up after {max} attempts: {reason}"),
+            )
+            .uri(&uri)
+            .post(&*self.obj());
             return;
         };
         gst::warning!(
@@ -551,7 +547,7 @@ impl Ingest {
             source.masked()
         );
         let s = gst::Structure::builder("reconnect")
-            .field("code", "RECONNECT_ATTEMPT")
+            .field("code", ErrorCode::ReconnectAttempt.as_str())
             .field("attempt", attempt)
             .field("max-attempts", backoff.max_attempts)
             .field("delay-ms", delay.as_millis() as u64)
@@ -669,41 +665,37 @@ impl Ingest {
         }
     }
 
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
+    fn start(&self) -> Result<(), Failure> {
         let (uri, selection_error) = {
             let s = lock(&self.settings);
             (s.uri.clone(), s.selection_error.clone())
         };
         if let Some(e) = selection_error {
-            return Err(gst::error_msg!(
-                gst::LibraryError::Settings,
-                ("CONFIG_ERROR: {}", e)
-            ));
+            return Err(Failure::config(e));
         }
-        let source = uri::parse(&uri)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("CONFIG_ERROR: {}", e)))?;
-        if source.scheme == Scheme::Srt {
+        let source = uri::parse(&uri).map_err(Failure::config)?;
+        let missing = if source.scheme == Scheme::Srt {
             // srtsrc runs in the relay: it is looked up here, not loaded.
-            relay::locate().map_err(|e| {
-                gst::error_msg!(gst::CoreError::MissingPlugin, ("CONFIG_ERROR: {}", e))
-            })?;
-            if gst::ElementFactory::find("srtsrc").is_none() {
-                return Err(gst::error_msg!(
-                    gst::CoreError::MissingPlugin,
-                    ("CONFIG_ERROR: no GStreamer source element reads srt:// (install gstreamer1.0-plugins-bad, see README setup)")
-                ));
-            }
-        } else if source.scheme != Scheme::File
-            && source.scheme != Scheme::Stdin
-            && gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None).is_err()
-        {
-            return Err(gst::error_msg!(
-                gst::CoreError::MissingPlugin,
-                (
-                    "CONFIG_ERROR: no GStreamer source element reads {} (install gstreamer1.0-plugins-good and -bad, see README setup)",
+            relay::locate().map_err(Failure::config)?;
+            gst::ElementFactory::find("srtsrc").is_none().then(|| {
+                "no GStreamer source element reads srt:// (install gstreamer1.0-plugins-bad, see \
+                 README setup)"
+                    .to_owned()
+            })
+        } else {
+            (source.scheme != Scheme::File
+                && source.scheme != Scheme::Stdin
+                && gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None).is_err())
+            .then(|| {
+                format!(
+                    "no GStreamer source element reads {} (install gstreamer1.0-plugins-good and \
+                     -bad, see README setup)",
                     source.masked()
                 )
-            ));
+            })
+        };
+        if let Some(missing) = missing {
+            return Err(Failure::config(missing).uri(&source.masked()));
         }
         *lock(&self.state) = State {
             source: Some(source),
@@ -910,8 +902,8 @@ impl ElementImpl for Ingest {
         gst::debug!(CAT, imp = self, "{transition:?}");
         match transition {
             gst::StateChange::NullToReady => {
-                if let Err(err) = self.start() {
-                    self.post_error_message(err);
+                if let Err(failure) = self.start() {
+                    failure.post(&*self.obj());
                     return Err(gst::StateChangeError);
                 }
             }

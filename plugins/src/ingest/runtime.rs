@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
+use crate::failure::code_and_message;
 use gst::prelude::*;
 use remotemedia_runtime::{
-    IngestConfig, IngestError, IngestEvent, IngestPlugin, IngestSource, RuntimeData,
+    ErrorCode, IngestConfig, IngestError, IngestEvent, IngestPlugin, IngestSource, RuntimeData,
     global_ingest_registry,
 };
 
@@ -22,10 +23,10 @@ pub struct GstIngestPlugin;
 /// Registers the GStreamer-backed plugin in the global ingest registry (initializing
 /// GStreamer and this plugin's elements when needed).
 pub fn register_runtime_plugin() -> Result<(), IngestError> {
-    gst::init().map_err(|e| IngestError::new("INTERNAL_ERROR", e.to_string()))?;
+    gst::init().map_err(|e| IngestError::new(ErrorCode::Internal, e.to_string()))?;
     if gst::ElementFactory::find("remotemediaingest").is_none() {
         crate::plugin_register_static()
-            .map_err(|e| IngestError::new("INTERNAL_ERROR", e.to_string()))?;
+            .map_err(|e| IngestError::new(ErrorCode::Internal, e.to_string()))?;
     }
     global_ingest_registry().register(Arc::new(GstIngestPlugin));
     Ok(())
@@ -61,7 +62,7 @@ struct GstIngestSource {
 fn make(factory: &str) -> Result<gst::Element, IngestError> {
     gst::ElementFactory::make(factory).build().map_err(|_| {
         IngestError::new(
-            "CONFIG_ERROR",
+            ErrorCode::Config,
             format!("GStreamer element '{factory}' is missing (see README setup)"),
         )
     })
@@ -76,7 +77,7 @@ impl GstIngestSource {
         ingest.set_property("max-attempts", config.max_attempts);
         pipeline
             .add(&ingest)
-            .map_err(|e| IngestError::new("INTERNAL_ERROR", e.to_string()))?;
+            .map_err(|e| IngestError::new(ErrorCode::Internal, e.to_string()))?;
         let (tx, rx) = sync_channel(QUEUE);
         watch_bus(&pipeline, tx.clone());
         let pipeline_weak = pipeline.downgrade();
@@ -92,7 +93,7 @@ impl GstIngestSource {
             let _ = pipeline.set_state(gst::State::Null);
             return Err(match rx.try_recv() {
                 Ok(IngestEvent::Failed(e)) => e,
-                _ => IngestError::new("CONFIG_ERROR", format!("cannot open '{uri}'")),
+                _ => IngestError::new(ErrorCode::Config, format!("cannot open '{uri}'")),
             });
         }
         let _ = pipeline.set_state(gst::State::Playing);
@@ -109,20 +110,7 @@ fn watch_bus(pipeline: &gst::Pipeline, tx: SyncSender<IngestEvent>) {
     bus.set_sync_handler(move |_, msg| {
         let event = match msg.view() {
             gst::MessageView::Error(e) => {
-                let text = e.error().to_string();
-                let (code, message) = match text.split_once(": ") {
-                    Some((code, rest))
-                        if code.chars().all(|c| c.is_ascii_uppercase() || c == '_') =>
-                    {
-                        (code.to_owned(), rest.to_owned())
-                    }
-                    _ => ("PIPELINE_ERROR".to_owned(), text),
-                };
-                let code = match code.as_str() {
-                    "CONFIG_ERROR" => "CONFIG_ERROR",
-                    "RECONNECT_FAILED" => "RECONNECT_FAILED",
-                    _ => "PIPELINE_ERROR",
-                };
+                let (code, message) = code_and_message(e);
                 Some(IngestEvent::Failed(IngestError::new(code, message)))
             }
             gst::MessageView::Eos(_) => Some(IngestEvent::End),
@@ -212,9 +200,9 @@ fn deliver(
     elements.push(appsink.upcast());
     pipeline
         .add_many(&elements)
-        .map_err(|e| IngestError::new("INTERNAL_ERROR", e.to_string()))?;
+        .map_err(|e| IngestError::new(ErrorCode::Internal, e.to_string()))?;
     gst::Element::link_many(&elements)
-        .map_err(|e| IngestError::new("INTERNAL_ERROR", e.to_string()))?;
+        .map_err(|e| IngestError::new(ErrorCode::Internal, e.to_string()))?;
     for e in &elements {
         let _ = e.sync_state_with_parent();
     }
@@ -223,7 +211,7 @@ fn deliver(
         .expect("converters have a sink pad");
     pad.link(&sink)
         .map(|_| ())
-        .map_err(|e| IngestError::new("INTERNAL_ERROR", format!("{track}: {e:?}")))
+        .map_err(|e| IngestError::new(ErrorCode::Internal, format!("{track}: {e:?}")))
 }
 
 impl IngestSource for GstIngestSource {

@@ -12,10 +12,11 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use remotemedia_runtime::{Graph, Output, RuntimeData, Session, StreamFormat};
+use remotemedia_runtime::{ErrorCode, Graph, Output, RuntimeData, Session, StreamFormat};
 
 use super::convert::{self, InputCaps};
 use super::queue::{Item, OutQueue, QueueSink};
+use crate::failure::Failure;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -103,19 +104,18 @@ impl RemoteMediaPipeline {
     }
 
     /// Loads the manifest and starts a session; the error text carries the loader's report.
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
+    fn start(&self) -> Result<(), Failure> {
         let settings = lock(&self.settings).clone();
         let graph = match (&settings.manifest_json, &settings.manifest) {
             (Some(json), _) => remotemedia_runtime::load_graph(json, "manifest-json"),
             (None, Some(path)) => remotemedia_runtime::load_graph_file(&PathBuf::from(path)),
             (None, None) => {
-                return Err(gst::error_msg!(
-                    gst::LibraryError::Settings,
-                    ("Set the \"manifest\" (a path) or \"manifest-json\" property")
+                return Err(Failure::config(
+                    "set the \"manifest\" (a path) or \"manifest-json\" property",
                 ));
             }
         }
-        .map_err(|report| gst::error_msg!(gst::LibraryError::Settings, ("{}", report)))?;
+        .map_err(|report| Failure::config(report.to_string()))?;
         let threaded = graph.has_dedicated_nodes();
         let capacity = if threaded {
             THREADED_QUEUE_CAPACITY
@@ -124,7 +124,7 @@ impl RemoteMediaPipeline {
         };
         let queue = Arc::new(OutQueue::new(capacity));
         let session = Session::new(Arc::clone(&graph), Arc::new(QueueSink(Arc::clone(&queue))))
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
+            .map_err(|e| Failure::new(ErrorCode::Pipeline, e.to_string()).node(&e.node_id))?;
         gst::info!(
             CAT,
             imp = self,
@@ -550,16 +550,12 @@ impl RemoteMediaPipeline {
     }
 
     fn node_failed(&self, e: &remotemedia_runtime::RuntimeError) {
-        let details = gst::Structure::builder("remotemedia-error")
-            .field("node-id", &e.node_id)
-            .field("message", &e.message)
-            .build();
-        gst::element_imp_error!(
-            self,
-            gst::StreamError::Failed,
-            ("Node {:?} failed: {}", e.node_id, e.message),
-            details: details
-        );
+        Failure::new(
+            ErrorCode::Pipeline,
+            format!("Node {:?} failed: {}", e.node_id, e.message),
+        )
+        .node(&e.node_id)
+        .post(&*self.obj());
     }
 
     // ----- src side -------------------------------------------------------------------
@@ -783,8 +779,8 @@ impl ElementImpl for RemoteMediaPipeline {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "{transition:?}");
         if transition == gst::StateChange::NullToReady {
-            self.start().map_err(|msg| {
-                self.post_error_message(msg);
+            self.start().map_err(|failure| {
+                failure.post(&*self.obj());
                 gst::StateChangeError
             })?;
         }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
-use remotemedia_runtime::Backoff;
+use remotemedia_runtime::{Backoff, ErrorCode};
 use remotemedia_signaling::grpc::client::LinkEvent;
 use remotemedia_signaling::protocol::{self, PeerInfo, RpcError};
 use remotemedia_signaling::{Event, Signal};
@@ -32,9 +32,10 @@ use super::RUNTIME;
 use super::channel::{Outbox, Payload, send_all};
 use super::door::{self, Door, Refusal};
 use super::ice::{IceSettings, LocalSdp, gathered_local_sdp};
-use super::messages::{self, ErrorCode};
+use super::messages;
 use super::sessions::{self, Change, Sessions};
 use super::signaling::{Link, SignalingConfig};
+use crate::failure::Failure;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -150,11 +151,8 @@ impl PeerHub {
         element: &gst::Element,
         config: HubConfig,
         role: Arc<dyn Role>,
-    ) -> Result<Arc<Self>, gst::ErrorMessage> {
-        config
-            .ice
-            .validate()
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("CONFIG_ERROR: {}", e)))?;
+    ) -> Result<Arc<Self>, Failure> {
+        config.ice.validate().map_err(Failure::config)?;
         let hub = Arc::new(Self {
             element: element.downgrade(),
             me: config.peer_id.clone(),
@@ -226,12 +224,7 @@ impl PeerHub {
         let (link, present) =
             Link::start(&config.signaling, info, handler, on_error, on_link, routes)
                 .await
-                .map_err(|e| {
-                    gst::error_msg!(
-                        gst::ResourceError::OpenReadWrite,
-                        ("SIGNALING_ERROR: {}", e)
-                    )
-                })?;
+                .map_err(|e| Failure::new(ErrorCode::Signaling, e.to_string()))?;
         *lock(&hub.link) = Some(Arc::new(link));
         for info in present {
             hub.on_announced(info);
@@ -244,16 +237,10 @@ impl PeerHub {
         element: &gst::Element,
         config: HubConfig,
         role: Arc<dyn Role>,
-    ) -> Result<Arc<Self>, gst::ErrorMessage> {
+    ) -> Result<Arc<Self>, Failure> {
         let element = element.clone();
-        super::run_blocking(async move { Self::start(&element, config, role).await }).ok_or_else(
-            || {
-                gst::error_msg!(
-                    gst::CoreError::Failed,
-                    ("INTERNAL_ERROR: signaling start-up died")
-                )
-            },
-        )?
+        super::run_blocking(async move { Self::start(&element, config, role).await })
+            .ok_or_else(|| Failure::new(ErrorCode::Internal, "signaling start-up died"))?
     }
 
     /// The embedded signaling server's port, if any.
@@ -336,7 +323,7 @@ impl PeerHub {
             return peer.work.try_send(Work::Signal(signal)).map_err(|_| {
                 RpcError::new(
                     protocol::PEER_ERROR,
-                    "PEER_ERROR",
+                    ErrorCode::Peer,
                     format!("too many signals queued for '{from}'"),
                 )
             });
@@ -344,7 +331,7 @@ impl PeerHub {
         if !is_offer {
             return Err(RpcError::new(
                 protocol::PEER_NOT_FOUND,
-                "PEER_NOT_FOUND",
+                ErrorCode::PeerNotFound,
                 format!("no call with '{from}': send peer.offer first"),
             ));
         }
@@ -354,7 +341,7 @@ impl PeerHub {
             self.post(|e| messages::error(e, ErrorCode::MaxPeersReached, Some(&from), &msg));
             return Err(RpcError::new(
                 protocol::MAX_PEERS_REACHED,
-                "MAX_PEERS_REACHED",
+                ErrorCode::MaxPeersReached,
                 msg,
             ));
         }

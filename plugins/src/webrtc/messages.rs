@@ -1,43 +1,14 @@
-//! The bus messages of the WebRTC elements (DESIGN §6). They are element messages, so a
+//! The bus messages of the WebRTC elements (docs/ARCHITECTURE.md, "Errors"). They are element messages, so a
 //! failing peer never turns into a pipeline error; `gst-launch-1.0 -m` shows them.
 
 use gst::prelude::*;
+use remotemedia_runtime::ErrorCode;
 
 use gst::glib;
 
 use super::channel::Payload;
 use super::hub::Announced;
 use super::sessions::Change;
-
-/// The DESIGN §6 error codes these elements post.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorCode {
-    Signaling,
-    Peer,
-    MaxPeersReached,
-    PeerNotFound,
-    SessionNotFound,
-    Config,
-    Pipeline,
-    ReconnectAttempt,
-    ReconnectFailed,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Signaling => "SIGNALING_ERROR",
-            ErrorCode::Peer => "PEER_ERROR",
-            ErrorCode::MaxPeersReached => "MAX_PEERS_REACHED",
-            ErrorCode::PeerNotFound => "PEER_NOT_FOUND",
-            ErrorCode::SessionNotFound => "SESSION_NOT_FOUND",
-            ErrorCode::Config => "CONFIG_ERROR",
-            ErrorCode::Pipeline => "PIPELINE_ERROR",
-            ErrorCode::ReconnectAttempt => "RECONNECT_ATTEMPT",
-            ErrorCode::ReconnectFailed => "RECONNECT_FAILED",
-        }
-    }
-}
 
 fn post(element: &gst::Element, s: gst::Structure) {
     let _ = element.post_message(gst::message::Element::builder(s).src(element).build());

@@ -17,9 +17,10 @@ use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirecti
 use super::http_client::{self, Response};
 use super::hub::Announced;
 use super::ice::{IceSettings, LocalSdp, gathered_local_sdp};
-use super::messages::{self, ErrorCode};
+use super::messages;
 use super::send::Stream;
 use super::{RUNTIME, run_blocking};
+use remotemedia_runtime::ErrorCode;
 
 pub struct WhipTarget {
     pub url: String,

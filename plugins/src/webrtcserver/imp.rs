@@ -14,12 +14,14 @@ use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 
 use super::run::{ManifestSource, PeerRun, Teardowns, shut_down};
+use crate::failure::Failure;
 use crate::webrtc::channel::Payload;
 use crate::webrtc::door::Door;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
-use crate::webrtc::messages::{self, ErrorCode};
+use crate::webrtc::messages;
 use crate::webrtc::send::EncodeSettings;
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
+use remotemedia_runtime::ErrorCode;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -117,21 +119,18 @@ impl HubOwner for WebRtcServer {
 }
 
 impl WebRtcServer {
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
+    fn start(&self) -> Result<(), Failure> {
         let settings = lock(&self.settings).clone();
         let manifest = match (settings.manifest_json, settings.manifest) {
             (Some(j), _) => ManifestSource::Json(j),
             (None, Some(p)) => ManifestSource::Path(p),
             (None, None) => {
-                return Err(gst::error_msg!(
-                    gst::LibraryError::Settings,
-                    ("CONFIG_ERROR: set \"manifest\" (a path) or \"manifest-json\"")
+                return Err(Failure::config(
+                    "set \"manifest\" (a path) or \"manifest-json\"",
                 ));
             }
         };
-        manifest
-            .validate()
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("CONFIG_ERROR: {}", e)))?;
+        manifest.validate().map_err(Failure::config)?;
         let config = settings.common.hub_config(
             "remotemediawebrtcserver",
             json!({"role": "server", "audio": true, "video": true, "data": true}),
@@ -323,9 +322,9 @@ impl ElementImpl for WebRtcServer {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "{transition:?}");
         if transition == gst::StateChange::NullToReady
-            && let Err(err) = self.start()
+            && let Err(failure) = self.start()
         {
-            self.post_error_message(err);
+            failure.post(&*self.obj());
             return Err(gst::StateChangeError);
         }
         let result = self.parent_change_state(transition)?;

@@ -10,6 +10,7 @@ use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
+use crate::failure::Failure;
 use crate::webrtc::channel::Payload;
 use crate::webrtc::door::Door;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
@@ -106,16 +107,13 @@ impl HubOwner for WebRtcSink {
 }
 
 impl WebRtcSink {
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
+    fn start(&self) -> Result<(), Failure> {
         let settings = lock(&self.settings).clone();
         if settings.audio_codec != DEFAULT_AUDIO_CODEC {
-            return Err(gst::error_msg!(
-                gst::LibraryError::Settings,
-                (
-                    "CONFIG_ERROR: audio-codec '{}' is not supported; use opus",
-                    settings.audio_codec
-                )
-            ));
+            return Err(Failure::config(format!(
+                "audio-codec '{}' is not supported; use opus",
+                settings.audio_codec
+            )));
         }
         if !settings.whip_url.is_empty() {
             return self.start_whip(settings);
@@ -135,27 +133,24 @@ impl WebRtcSink {
             gst::info!(CAT, imp = self, "signaling and web page on port {port}");
         }
         *lock(&self.hub) = Some(hub);
-        for (_, stream) in lock(&self.streams).iter() {
+        let streams: Vec<Arc<Stream>> =
+            lock(&self.streams).iter().map(|(_, s)| s.clone()).collect();
+        for stream in &streams {
             stream.start();
         }
         Ok(())
     }
 
     /// Publishes the streams to a WHIP server instead of serving peers on signaling.
-    fn start_whip(&self, settings: Settings) -> Result<(), gst::ErrorMessage> {
+    fn start_whip(&self, settings: Settings) -> Result<(), Failure> {
         let url = settings.whip_url;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(gst::error_msg!(
-                gst::LibraryError::Settings,
-                (
-                    "CONFIG_ERROR: whip-url '{}' must start with http:// or https://",
-                    url
-                )
-            ));
+            return Err(Failure::config(format!(
+                "whip-url '{url}' must start with http:// or https://"
+            )));
         }
         let ice = settings.common.ice();
-        ice.validate()
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("CONFIG_ERROR: {}", e)))?;
+        ice.validate().map_err(Failure::config)?;
         let streams: Vec<Arc<Stream>> =
             lock(&self.streams).iter().map(|(_, s)| s.clone()).collect();
         for stream in &streams {
@@ -393,9 +388,9 @@ impl ElementImpl for WebRtcSink {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "{transition:?}");
         if transition == gst::StateChange::NullToReady
-            && let Err(err) = self.start()
+            && let Err(failure) = self.start()
         {
-            self.post_error_message(err);
+            failure.post(&*self.obj());
             return Err(gst::StateChangeError);
         }
         let result = self.parent_change_state(transition);

@@ -16,6 +16,7 @@ use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
+use crate::failure::Failure;
 use crate::webrtc::RUNTIME;
 use crate::webrtc::door::Door;
 use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
@@ -215,7 +216,7 @@ impl Role for SrcRole {
                         if let Some(bin) = this.bin.upgrade() {
                             crate::webrtc::messages::error(
                                 bin.upcast_ref(),
-                                crate::webrtc::messages::ErrorCode::Peer,
+                                remotemedia_runtime::ErrorCode::Peer,
                                 Some(&peer),
                                 &e,
                             );
@@ -315,7 +316,7 @@ impl HubOwner for WebRtcSrc {
 }
 
 impl WebRtcSrc {
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
+    fn start(&self) -> Result<(), Failure> {
         let settings = lock(&self.settings).clone();
         let config = settings.common.hub_config(
             "remotemediawebrtcsrc",
@@ -458,9 +459,9 @@ impl ElementImpl for WebRtcSrc {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "{transition:?}");
         if transition == gst::StateChange::NullToReady
-            && let Err(err) = self.start()
+            && let Err(failure) = self.start()
         {
-            self.post_error_message(err);
+            failure.post(&*self.obj());
             return Err(gst::StateChangeError);
         }
         let result = self.parent_change_state(transition)?;

@@ -2,6 +2,7 @@
 //! It announces itself, hands what it hears to a [`Handler`], sends signals on request, and
 //! when the server goes away it reconnects with backoff and announces itself again.
 
+use remotemedia_runtime::ErrorCode;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -107,14 +108,6 @@ pub struct GrpcSignalClient {
     present: Vec<PeerInfo>,
     outbound: mpsc::Sender<Signal>,
     _stop: oneshot::Sender<()>,
-}
-
-fn fail(url: &str, what: impl std::fmt::Display) -> RpcError {
-    RpcError::new(
-        protocol::INTERNAL,
-        "SIGNALING_ERROR",
-        format!("signaling server {url}: {what}"),
-    )
 }
 
 /// One announced stream: requests go on `requests`, responses come from `responses`.
@@ -300,7 +293,7 @@ async fn serve(
                     }
                     Some(Resp::Error(e)) => on_link(LinkEvent::Refused(RpcError::new(
                         protocol::PEER_ERROR,
-                        "SIGNALING_ERROR",
+                        ErrorCode::Signaling,
                         format!("{} ({}, {})", e.message, e.code, e.kind),
                     ))),
                     _ => {}
@@ -321,11 +314,11 @@ impl GrpcSignalClient {
         handler: Handler,
         on_link: LinkHandler,
     ) -> Result<Self, RpcError> {
-        let target = GrpcTarget::parse(url).map_err(|e| fail(url, e))?;
+        let target = GrpcTarget::parse(url).map_err(|e| RpcError::link(url, e))?;
         let shown = target.endpoint.clone();
         let first = open(&target, &info, false)
             .await
-            .map_err(|e| fail(&shown, e))?;
+            .map_err(|e| RpcError::link(&shown, e))?;
         let present = first.present.clone();
         let (outbound, mut queue) = mpsc::channel::<Signal>(256);
         let (stop_tx, mut stop) = oneshot::channel();
@@ -393,7 +386,7 @@ impl GrpcSignalClient {
     pub fn send(&self, signal: Signal) -> Result<(), RpcError> {
         self.outbound
             .try_send(signal)
-            .map_err(|_| fail("(grpc)", "outbound queue full or closed"))
+            .map_err(|_| RpcError::link("(grpc)", "outbound queue full or closed"))
     }
 }
 

@@ -2,6 +2,7 @@
 //! stream is one peer; what the registry delivers to it becomes notifications on its response
 //! stream, through a bounded queue that never makes the sender wait.
 
+use remotemedia_runtime::ErrorCode;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -69,7 +70,7 @@ fn error(request_id: &str, e: &RpcError) -> pb::SignalingResponse {
         Resp::Error(pb::SignalingError {
             code: status_name(e).into(),
             message: e.message.clone(),
-            kind: e.kind.into(),
+            kind: e.kind.as_str().into(),
         }),
     )
 }
@@ -137,7 +138,7 @@ fn handler(peer_id: String, out: Outbound) -> Handler {
             };
             RpcError::new(
                 protocol::PEER_ERROR,
-                "PEER_ERROR",
+                ErrorCode::Peer,
                 format!("peer '{peer_id}' {why}; message dropped"),
             )
         })
@@ -177,7 +178,7 @@ impl Peer {
         self.me.as_ref().ok_or_else(|| {
             RpcError::new(
                 protocol::NOT_ANNOUNCED,
-                "NOT_ANNOUNCED",
+                ErrorCode::NotAnnounced,
                 format!("{method}: announce first"),
             )
         })
@@ -332,7 +333,7 @@ impl pb::web_rtc_signaling_server::WebRtcSignaling for SignalingService {
                 } else {
                     let e = RpcError::new(
                         protocol::RATE_LIMITED,
-                        "RATE_LIMITED",
+                        ErrorCode::RateLimited,
                         format!("more than {} messages/s; message dropped", RATE.0),
                     );
                     error(&request.request_id, &e)
