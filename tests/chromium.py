@@ -1,4 +1,4 @@
-"""Headless Chromium driven over the DevTools protocol, with the flags of DESIGN section 10."""
+"""Headless Chromium driven over the DevTools protocol, with loopback-only flags (docs/ARCHITECTURE.md, "Tests and the network")."""
 
 import asyncio
 import json

@@ -1,4 +1,4 @@
-"""remotemedia-server end to end over gRPC (DESIGN section 7): WebRTC signaling on the shared
+"""remotemedia-server end to end over gRPC (docs/ARCHITECTURE.md, "Signaling"): WebRTC signaling on the shared
 peer registry, unary and streaming pipeline execution, standard health and reflection, auth,
 limits, metrics, and a WebSocket peer reaching a gRPC peer through the one server.
 

@@ -1,4 +1,4 @@
-"""The web page served by the elements, in headless Chromium (DESIGN section 10 flags)."""
+"""The web page served by the elements, in headless Chromium (the flags of tests/chromium.py)."""
 
 import asyncio
 

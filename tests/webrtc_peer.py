@@ -1,7 +1,7 @@
 """An independent WebRTC peer for the tests: aiortc, signaling over our JSON-RPC WebSocket.
 
 aioice leaves 127.0.0.1 out of its host candidates; the tests must stay on loopback
-(DESIGN section 10), so the peer gathers on 127.0.0.1 only.
+(docs/ARCHITECTURE.md, "Tests and the network"), so the peer gathers on 127.0.0.1 only.
 """
 
 import asyncio

@@ -1,4 +1,4 @@
-//! RemoteMedia signaling (DESIGN §7): the peer registry shared by every transport, JSON-RPC
+//! RemoteMedia signaling (docs/ARCHITECTURE.md, "Signaling"): the peer registry shared by every transport, JSON-RPC
 //! 2.0 over WebSocket and gRPC signaling (servers and clients), gRPC pipeline execution, and
 //! the `remotemedia-server` binary.
 

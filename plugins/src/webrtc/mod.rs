@@ -17,7 +17,7 @@ pub mod whip_client;
 
 use std::sync::LazyLock;
 
-/// The one tokio runtime of the process (DESIGN §9), created on first use.
+/// The one tokio runtime of the process (docs/ARCHITECTURE.md, "Threads, runtimes and locks"), created on first use.
 pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,4 +1,4 @@
-//! gRPC on one port (DESIGN §7): WebRTC signaling on the shared peer registry, unary and
+//! gRPC on one port (docs/ARCHITECTURE.md, "Signaling"): WebRTC signaling on the shared peer registry, unary and
 //! streaming pipeline execution, standard health and reflection; and the clients the WebRTC
 //! elements and `RemotePipelineNode` use.
 
