@@ -8,6 +8,7 @@ pub mod error_code;
 pub mod executor;
 pub mod ingest;
 pub mod manifest;
+pub mod mutate;
 pub mod node;
 pub mod nodes;
 pub mod params;
