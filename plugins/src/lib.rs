@@ -2,6 +2,7 @@
 
 use gst::glib;
 
+mod elements;
 mod failure;
 mod ingest;
 mod live;

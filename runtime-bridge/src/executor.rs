@@ -10,10 +10,11 @@
 //! after which it is back on its thread. Outputs of sink nodes and `is_output_node` nodes go to
 //! an `OutputSink`.
 
+use crate::sync::lock;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use std::{fmt, thread};
@@ -329,7 +330,7 @@ impl Shared {
         match &self.slots[idx] {
             Slot::Inline(node) => {
                 let emitted = {
-                    let mut node = node.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut node = lock(node);
                     self.process(idx, node.as_mut(), packet)?
                 };
                 self.route(idx, emitted)
@@ -382,7 +383,7 @@ impl Shared {
         let Slot::Dedicated(q) = &self.slots[idx] else {
             return;
         };
-        let node = || q.node.lock().unwrap_or_else(PoisonError::into_inner);
+        let node = || lock(&q.node);
         for msg in rx {
             match msg {
                 Msg::Data(packet, epoch) => {
@@ -542,7 +543,7 @@ impl Session {
             let result = match &self.shared.slots[idx] {
                 Slot::Inline(node) => {
                     let emitted = {
-                        let mut node = node.lock().unwrap_or_else(PoisonError::into_inner);
+                        let mut node = lock(node);
                         self.shared
                             .run(idx, node.as_mut(), None, |n, e| n.finish(e))
                     };
@@ -572,7 +573,7 @@ impl Session {
         self.shared.epoch.fetch_add(1, Ordering::AcqRel);
         for (idx, slot) in self.shared.slots.iter().enumerate() {
             match slot {
-                Slot::Inline(node) => node.lock().unwrap_or_else(PoisonError::into_inner).reset(),
+                Slot::Inline(node) => lock(node).reset(),
                 Slot::Dedicated(q) => {
                     let _ = self.round_trip(idx, &q.tx, Msg::Reset);
                 }

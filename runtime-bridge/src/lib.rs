@@ -16,6 +16,7 @@ pub mod python;
 pub mod registry;
 pub mod remote;
 pub mod session;
+pub mod sync;
 pub mod wire;
 
 pub use backoff::Backoff;

@@ -1,8 +1,9 @@
 //! The two ways RemoteMedia's runtime core is called: unary (inputs in, all outputs back) and
 //! streaming sessions (create / send / recv / close).
 
+use crate::sync::lock;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::data::RuntimeData;
@@ -81,7 +82,7 @@ impl StreamSession {
     }
 
     fn receiver(&self) -> std::sync::MutexGuard<'_, Receiver<Result<Output, RuntimeError>>> {
-        self.rx.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.rx)
     }
 
     pub fn metrics(&self) -> Vec<NodeMetrics> {

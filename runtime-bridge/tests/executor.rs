@@ -211,12 +211,17 @@ fn an_adaptive_node_runs_on_the_sender_while_cheap_and_on_its_thread_when_slow()
             other => panic!("{other:?}"),
         }
     };
-    // Unmeasured at first, so on its thread; then cheap, so on the sender's (within a few
-    // calls even when a noisy machine made one of them look slow).
+    // Unmeasured at first, so on its thread; then cheap, so on the sender's: three calls in a
+    // row there. (Not "the last call": on a loaded machine any one call may look slow and send
+    // the node back to its thread for a while, which is the policy working.)
     assert_eq!(call("first"), "first@thread");
     let cheap: Vec<String> = (0..50).map(|i| call(&i.to_string())).collect();
-    assert!(cheap.iter().any(|c| c.ends_with("@sender")), "{cheap:?}");
-    assert!(cheap.last().unwrap().ends_with("@sender"), "{cheap:?}");
+    assert!(
+        cheap
+            .windows(3)
+            .any(|w| w.iter().all(|c| c.ends_with("@sender"))),
+        "{cheap:?}"
+    );
     // Steadily slow calls (3 ms, over the 1 ms budget) move it back to its thread.
     let slow: Vec<String> = (0..20).map(|i| call(&format!("slow{i}"))).collect();
     assert_eq!(slow.last().unwrap(), "slow19@thread", "{slow:?}");

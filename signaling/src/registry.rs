@@ -3,9 +3,10 @@
 //! frames) or local (an in-process handler, such as a WebRTC element answering offers).
 
 use remotemedia_runtime::ErrorCode;
+use remotemedia_runtime::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -60,7 +61,7 @@ impl PeerRegistry {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.peers.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.peers)
     }
 
     /// Adds a peer whose messages are JSON-RPC frames put on `queue`.

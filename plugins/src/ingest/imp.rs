@@ -4,11 +4,14 @@
 //! attempt's stream), so a live source that drops, stalls or ends is
 //! reconnected with backoff while downstream keeps running.
 
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
+use remotemedia_runtime::sync::lock;
+
+use crate::elements::{make, tear_down};
 use gst::subclass::prelude::*;
 
 use super::relay::{self, Relay};
@@ -94,10 +97,6 @@ pub struct Ingest {
     state: Mutex<State>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// rtspsrc (through uridecodebin's source-setup): the jitter buffer depth. SRT's goes to the
 /// relay.
 fn set_latency(src: &gst::Element, latency_ms: u32) {
@@ -109,12 +108,6 @@ fn set_latency(src: &gst::Element, latency_ms: u32) {
     } else if pspec.value_type() == i32::static_type() {
         src.set_property("latency", latency_ms as i32);
     }
-}
-
-fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| format!("GStreamer element '{factory}' is missing (see README setup)"))
 }
 
 /// A decoding bin for an attempt. For a live source it prerolls on its own
@@ -570,18 +563,9 @@ impl Ingest {
     fn remove_elements(&self, elements: Vec<gst::Element>, relay: Option<Relay>) {
         let weak = self.obj().downgrade();
         self.obj().call_async(move |_| {
-            for e in &elements {
-                // Locked: the element's own state changes must not bring them back up
-                // before they are out.
-                e.set_locked_state(true);
-                let _ = e.set_state(gst::State::Null);
-            }
+            let obj = weak.upgrade();
+            tear_down(obj.as_ref().map(|o| o.upcast_ref()), &elements);
             drop(relay);
-            if let Some(obj) = weak.upgrade() {
-                for e in &elements {
-                    let _ = obj.remove(e);
-                }
-            }
         });
     }
 

@@ -2,6 +2,7 @@
 //! element reads the stream's bytes from its stdout through `fdsrc`. The child ends when its
 //! relay is dropped (killed and reaped) or when this process dies (its stdin closes).
 
+use remotemedia_runtime::sync::lock;
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -174,10 +175,6 @@ impl Relay {
             (Some(e), Some(s)) => Some(format!("{e} (the SRT relay exited, {s})")),
         }
     }
-}
-
-fn lock(m: &Mutex<Said>) -> std::sync::MutexGuard<'_, Said> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Drop for Relay {

@@ -6,6 +6,7 @@
 //! taken the buffer or event out of the probe info and free it themselves, so with `Drop`
 //! GStreamer would unref the emptied slot again (a `gst_mini_object_unref` CRITICAL each time).
 
+use remotemedia_runtime::sync::lock;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -36,10 +37,6 @@ struct ThisAttempt {
     offset: gst::ClockTime,
 }
 
-fn lock(c: &Shared) -> std::sync::MutexGuard<'_, Continuity> {
-    c.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Installs the stitching probe on one attempt's stream `pad`. `on_end` is called when a live
 /// source ends its stream, which is dropped: the element reconnects instead. With `now` (the
 /// running time, for sources that are not live), an attempt's first buffer is moved up to it.
@@ -62,7 +59,7 @@ pub fn install(
         move |_, info| {
             if let Some(buffer) = info.buffer_mut() {
                 let mut c = lock(&shared);
-                let mut a = attempt.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut a = lock(&attempt);
                 let seg = a.segment.clone().unwrap_or_default();
                 let Some(pts) = buffer.pts().and_then(|p| seg.to_running_time(p)) else {
                     c.unplaced += 1;

@@ -7,11 +7,12 @@
 //! ordered queue.
 
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use remotemedia_runtime::sync::lock;
 use remotemedia_runtime::{ErrorCode, Graph, Output, RuntimeData, Session, StreamFormat};
 
 use super::convert::{self, InputCaps};
@@ -90,10 +91,6 @@ pub struct RemoteMediaPipeline {
     stream: Mutex<StreamState>,
     /// The last flow return of the src pad task, returned by the chain function.
     last_flow: Mutex<Result<gst::FlowSuccess, gst::FlowError>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl RemoteMediaPipeline {

@@ -1,6 +1,7 @@
 //! The queue between the graph and the pad that pushes its results downstream. Graph
 //! outputs, node errors and serialized events pass through it in order.
 
+use remotemedia_runtime::sync::lock;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -42,7 +43,7 @@ impl OutQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.inner)
     }
 
     fn wait<'a>(&self, mut inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {

@@ -11,11 +11,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
+use remotemedia_runtime::sync::lock;
 use remotemedia_runtime::{Backoff, ErrorCode};
 use remotemedia_signaling::grpc::client::LinkEvent;
 use remotemedia_signaling::protocol::{self, PeerInfo, RpcError};
@@ -139,10 +140,6 @@ pub struct PeerHub {
     failures: Mutex<HashMap<String, u32>>,
     backoff: Backoff,
     serials: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl PeerHub {

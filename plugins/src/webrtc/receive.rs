@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use gst::prelude::*;
+
+use crate::elements::{make, tear_down};
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::track::track_remote::TrackRemote;
@@ -19,12 +21,6 @@ use super::RUNTIME;
 const MAX_QUEUED_PACKETS: u64 = 400;
 /// Jitter buffer depth in milliseconds, unless the element says otherwise.
 pub const DEFAULT_LATENCY_MS: u32 = 50;
-
-fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| format!("GStreamer element '{factory}' is missing (see README setup)"))
-}
 
 /// RTP caps, depayloader and decoder for a negotiated codec.
 fn codec_elements(mime: &str) -> Result<(&'static str, &'static str, &'static str), String> {
@@ -135,10 +131,7 @@ impl PeerReceive {
 
     /// Takes the rtpbin out of `bin` (after the peer's receivers).
     pub fn remove(&self, bin: &gst::Bin) {
-        // Locked, so a state change of `bin` meanwhile cannot bring it back up.
-        self.rtpbin.set_locked_state(true);
-        let _ = self.rtpbin.set_state(gst::State::Null);
-        let _ = bin.remove(&self.rtpbin);
+        tear_down(Some(bin), std::slice::from_ref(&self.rtpbin));
     }
 }
 
@@ -188,10 +181,6 @@ impl Receiver {
 
     /// Takes the chain out of `bin`.
     pub fn remove(self, bin: &gst::Bin) {
-        for e in &self.elements {
-            e.set_locked_state(true);
-            let _ = e.set_state(gst::State::Null);
-        }
-        let _ = bin.remove_many(&self.elements);
+        tear_down(Some(bin), &self.elements);
     }
 }

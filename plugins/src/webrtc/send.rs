@@ -4,11 +4,14 @@
 //! encoding happens once per stream whatever the number of peers; the server has one per peer.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
+
+use crate::elements::make;
+use remotemedia_runtime::sync::lock;
 use tokio::sync::mpsc;
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9};
 use webrtc::peer_connection::RTCPeerConnection;
@@ -143,12 +146,6 @@ pub struct Stream {
     built: AtomicBool,
     last_key_unit: Mutex<Option<Instant>>,
     pub packets: AtomicU64,
-}
-
-fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| format!("GStreamer element '{factory}' is missing (see README setup)"))
 }
 
 impl Stream {
@@ -410,36 +407,44 @@ impl Stream {
         // Reading RTCP keeps the interceptors going; PLI and FIR ask for a key frame.
         let weak = Arc::downgrade(self);
         RUNTIME.spawn(async move {
+            let mut first = true;
             while let Ok((packets, _)) = sender.read_rtcp().await {
-                let wants_key = packets.iter().any(|p| {
+                let Some(stream) = weak.upgrade() else { break };
+                // RTCP comes back only once the sender is bound to the peer. The key frame
+                // asked for when the peer connected may have gone out before that, to nobody
+                // (then the peer waited for the next periodic one): ask again, unmerged.
+                if std::mem::take(&mut first) {
+                    stream.force_key_unit();
+                } else if packets.iter().any(|p| {
                     let any = p.as_any();
                     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-                });
-                match weak.upgrade() {
-                    Some(s) if wants_key => s.request_key_unit(),
-                    Some(_) => {}
-                    None => break,
+                }) {
+                    stream.request_key_unit();
                 }
             }
         });
         Ok(())
     }
 
-    /// Asks the encoder upstream for a key frame (new peer, PLI or FIR).
+    /// Asks the encoder upstream for a key frame (new peer, PLI or FIR); requests closer
+    /// together than `KEY_UNIT_INTERVAL` are merged.
     pub fn request_key_unit(&self) {
-        if self.kind != Kind::Video {
-            return;
-        }
         {
-            let mut last = self
-                .last_key_unit
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut last = lock(&self.last_key_unit);
             if last.is_some_and(|t| t.elapsed() < KEY_UNIT_INTERVAL) {
                 return;
             }
             *last = Some(Instant::now());
         }
+        self.force_key_unit();
+    }
+
+    /// Asks the encoder upstream for a key frame now.
+    fn force_key_unit(&self) {
+        if self.kind != Kind::Video {
+            return;
+        }
+        *lock(&self.last_key_unit) = Some(Instant::now());
         let event = gst_video::UpstreamForceKeyUnitEvent::builder()
             .all_headers(true)
             .build();

@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use remotemedia_runtime::sync::lock;
 use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 
@@ -47,10 +48,6 @@ pub struct WebRtcServer {
     hub: Mutex<Option<Arc<PeerHub>>>,
     runs: Runs,
     teardowns: Teardowns,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Gives every new peer its own run of the manifest.

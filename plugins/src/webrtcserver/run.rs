@@ -2,11 +2,14 @@
 //! peer's first track, `remotemediapipeline`, and the outgoing audio and video streams its
 //! media results are encoded to (for this peer alone).
 
+use remotemedia_runtime::sync::lock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use gst::prelude::*;
+
+use crate::elements::make;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
@@ -50,7 +53,7 @@ pub struct Teardown(Teardowns);
 
 impl Teardowns {
     fn begin(&self) -> Teardown {
-        *self.0.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        *lock(&self.0.0) += 1;
         Teardown(self.clone())
     }
 
@@ -58,11 +61,7 @@ impl Teardowns {
     pub fn wait(&self, timeout: Duration) -> bool {
         let (count, done) = &*self.0;
         let (guard, _) = done
-            .wait_timeout_while(
-                count.lock().unwrap_or_else(PoisonError::into_inner),
-                timeout,
-                |n| *n > 0,
-            )
+            .wait_timeout_while(lock(count), timeout, |n| *n > 0)
             .unwrap_or_else(PoisonError::into_inner);
         *guard == 0
     }
@@ -71,7 +70,7 @@ impl Teardowns {
 impl Drop for Teardown {
     fn drop(&mut self) {
         let (count, done) = &*self.0.0;
-        *count.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+        *lock(count) -= 1;
         done.notify_all();
     }
 }
@@ -87,12 +86,6 @@ pub struct PeerRun {
     claimed: AtomicBool,
     input: Mutex<Option<Receiver>>,
     stopped: AtomicBool,
-}
-
-fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| format!("GStreamer element '{factory}' is missing (see README setup)"))
 }
 
 impl PeerRun {
@@ -190,7 +183,7 @@ impl PeerRun {
             Ok(receiver)
         };
         match feed() {
-            Ok(r) => *self.input.lock().unwrap_or_else(PoisonError::into_inner) = Some(r),
+            Ok(r) => *lock(&self.input) = Some(r),
             Err(e) => gst::element_error!(self.bin, gst::StreamError::Format, ["{}", e]),
         }
     }

@@ -1,11 +1,12 @@
 //! The element: request pads and encoder settings; peers are handled by the shared
 //! [`PeerHub`], with a role that adds the shared tracks to every new connection.
 
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use remotemedia_runtime::sync::lock;
 use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
@@ -57,10 +58,6 @@ pub struct WebRtcSink {
     streams: Streams,
     hub: Mutex<Option<Arc<PeerHub>>>,
     whip: Mutex<Option<WhipClient>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Every peer gets the same tracks; its RTCP asks for key frames.

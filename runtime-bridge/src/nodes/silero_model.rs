@@ -8,9 +8,10 @@
 //! so a conv output is one dot product), so the compiler vectorises them; on x86_64 CPUs with
 //! AVX2 and FMA, the whole frame runs in a function compiled for them.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
@@ -174,7 +175,7 @@ impl SileroModel {
             path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
             sampling_rate,
         );
-        let mut cache = WEIGHTS.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = lock(&WEIGHTS);
         let weights = match cache.get(&key) {
             Some(w) => Arc::clone(w),
             None => {

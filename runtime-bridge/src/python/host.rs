@@ -6,11 +6,12 @@
 //! outlives its host. A watcher thread waits for the worker's exit and wakes the host's
 //! listener, so every wait on the worker is event-driven, never a poll.
 
+use crate::sync::lock;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -61,10 +62,6 @@ impl Failure {
     fn worker_alive(&self) -> bool {
         matches!(self, Self::Raised(_))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One running worker process and its channel.

@@ -1,9 +1,10 @@
 //! Bearer-token auth and the per-connection call rate limit, applied to every call of our
 //! services before it reaches them (health and reflection stay open for probes and grpcurl).
 
+use remotemedia_runtime::sync::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tonic::service::Interceptor;
 use tonic::transport::server::TcpConnectInfo;
@@ -65,7 +66,7 @@ impl Gate {
             return Ok(());
         };
         let allowed = {
-            let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut buckets = lock(&self.buckets);
             if buckets.len() > 10_000 {
                 // Forget connections whose bucket has refilled: they are idle or gone.
                 buckets.retain(|_, b| !b.is_full());
