@@ -871,6 +871,11 @@ def test_metrics_show_peers_messages_and_executions(fresh_server, pb):
                   for t in ("announce", "offer", "answer", "ice_candidate", "disconnect", "list_peers")}
         assert counts == {"announce": 2, "offer": 2, "answer": 0, "ice_candidate": 1,
                           "disconnect": 0, "list_peers": 1}, counts
+        # RemoteMedia's names for the same numbers.
+        assert metric(text, "grpc_webrtc_signaling_peers_total") == 3
+        assert metric(text, "grpc_webrtc_signaling_streams_active") == 2
+        assert metric(text, "grpc_webrtc_signaling_pending_offers") == 1
+        assert metric(text, "grpc_webrtc_signaling_messages_total", 'type="offer"') == 2
 
         b.request(answer=s.AnswerRequest(to_peer_id="m-a", sdp="v=0"))
         r = execute(stubs, pb, PASSTHROUGH_JSON, audio_inputs(pb, np.zeros(32), 16))

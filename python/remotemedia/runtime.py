@@ -38,10 +38,10 @@ def numpy_to_audio_dict(arr: np.ndarray, sample_rate: int, channels: int) -> dic
     return {"type": "audio", "samples": samples, "sample_rate": int(sample_rate), "channels": int(channels)}
 
 
-def audio_dict_to_numpy(audio: dict) -> np.ndarray:
+def audio_dict_to_numpy(audio_dict: dict) -> np.ndarray:
     """The samples of an audio dict: 1-D for mono, (frames, channels) otherwise. No copy."""
-    samples = np.asarray(audio["samples"], dtype=np.float32)
-    channels = int(audio.get("channels", 1))
+    samples = np.asarray(audio_dict["samples"], dtype=np.float32)
+    channels = int(audio_dict.get("channels", 1))
     return samples if channels == 1 else samples.reshape(-1, channels)
 
 

@@ -51,7 +51,7 @@ def test_audio_round_trips_without_a_copy():
     out = run(runtime.execute_pipeline_with_input(PASS, [audio]))
     samples = out[0]["samples"]
     assert np.shares_memory(samples, x), "passthrough audio is the caller's memory"
-    back = runtime.audio_dict_to_numpy(out[0])
+    back = runtime.audio_dict_to_numpy(audio_dict=out[0])  # RemoteMedia's keyword
     assert back.shape == (480, 2) and np.shares_memory(back, x)
     assert out[0]["sample_rate"] == 48000 and out[0]["channels"] == 2
 

@@ -111,15 +111,33 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         };
+        let peers = registry.len() as u64;
+        let pending = self.pending().len() as u64;
         gauge(
             "remotemedia_signaling_peers",
             "Peers announced on any transport.",
-            registry.len() as u64,
+            peers,
         );
         gauge(
             "remotemedia_signaling_pending_offers",
             "Offers relayed and not answered yet.",
-            self.pending().len() as u64,
+            pending,
+        );
+        // The same under the names RemoteMedia's documents give them, so its dashboards work.
+        gauge(
+            "grpc_webrtc_signaling_peers_total",
+            "Peers announced on any transport (RemoteMedia's name).",
+            peers,
+        );
+        gauge(
+            "grpc_webrtc_signaling_pending_offers",
+            "Offers relayed and not answered yet (RemoteMedia's name).",
+            pending,
+        );
+        gauge(
+            "grpc_webrtc_signaling_streams_active",
+            "Open gRPC signaling streams (RemoteMedia's name).",
+            load(&self.signal_streams),
         );
         let _ = writeln!(
             out,
@@ -139,6 +157,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "remotemedia_signaling_messages_total{{type=\"{kind}\"}} {}",
+                load(count)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP grpc_webrtc_signaling_messages_total gRPC signaling messages by type \
+             (RemoteMedia's name).\n\
+             # TYPE grpc_webrtc_signaling_messages_total counter"
+        );
+        for (kind, count) in MESSAGE_TYPES.iter().zip(&self.messages) {
+            let _ = writeln!(
+                out,
+                "grpc_webrtc_signaling_messages_total{{type=\"{kind}\"}} {}",
                 load(count)
             );
         }
