@@ -20,7 +20,7 @@ use webrtc::peer_connection::configuration::RTCConfiguration;
 pub struct IceSettings {
     /// `stun:host:port` URLs.
     pub stun_servers: Vec<String>,
-    /// `turn:user:password@host:port` URLs.
+    /// `turn:user:password@host:port` URLs, or RemoteMedia's `turn:host:port:user:password`.
     pub turn_servers: Vec<String>,
     /// Gather loopback candidates only and ignore remote non-loopback ones: same-host peers
     /// and tests, whose traffic must stay on 127.0.0.1.
@@ -42,12 +42,25 @@ fn turn_server(url: &str) -> Result<RTCIceServer, String> {
         .or_else(|| url.strip_prefix("turns:"))
         .ok_or_else(|| format!("TURN server '{url}' must start with turn: or turns:"))?;
     let scheme = &url[..url.len() - rest.len()];
-    let (cred, host) = rest
-        .rsplit_once('@')
-        .ok_or_else(|| format!("TURN server '{scheme}…' needs user:password@host:port"))?;
-    let (user, pass) = cred
-        .split_once(':')
-        .ok_or_else(|| format!("TURN server '{scheme}…@{host}' needs user:password"))?;
+    let (host, user, pass) = match rest.rsplit_once('@') {
+        Some((cred, host)) => {
+            let (user, pass) = cred
+                .split_once(':')
+                .ok_or_else(|| format!("TURN server '{scheme}…@{host}' needs user:password"))?;
+            (host.to_owned(), user, pass)
+        }
+        // RemoteMedia's form: host:port:user:password.
+        None => match rest.splitn(4, ':').collect::<Vec<_>>()[..] {
+            [host, port, user, pass] if port.parse::<u16>().is_ok() => {
+                (format!("{host}:{port}"), user, pass)
+            }
+            _ => {
+                return Err(format!(
+                    "TURN server '{scheme}…' needs user:password@host:port or host:port:user:password"
+                ));
+            }
+        },
+    };
     Ok(RTCIceServer {
         urls: vec![format!("{scheme}{host}")],
         username: user.to_owned(),
@@ -187,6 +200,18 @@ mod tests {
             ..Default::default()
         };
         let err = bad.validate().unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn remotemedias_turn_form_is_understood() {
+        let server = turn_server("turn:127.0.0.1:3478:bob:se:cret").unwrap();
+        assert_eq!(server.urls, ["turn:127.0.0.1:3478"]);
+        assert_eq!(
+            (server.username.as_str(), server.credential.as_str()),
+            ("bob", "se:cret")
+        );
+        let err = turn_server("turns:127.0.0.1:port:bob:secret").unwrap_err();
         assert!(!err.contains("secret"), "{err}");
     }
 
