@@ -45,6 +45,7 @@ struct Settings {
 
 const DEFAULT_STALL_TIMEOUT_MS: u32 = 5000;
 const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 10_000;
+const DEFAULT_LATENCY_MS: u32 = 200;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -55,7 +56,7 @@ impl Default for Settings {
             backoff: Backoff::default(),
             stall_timeout: Duration::from_millis(DEFAULT_STALL_TIMEOUT_MS.into()),
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS.into()),
-            latency_ms: 200,
+            latency_ms: DEFAULT_LATENCY_MS,
         }
     }
 }
@@ -720,6 +721,10 @@ impl ObjectSubclass for Ingest {
 impl ObjectImpl for Ingest {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            // The defaults are the Settings' own, so the two cannot drift apart.
+            let defaults = Settings::default();
+            let backoff = defaults.backoff;
+            let ms = |d: Duration| d.as_millis() as u32;
             vec![
                 glib::ParamSpecString::builder("uri")
                     .nick("URI")
@@ -729,13 +734,13 @@ impl ObjectImpl for Ingest {
                 glib::ParamSpecString::builder("track-selection")
                     .nick("Track selection")
                     .blurb("first-audio-video, all, or a list such as audio:0,video:1")
-                    .default_value(Some("first-audio-video"))
+                    .default_value(Some(defaults.selection.to_string().as_str()))
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("max-attempts")
                     .nick("Maximum reconnect attempts")
                     .blurb("Reconnect attempts of a live source in a row before RECONNECT_FAILED (0: forever)")
-                    .default_value(10)
+                    .default_value(backoff.max_attempts)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("initial-backoff-ms")
@@ -743,7 +748,7 @@ impl ObjectImpl for Ingest {
                     .blurb("Wait before the first reconnect attempt, in ms")
                     .minimum(10)
                     .maximum(600_000)
-                    .default_value(500)
+                    .default_value(ms(backoff.initial))
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("max-backoff-ms")
@@ -751,7 +756,7 @@ impl ObjectImpl for Ingest {
                     .blurb("Longest wait between reconnect attempts, in ms")
                     .minimum(10)
                     .maximum(3_600_000)
-                    .default_value(8000)
+                    .default_value(ms(backoff.max))
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecDouble::builder("backoff-multiplier")
@@ -759,7 +764,7 @@ impl ObjectImpl for Ingest {
                     .blurb("Factor the wait grows by after each failed attempt")
                     .minimum(1.0)
                     .maximum(10.0)
-                    .default_value(2.0)
+                    .default_value(backoff.multiplier)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("stall-timeout-ms")
@@ -767,7 +772,7 @@ impl ObjectImpl for Ingest {
                     .blurb("A live source that delivers nothing for this long is reconnected, in ms")
                     .minimum(200)
                     .maximum(600_000)
-                    .default_value(DEFAULT_STALL_TIMEOUT_MS)
+                    .default_value(ms(defaults.stall_timeout))
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("connect-timeout-ms")
@@ -778,14 +783,14 @@ impl ObjectImpl for Ingest {
                     )
                     .minimum(200)
                     .maximum(600_000)
-                    .default_value(DEFAULT_CONNECT_TIMEOUT_MS)
+                    .default_value(ms(defaults.connect_timeout))
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
                     .blurb("Jitter buffer of RTSP and SRT sources, in ms")
                     .maximum(10_000)
-                    .default_value(200)
+                    .default_value(defaults.latency_ms)
                     .mutable_ready()
                     .build(),
             ]

@@ -84,8 +84,10 @@ impl Default for EncodeSettings {
 
 impl EncodeSettings {
     pub fn properties() -> Vec<glib::ParamSpec> {
+        // The defaults are Default's own, so the two cannot drift apart.
+        let d = Self::default();
         vec![
-            glib::ParamSpecEnum::builder_with_default("video-codec", VideoCodec::Vp8)
+            glib::ParamSpecEnum::builder_with_default("video-codec", d.video_codec)
                 .nick("Video codec")
                 .blurb("Codec raw video is encoded to (encoded video input must be in it)")
                 .mutable_ready()
@@ -95,7 +97,7 @@ impl EncodeSettings {
                 .blurb("Target video bitrate in kbit/s")
                 .minimum(50)
                 .maximum(50_000)
-                .default_value(2000)
+                .default_value(d.video_bitrate_kbps)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecInt::builder("audio-bitrate")
@@ -103,7 +105,7 @@ impl EncodeSettings {
                 .blurb("Opus bitrate in bit/s")
                 .minimum(6000)
                 .maximum(510_000)
-                .default_value(64000)
+                .default_value(d.audio_bitrate)
                 .mutable_ready()
                 .build(),
         ]

@@ -48,18 +48,20 @@ impl Default for CommonSettings {
 
 impl CommonSettings {
     pub fn properties() -> Vec<glib::ParamSpec> {
+        // The defaults are Default's own, so the two cannot drift apart.
+        let d = Self::default();
         vec![
             glib::ParamSpecString::builder("signaling-host")
                 .nick("Signaling host")
                 .blurb("Address the embedded signaling server and web page listen on (0.0.0.0 for every interface)")
-                .default_value(Some("127.0.0.1"))
+                .default_value(Some(d.signaling_host.as_str()))
                 .mutable_ready()
                 .build(),
             glib::ParamSpecUInt::builder("signaling-port")
                 .nick("Signaling port")
                 .blurb("Port of the embedded JSON-RPC WebSocket signaling and web page (0: pick a free port, read back after READY)")
                 .maximum(65535)
-                .default_value(8080)
+                .default_value(d.signaling_port)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecString::builder("signaling-url")
@@ -75,7 +77,7 @@ impl CommonSettings {
             glib::ParamSpecString::builder("peer-id")
                 .nick("Peer id")
                 .blurb("Id this element announces; browsers send their offers to it")
-                .default_value(Some("remotemedia"))
+                .default_value(Some(d.peer_id.as_str()))
                 .mutable_ready()
                 .build(),
             glib::ParamSpecString::builder("stun-servers")
@@ -85,12 +87,13 @@ impl CommonSettings {
                 .build(),
             glib::ParamSpecString::builder("turn-servers")
                 .nick("TURN servers")
-                .blurb("Comma-separated turn:user:password@host:port URLs")
+                .blurb("Comma-separated turn:user:password@host:port (or turn:host:port:user:password) URLs")
                 .mutable_ready()
                 .build(),
             glib::ParamSpecBoolean::builder("ice-loopback-only")
                 .nick("Loopback ICE only")
                 .blurb("Gather and accept loopback ICE candidates only (same-host peers, tests)")
+                .default_value(d.ice_loopback_only)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecUInt::builder("max-peers")
@@ -98,7 +101,7 @@ impl CommonSettings {
                 .blurb("Peers served at once; the next one gets MAX_PEERS_REACHED")
                 .minimum(1)
                 .maximum(1000)
-                .default_value(10)
+                .default_value(d.max_peers)
                 .mutable_playing()
                 .build(),
             glib::ParamSpecString::builder("auth-token")
