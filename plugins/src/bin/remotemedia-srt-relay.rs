@@ -43,7 +43,21 @@ fn unwinder() -> Option<String> {
     }
 }
 
+/// The element holds our stdin open for as long as it wants the stream. When it closes (the
+/// element stopped, or its process died), leave at once: no destructors, while libsrt's
+/// threads may still run. Watched from the start, so a relay whose GStreamer is still
+/// initialising (a registry rebuild can take seconds) does not outlive its element.
+fn exit_with_stdin() {
+    std::thread::spawn(|| {
+        let mut buf = [0u8; 64];
+        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
+        // SAFETY: _exit ends the process without touching any state.
+        unsafe { libc::_exit(0) }
+    });
+}
+
 fn run() -> Result<(), String> {
+    exit_with_stdin();
     let uri = std::env::var("REMOTEMEDIA_SRT_URI").map_err(|_| "REMOTEMEDIA_SRT_URI is not set")?;
     let latency: i32 = std::env::var("REMOTEMEDIA_SRT_LATENCY_MS")
         .ok()
@@ -69,14 +83,6 @@ fn run() -> Result<(), String> {
         .and_then(|_| src.link(&sink))
         .map_err(|e| e.to_string())?;
 
-    // The element holds our stdin open for as long as it wants the stream. When it closes,
-    // leave at once: no destructors, while libsrt's threads still run.
-    std::thread::spawn(|| {
-        let mut buf = [0u8; 64];
-        while matches!(std::io::stdin().read(&mut buf), Ok(n) if n > 0) {}
-        // SAFETY: _exit ends the process without touching any state.
-        unsafe { libc::_exit(0) }
-    });
 
     pipeline
         .set_state(gst::State::Playing)
