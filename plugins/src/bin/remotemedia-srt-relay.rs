@@ -83,7 +83,6 @@ fn run() -> Result<(), String> {
         .and_then(|_| src.link(&sink))
         .map_err(|e| e.to_string())?;
 
-
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|_| "the SRT source did not start".to_string())?;

@@ -5,7 +5,7 @@
 //! reconnected with backoff while downstream keeps running.
 
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
@@ -17,9 +17,9 @@ use gst::subclass::prelude::*;
 use super::relay::{self, Relay};
 use super::selection::{Kind, Selection, Track};
 use super::stitch::{self, Continuity, Shared};
+use super::timers::{self, Timers};
 use super::uri::{self, Scheme, SourceUri};
 use crate::failure::Failure;
-use crate::webrtc::RUNTIME;
 use remotemedia_runtime::{Backoff, ErrorCode};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -46,6 +46,8 @@ struct Settings {
 const DEFAULT_STALL_TIMEOUT_MS: u32 = 5000;
 const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 10_000;
 const DEFAULT_LATENCY_MS: u32 = 200;
+/// An FLV stream set is complete once no stream was added for this long.
+const SETTLE_TIME: Duration = Duration::from_millis(1500);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -72,7 +74,9 @@ struct Output {
 /// One connection to the source: its elements, and the streams it exposed.
 struct Attempt {
     generation: u64,
-    started: Instant,
+    /// When its stall watch started (on the timers' clock); data before it is not this
+    /// attempt's.
+    started: Option<gst::ClockTime>,
     elements: Vec<gst::Element>,
     /// SRT: the process receiving the stream (goes after the elements reading from it).
     relay: Option<Relay>,
@@ -96,6 +100,7 @@ struct State {
 pub struct Ingest {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    timers: Timers,
 }
 
 /// rtspsrc (through uridecodebin's source-setup): the jitter buffer depth. SRT's goes to the
@@ -159,7 +164,7 @@ impl Ingest {
             }
             st.attempt = Some(Attempt {
                 generation,
-                started: Instant::now(),
+                started: None,
                 elements: elements.clone(),
                 relay,
                 found: Vec::new(),
@@ -173,35 +178,47 @@ impl Ingest {
                 return self.attempt_failed(generation, "the source did not start");
             }
         }
-        if source.is_live() {
+        // A live source sends only in PLAYING: its connect timeout counts from there (and
+        // on the pipeline's clock, which the element has from then on).
+        if source.is_live() && self.obj().current_state() == gst::State::Playing {
             self.watch_stalls(generation);
         }
         if source.scheme == Scheme::Rtmp {
-            self.settle_streams(generation);
+            self.settle_streams(generation, 0);
         }
+    }
+
+    /// Runs `f` on this element once `delay` has passed on its clock.
+    fn after(&self, delay: Duration, f: impl FnOnce(&Ingest) + Send + 'static) {
+        let obj = self.obj();
+        let weak = obj.downgrade();
+        self.timers.after(obj.upcast_ref(), delay, move || {
+            if let Some(obj) = weak.upgrade() {
+                f(obj.imp());
+            }
+        });
+    }
+
+    /// The timers' time now.
+    fn now(&self) -> gst::ClockTime {
+        timers::clock_of(self.obj().upcast_ref()).time()
     }
 
     /// For sources that never say they exposed every stream (FLV): once streams came and
     /// none followed for a while, their set is taken as complete.
-    fn settle_streams(&self, generation: u64) {
-        let weak = self.obj().downgrade();
-        RUNTIME.spawn(async move {
-            let mut seen = 0;
-            loop {
-                tokio::time::sleep(Duration::from_millis(1500)).await;
-                let Some(obj) = weak.upgrade() else { return };
-                let imp = obj.imp();
-                let found = {
-                    let st = lock(&imp.state);
-                    if st.checked || st.generation != generation {
-                        return;
-                    }
-                    st.attempt.as_ref().map_or(0, |a| a.found.len())
-                };
-                if found > 0 && found == seen {
-                    return imp.on_no_more_streams(generation);
+    fn settle_streams(&self, generation: u64, seen: usize) {
+        self.after(SETTLE_TIME, move |imp| {
+            let found = {
+                let st = lock(&imp.state);
+                if st.checked || st.generation != generation {
+                    return;
                 }
-                seen = found;
+                st.attempt.as_ref().map_or(0, |a| a.found.len())
+            };
+            if found > 0 && found == seen {
+                imp.on_no_more_streams(generation);
+            } else {
+                imp.settle_streams(generation, found);
             }
         });
     }
@@ -342,7 +359,14 @@ impl Ingest {
             }
         };
         let now = retime.then_some(clock_now);
-        stitch::install(pad, track, continuity, live, now, move || {
+        let stamp = {
+            let weak = self.obj().downgrade();
+            move || {
+                weak.upgrade()
+                    .map(|obj| timers::clock_of(obj.upcast_ref()).time())
+            }
+        };
+        stitch::install(pad, track, continuity, live, now, stamp, move || {
             if let Some(obj) = weak.upgrade() {
                 obj.imp()
                     .attempt_failed(generation, "the source ended its stream");
@@ -505,9 +529,11 @@ impl Ingest {
                 return;
             }
             let delivered = st.attempt.as_ref().is_some_and(|a| {
-                st.outputs
-                    .iter()
-                    .any(|o| lock(&o.continuity).last_data.is_some_and(|t| t > a.started))
+                st.outputs.iter().any(|o| {
+                    lock(&o.continuity)
+                        .last_data
+                        .is_some_and(|t| a.started.is_some_and(|s| t > s))
+                })
             });
             if delivered {
                 st.failures = 0;
@@ -550,12 +576,8 @@ impl Ingest {
             .build();
         let obj = self.obj();
         let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
-        let weak = obj.downgrade();
-        RUNTIME.spawn(async move {
-            tokio::time::sleep(delay).await;
-            if let Some(obj) = weak.upgrade() {
-                obj.call_async(move |obj| obj.imp().connect(next));
-            }
+        self.after(delay, move |imp| {
+            imp.obj().call_async(move |obj| obj.imp().connect(next));
         });
     }
 
@@ -573,58 +595,67 @@ impl Ingest {
     /// A live attempt that delivers nothing for `stall-timeout` is reconnected. Until its first
     /// data it has `connect-timeout` instead: connecting (RTSP's handshake, a server starting
     /// its stream, a loaded machine) must not count as stalling, or a source slower to start
-    /// than the stall timeout would be cut off on every attempt and never connect.
+    /// than the stall timeout would be cut off on every attempt and never connect. Started
+    /// once per attempt, in PLAYING.
     fn watch_stalls(&self, generation: u64) {
+        let now = self.now();
+        let first = lock(&self.state)
+            .attempt
+            .as_mut()
+            .filter(|a| a.generation == generation && a.started.is_none())
+            .map(|a| a.started = Some(now))
+            .is_some();
+        if first {
+            self.check_stall(generation);
+        }
+    }
+
+    /// Ends the attempt if its deadline passed; otherwise comes back at the deadline, which
+    /// moves on with every buffer.
+    fn check_stall(&self, generation: u64) {
         let (timeout, connect_timeout) = {
             let s = lock(&self.settings);
             (s.stall_timeout, s.connect_timeout.max(s.stall_timeout))
         };
-        let period = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        let weak = self.obj().downgrade();
-        RUNTIME.spawn(async move {
-            loop {
-                tokio::time::sleep(period).await;
-                let Some(obj) = weak.upgrade() else { return };
-                let imp = obj.imp();
-                let (last, delivered, found, unplaced) = {
-                    let st = lock(&imp.state);
-                    let Some(a) = st.attempt.as_ref().filter(|a| a.generation == generation) else {
-                        return;
-                    };
-                    let (started, found) = (a.started, a.found.len());
-                    let last = st
-                        .outputs
-                        .iter()
-                        .filter_map(|o| lock(&o.continuity).last_data)
-                        .filter(|t| *t > started)
-                        .max();
-                    let unplaced: u64 = st
-                        .outputs
-                        .iter()
-                        .map(|o| lock(&o.continuity).unplaced)
-                        .sum();
-                    drop(st);
-                    (last.unwrap_or(started), last.is_some(), found, unplaced)
-                };
-                let limit = if delivered { timeout } else { connect_timeout };
-                if last.elapsed() > limit {
-                    let msg = if delivered {
-                        format!(
-                            "no data for {:.1} s: the source stalled",
-                            limit.as_secs_f64()
-                        )
-                    } else {
-                        format!(
-                            "no data within {:.1} s of connecting ({found} streams found, \
-                             {unplaced} buffers outside their segment)",
-                            limit.as_secs_f64()
-                        )
-                    };
-                    imp.end_attempt(generation, &msg, false);
-                    return;
-                }
-            }
-        });
+        let (last, delivered, found, unplaced) = {
+            let st = lock(&self.state);
+            let Some(a) = st.attempt.as_ref().filter(|a| a.generation == generation) else {
+                return;
+            };
+            let Some(started) = a.started else { return };
+            let found = a.found.len();
+            let last = st
+                .outputs
+                .iter()
+                .filter_map(|o| lock(&o.continuity).last_data)
+                .filter(|t| *t > started)
+                .max();
+            let unplaced: u64 = st
+                .outputs
+                .iter()
+                .map(|o| lock(&o.continuity).unplaced)
+                .sum();
+            drop(st);
+            (last.unwrap_or(started), last.is_some(), found, unplaced)
+        };
+        let limit = if delivered { timeout } else { connect_timeout };
+        let idle = Duration::from_nanos(self.now().saturating_sub(last).nseconds());
+        if idle < limit {
+            return self.after(limit - idle, move |imp| imp.check_stall(generation));
+        }
+        let msg = if delivered {
+            format!(
+                "no data for {:.1} s: the source stalled",
+                limit.as_secs_f64()
+            )
+        } else {
+            format!(
+                "no data within {:.1} s of connecting ({found} streams found, \
+                 {unplaced} buffers outside their segment)",
+                limit.as_secs_f64()
+            )
+        };
+        self.end_attempt(generation, &msg, false);
     }
 
     /// Which attempt a message comes from, if any: `Some(generation)`.
@@ -690,6 +721,7 @@ impl Ingest {
     }
 
     fn stop(&self) {
+        self.timers.cancel_all();
         let (attempt, outputs) = {
             let mut st = lock(&self.state);
             st.running = false;
@@ -917,6 +949,12 @@ impl ElementImpl for Ingest {
         let result = self.parent_change_state(transition);
         if transition == gst::StateChange::PausedToReady {
             self.stop();
+        }
+        if transition == gst::StateChange::PausedToPlaying && result.is_ok() {
+            let generation = lock(&self.state).generation;
+            if self.source().is_some_and(|s| s.is_live()) {
+                self.watch_stalls(generation);
+            }
         }
         let result = result?;
         let live = self.source().is_some_and(|s| s.is_live());

@@ -11,6 +11,7 @@ pub(crate) mod relay;
 pub mod runtime;
 mod selection;
 mod stitch;
+mod timers;
 mod uri;
 
 glib::wrapper! {

@@ -8,7 +8,6 @@
 
 use remotemedia_runtime::sync::lock;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
 
 use gst::prelude::*;
 
@@ -20,8 +19,8 @@ pub struct Continuity {
     started: bool,
     segment_sent: bool,
     last_end: Option<gst::ClockTime>,
-    /// When data last came through (stall detection).
-    pub last_data: Option<Instant>,
+    /// When data last came through, on the element's timers' clock (stall detection).
+    pub last_data: Option<gst::ClockTime>,
     /// Buffers dropped because their timestamp had no running time in their segment; named
     /// in a stall's reason, where they tell a source that sends from one that does not.
     pub unplaced: u64,
@@ -40,12 +39,14 @@ struct ThisAttempt {
 /// Installs the stitching probe on one attempt's stream `pad`. `on_end` is called when a live
 /// source ends its stream, which is dropped: the element reconnects instead. With `now` (the
 /// running time, for sources that are not live), an attempt's first buffer is moved up to it.
+/// `stamp` tells the time data comes through, for stall detection.
 pub fn install(
     pad: &gst::Pad,
     track: Track,
     shared: Shared,
     live: bool,
     now: Option<impl Fn() -> Option<gst::ClockTime> + Send + Sync + 'static>,
+    stamp: impl Fn() -> Option<gst::ClockTime> + Send + Sync + 'static,
     on_end: impl Fn() + Send + Sync + 'static,
 ) {
     let attempt = Mutex::new(ThisAttempt {
@@ -84,7 +85,7 @@ pub fn install(
                 a.first = false;
                 drop(a);
                 c.last_end = Some(out + b.duration().unwrap_or_default());
-                c.last_data = Some(Instant::now());
+                c.last_data = stamp();
                 drop(c);
                 return gst::PadProbeReturn::Ok;
             }
