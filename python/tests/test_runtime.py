@@ -2,7 +2,10 @@
 
 import asyncio
 import json
+import os
 import pathlib
+import subprocess
+import sys
 import threading
 import wave
 
@@ -201,3 +204,19 @@ def test_opening_a_session_with_slow_python_workers_leaves_the_event_loop_free(t
         return during
 
     assert run(main()) >= 10
+
+
+def test_rust_log_sets_the_native_modules_log_level():
+    """RUST_LOG (as RemoteMedia documents it) turns the runtime's log on, on stderr; without it
+    only warnings would show."""
+    code = ("import asyncio, remotemedia.runtime as r; "
+            f"asyncio.run(r.execute_pipeline_with_input({json.dumps(PASS)!r}, ['x']))")
+
+    def stderr_with(**env):
+        full = {k: v for k, v in os.environ.items() if k != "RUST_LOG"} | env
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stderr
+
+    assert "session started" in stderr_with(RUST_LOG="remotemedia_runtime=debug")
+    assert "session started" not in stderr_with()

@@ -501,6 +501,11 @@ impl Session {
                 }
             }
         }
+        tracing::debug!(
+            nodes = shared.graph.ids.len(),
+            threads = workers.len(),
+            "session started"
+        );
         Ok(Self { shared, workers })
     }
 

@@ -330,11 +330,13 @@ impl PythonNode {
         cfg: &PythonNodeConfig,
         opts: &WorkerOptions,
     ) -> Result<Self, String> {
+        let worker = Worker::spawn(node_id, cfg, opts)?;
+        tracing::info!(node = node_id, node_type = %cfg.node_type, "python worker started");
         Ok(Self {
             node_id: node_id.to_string(),
             cfg: cfg.clone(),
             opts: opts.clone(),
-            worker: Some(Worker::spawn(node_id, cfg, opts)?),
+            worker: Some(worker),
             restarts: 0,
         })
     }
@@ -416,6 +418,7 @@ impl PythonNode {
         });
         match restarted {
             Ok(()) => {
+                tracing::info!(node = %self.node_id, restart = self.restarts, "python worker restarted");
                 out.warn(format!(
                     "{text}; restarted it (restart {} of {}), the input was dropped",
                     self.restarts, policy.max_restarts
@@ -439,7 +442,7 @@ impl Node for PythonNode {
     fn reset(&mut self) {
         let mut sink = Emitter::default();
         if let Err(e) = self.request(Kind::Reset, None, &mut sink) {
-            eprintln!("[python node {}] reset failed: {e}", self.node_id);
+            tracing::warn!(node = %self.node_id, "reset failed: {e}");
         }
     }
 }
