@@ -45,8 +45,8 @@ fn unwinder() -> Option<String> {
 
 /// The element holds our stdin open for as long as it wants the stream. When it closes (the
 /// element stopped, or its process died), leave at once: no destructors, while libsrt's
-/// threads may still run. Watched from the start, so a relay whose GStreamer is still
-/// initialising (a registry rebuild can take seconds) does not outlive its element.
+/// threads may still run. Watched before GStreamer initialises, so a relay whose init is
+/// slow (a registry rebuild can take seconds) does not outlive its element.
 fn exit_with_stdin() {
     std::thread::spawn(|| {
         let mut buf = [0u8; 64];
@@ -57,12 +57,14 @@ fn exit_with_stdin() {
 }
 
 fn run() -> Result<(), String> {
-    exit_with_stdin();
     let uri = std::env::var("REMOTEMEDIA_SRT_URI").map_err(|_| "REMOTEMEDIA_SRT_URI is not set")?;
     let latency: i32 = std::env::var("REMOTEMEDIA_SRT_LATENCY_MS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    // After the checks that need no GStreamer (their errors must be reported, whatever stdin
+    // is), before the init that may take seconds.
+    exit_with_stdin();
     gst::init().map_err(|e| format!("GStreamer: {e}"))?;
     let src = gst::ElementFactory::make("srtsrc")
         .property_from_str("uri", &uri)

@@ -148,30 +148,20 @@ impl Metrics {
             load(&self.signal_streams),
             load(&self.pipeline_streams)
         );
-        let _ = writeln!(
-            out,
-            "# HELP remotemedia_signaling_messages_total gRPC signaling messages by type.\n\
-             # TYPE remotemedia_signaling_messages_total counter"
-        );
-        for (kind, count) in MESSAGE_TYPES.iter().zip(&self.messages) {
-            let _ = writeln!(
-                out,
-                "remotemedia_signaling_messages_total{{type=\"{kind}\"}} {}",
-                load(count)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP grpc_webrtc_signaling_messages_total gRPC signaling messages by type \
-             (RemoteMedia's name).\n\
-             # TYPE grpc_webrtc_signaling_messages_total counter"
-        );
-        for (kind, count) in MESSAGE_TYPES.iter().zip(&self.messages) {
-            let _ = writeln!(
-                out,
-                "grpc_webrtc_signaling_messages_total{{type=\"{kind}\"}} {}",
-                load(count)
-            );
+        for (name, help) in [
+            (
+                "remotemedia_signaling_messages_total",
+                "gRPC signaling messages by type.",
+            ),
+            (
+                "grpc_webrtc_signaling_messages_total",
+                "gRPC signaling messages by type (RemoteMedia's name).",
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (kind, count) in MESSAGE_TYPES.iter().zip(&self.messages) {
+                let _ = writeln!(out, "{name}{{type=\"{kind}\"}} {}", load(count));
+            }
         }
         let ok = load(&self.executions_ok);
         let failed = load(&self.executions_failed);
