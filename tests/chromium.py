@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import websockets
 
@@ -35,31 +36,45 @@ def chromium_path():
 class Browser:
     """One Chromium with one page; `evaluate` runs JavaScript in it and awaits promises."""
 
-    def __init__(self, url, debug_port, extra_flags=()):
+    def __init__(self, url, extra_flags=()):
         self.profile = tempfile.TemporaryDirectory(prefix="rm-chromium-", ignore_cleanup_errors=True)
-        self.proc = subprocess.Popen(
-            [chromium_path(), *FLAGS, *extra_flags, f"--remote-debugging-port={debug_port}",
-             f"--user-data-dir={self.profile.name}", url],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.debug_port = debug_port
+        self.log = Path(self.profile.name) / "chromium.log"
+        # Port 0: Chromium picks a free port itself and writes it to DevToolsActivePort. A port
+        # chosen here and handed over could be taken by then (it was, once, in a long run).
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [chromium_path(), *FLAGS, *extra_flags, "--remote-debugging-port=0",
+                 f"--user-data-dir={self.profile.name}", url],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         self.ws = None
         self.next_id = 1
+
+    def _debug_port(self):
+        try:
+            return int((Path(self.profile.name) / "DevToolsActivePort").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     async def connect(self, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            port = self._debug_port()
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.debug_port}/json/list", timeout=2) as r:
-                    pages = [t for t in json.load(r) if t["type"] == "page"]
-                if pages:
-                    self.ws = await websockets.connect(pages[0]["webSocketDebuggerUrl"], max_size=None)
-                    return
+                if port is not None:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as r:
+                        pages = [t for t in json.load(r) if t["type"] == "page"]
+                    if pages:
+                        self.ws = await websockets.connect(pages[0]["webSocketDebuggerUrl"], max_size=None)
+                        return
             except OSError:
                 pass
             await asyncio.sleep(0.2)
-        raise RuntimeError("Chromium did not open its DevTools port")
+        tail = self.log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"Chromium did not open its DevTools port (exit status {self.proc.poll()}): {tail}")
 
     async def evaluate(self, expression):
         rid = self.next_id

@@ -19,7 +19,7 @@ def test_rtsp_to_vad_to_chromium(servers, gst_env):  # noqa: F811
                EXTRA_SINK_PROPS="ice-loopback-only=true")
     launch = subprocess.Popen(["bash", str(ROOT / "examples" / "launch" / "flagship.sh")], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    browser = Browser(f"http://127.0.0.1:{port}/?id=viewer", free_port())
+    browser = Browser(f"http://127.0.0.1:{port}/?id=viewer")
 
     async def scenario():
         try:

@@ -6,12 +6,11 @@ import pytest
 
 from chromium import Browser
 from test_webrtc_sink import SinkPipeline, run  # noqa: F401
-from webrtc_peer import free_port
 
 
 def test_chromium_plays_the_sinks_audio_and_video():
     s = SinkPipeline()
-    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-1", free_port())
+    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-1")
 
     async def scenario():
         try:
@@ -47,7 +46,7 @@ def test_chromium_plays_the_sinks_audio_and_video():
 @pytest.mark.parametrize("codec", ["vp9", "h264"])
 def test_chromium_decodes_each_video_codec_of_the_sink(codec):
     s = SinkPipeline(video_codec=codec)
-    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-{codec}", free_port())
+    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-{codec}")
 
     async def scenario():
         try:
@@ -74,7 +73,7 @@ def test_chromium_sends_its_microphone_and_camera_to_the_src():
     from test_webrtc_src import SrcPipeline
 
     s = SrcPipeline()
-    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-src", free_port())
+    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-src")
 
     async def scenario():
         try:
@@ -115,7 +114,7 @@ def test_chromium_server_mode_gets_vad_events_on_its_data_channel():
     s = ServerPipeline(manifest=VAD)
     s.play()
     # The fake microphone plays the speech sample (Chromium loops the file).
-    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-server", free_port(),
+    browser = Browser(f"http://127.0.0.1:{s.port}/?id=chromium-server",
                       extra_flags=[f"--use-file-for-fake-audio-capture={SPEECH}"])
 
     async def scenario():

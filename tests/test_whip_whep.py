@@ -297,7 +297,7 @@ def test_chromium_publishes_with_an_npm_whip_client_and_plays_with_its_whep_clie
                     await b.close()
 
         async def steps():
-            pub = Browser(pages.url(f"whip=http://127.0.0.1:{port}/whip&token={TOKEN}"), free_port())
+            pub = Browser(pages.url(f"whip=http://127.0.0.1:{port}/whip&token={TOKEN}"))
             browsers.append(pub)
             await pub.connect()
             await pub.wait_for("rm.state === 'negotiated' || rm.error")
@@ -313,7 +313,7 @@ def test_chromium_publishes_with_an_npm_whip_client_and_plays_with_its_whep_clie
 
             # A page without camera access hides its addresses behind mDNS names unless told not
             # to; the tests keep ICE on plain loopback addresses.
-            play = Browser(pages.url(f"whep=http://127.0.0.1:{tx_port}/whep&token={TOKEN}"), free_port(),
+            play = Browser(pages.url(f"whep=http://127.0.0.1:{tx_port}/whep&token={TOKEN}"),
                            ["--disable-features=WebRtcHideLocalIpsWithMdns"])
             browsers.append(play)
             await play.connect()
