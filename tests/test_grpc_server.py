@@ -302,11 +302,14 @@ def test_signal_two_peers_exchange_offer_answer_and_candidates(server, pb):
         offer_sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=offer\r\n"
         r = alice.request("offer-1", offer=s.OfferRequest(to_peer_id="bob", sdp=offer_sdp))
         assert r.request_id == "offer-1" and r.WhichOneof("response") == "ack", r
+        # RemoteMedia's offer id: <from>_<to>_<unix ms>.
+        sender, receiver, ms = r.ack.offer_id.split("_")
+        assert (sender, receiver) == ("alice", "bob") and abs(int(ms) / 1000 - time.time()) < 60, r.ack
         offer = bob.notification("offer")
         assert (offer.from_peer_id, offer.sdp) == ("alice", offer_sdp)
 
         answer_sdp = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=answer\r\n"
-        r = bob.request(answer=s.AnswerRequest(to_peer_id="alice", sdp=answer_sdp))
+        r = bob.request(answer=s.AnswerRequest(to_peer_id="alice", sdp=answer_sdp, type="answer"))
         assert r.WhichOneof("response") == "ack", r
         answer = alice.notification("answer")
         assert (answer.from_peer_id, answer.sdp) == ("bob", answer_sdp)
@@ -805,6 +808,8 @@ def test_peer_id_conflicts_take_over_and_bad_requests(server, pb):
         assert "nobody" in expect_error(r, "NOT_FOUND", "PEER_NOT_FOUND").message
         r = second.request("u2", answer=s.AnswerRequest(to_peer_id="dup", sdp=""))
         assert r.request_id == "u2" and "sdp" in expect_error(r, "INVALID_ARGUMENT").message
+        r = second.request("u2b", answer=s.AnswerRequest(to_peer_id="dup", sdp="v=0", type="offer"))
+        assert "'offer'" in expect_error(r, "INVALID_ARGUMENT").message
         r = second.request("u3", offer=s.OfferRequest(to_peer_id="", sdp="v=0"))
         assert "to_peer_id" in expect_error(r, "INVALID_ARGUMENT").message
         r = second.request("u4")
@@ -817,6 +822,16 @@ def test_peer_id_conflicts_take_over_and_bad_requests(server, pb):
         expect_error(r, "INVALID_ARGUMENT")
         r = late.request("u7", announce=s.AnnounceRequest(peer_id=""))
         expect_error(r, "INVALID_ARGUMENT")
+        for bad in ("[1]", "{not json"):
+            r = late.request("u8", announce=s.AnnounceRequest(
+                peer_id="ext", capabilities=s.PeerCapabilities(audio=True, extensions=bad)))
+            assert "capabilities.extensions" in expect_error(r, "INVALID_ARGUMENT").message
+        # Extensions travel with the peer, beside audio, video and data.
+        r = late.request("u9", announce=s.AnnounceRequest(peer_id="ext", capabilities=s.PeerCapabilities(
+            audio=True, extensions='{"screen_share": true, "audio": false}')))
+        assert r.WhichOneof("response") == "ack", r
+        (ext,) = [p for p in stubs.signaling.GetPeers(s.GetPeersRequest()).peers if p.peer_id == "ext"]
+        assert ext.capabilities.audio and json.loads(ext.capabilities.extensions) == {"screen_share": True}
         assert second.request(offer=s.OfferRequest(to_peer_id="dup", sdp="v=0 y")).HasField("ack")
         assert third.notification("offer").sdp == "v=0 y"
         third.sync()

@@ -13,7 +13,9 @@ back as the very same array.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+import weakref
 from typing import Any, AsyncIterator, Iterable
 
 import numpy as np
@@ -76,7 +78,30 @@ def _to_native(item: Any) -> tuple:
         raise TypeError(f"cannot send {type(item).__name__} into a pipeline") from None
 
 
+class Outputs(list):
+    """The outputs of a unary run, in order: a list of output dicts.
+
+    It also reads as RemoteMedia's unary result, the run's final output:
+    `result.get("type")` and `result["text"]` look in the last output (an empty run has no
+    keys). Integer indexes and slices are the list's, as usual."""
+
+    def _final(self) -> dict:
+        return self[-1] if self else {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._final().get(key, default)
+
+    def __getitem__(self, index):
+        if isinstance(index, str):
+            final = self._final()
+            if index not in final:
+                raise KeyError(f"{index!r}: the final output has {sorted(final) or 'no keys'}")
+            return final[index]
+        return super().__getitem__(index)
+
+
 def _result(outputs: list, metrics: list, enable_metrics: bool) -> Any:
+    outputs = Outputs(outputs)
     return {"outputs": outputs, "metrics": metrics} if enable_metrics else outputs
 
 
@@ -90,8 +115,10 @@ async def execute_pipeline_with_input(
     manifest_json: str | dict, input_data: Iterable[Any], enable_metrics: bool = False
 ) -> Any:
     """Runs every input item through a fresh run of the manifest, drains it, and returns all
-    outputs in order (with enable_metrics, together with per-node metrics). Raises
-    ManifestError for an invalid manifest and PipelineError when a node fails."""
+    outputs in order as `Outputs` (a list that also answers `result.get("type")` from the final
+    output, as RemoteMedia's unary call does); with enable_metrics,
+    {"outputs": Outputs, "metrics": [...per node...]}. Raises ManifestError for an invalid
+    manifest and PipelineError when a node fails."""
     manifest = _manifest_text(manifest_json)
     items = [_to_native(item) for item in input_data]
     outputs, metrics = await asyncio.to_thread(_native.execute, manifest, items)
@@ -109,16 +136,18 @@ class StreamSession:
     `await StreamSession.open(manifest)` starts the session (manifest, Python workers) off the
     event loop; `StreamSession(manifest)` does the same work on the calling thread.
 
-    Receiving does not poll: the native session makes a socket readable when an output is
-    queued, and the event loop watches it.
+    Receiving does not poll: when a receiver is about to wait, the native session makes a
+    socket readable at the next output, and the event loop watches it.
     """
 
     def __init__(self, manifest_json: str | dict, *, _native_session=None):
         self._native = _native_session or _native.Session(_manifest_text(manifest_json))
         self._closing = False
         self._closed = False
-        self._rest: list = []
+        self._rest: collections.deque = collections.deque()
         self._waiters: set[asyncio.Future] = set()
+        self._watching: asyncio.AbstractEventLoop | None = None
+        self._unwatcher: weakref.finalize | None = None
 
     @classmethod
     async def open(cls, manifest_json: str | dict) -> "StreamSession":
@@ -133,8 +162,16 @@ class StreamSession:
         await self.close()
 
     async def send(self, item: Any) -> None:
-        """Sends one input; waits while the pipeline is full (backpressure)."""
-        await asyncio.to_thread(self._native.send, _to_native(item))
+        """Sends one input; waits while the pipeline is full (backpressure).
+
+        While every node's queue has room and no Python node would run on the caller, the
+        input is handed on from the event loop's own thread (the GIL released; cheap native
+        nodes run here); otherwise a thread sends it, waiting for room while the loop goes on."""
+        native = _to_native(item)
+        if self._native.send_is_quick():
+            self._native.send(native)
+        else:
+            await asyncio.to_thread(self._native.send, native)
 
     async def recv(self, timeout: float | None = None) -> dict | None:
         """The next output, or None if none came within `timeout` seconds (None: wait until
@@ -143,29 +180,59 @@ class StreamSession:
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             if self._rest:
-                return self._rest.pop(0)
-            # Cleared before looking, so an output queued from here on wakes the wait below.
-            self._native.clear_wakeups()
-            out = self._native.recv(0.0)
-            if out is not None:
-                return out
+                return self._rest.popleft()
+            self._rest.extend(self._native.take_ready())
+            if self._rest:
+                continue
             if self._closed:
                 return None
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return None
-            await self._wait_for_output(loop, remaining)
+            # Armed before the last look, so an output queued from here on wakes the wait.
+            self._native.arm_wakeup()
+            self._rest.extend(self._native.take_ready())
+            if not self._rest:
+                await self._wait_for_output(loop, remaining)
 
     async def _wait_for_output(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> None:
+        self._watch(loop)
         woken = loop.create_future()
-        fd = self._native.wakeup_fd()
         self._waiters.add(woken)
-        loop.add_reader(fd, _wake, woken)
+        timer = None if timeout is None else loop.call_later(timeout, _wake, woken)
         try:
-            await asyncio.wait({woken}, timeout=timeout)
+            await woken
         finally:
-            loop.remove_reader(fd)
             self._waiters.discard(woken)
+            if timer is not None:
+                timer.cancel()
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Watches the wakeup socket from `loop`, once for the session's life there (not per
+        wait). The callback holds the session weakly, and a session dropped unclosed stops
+        the watch as it goes."""
+        if self._watching is loop:
+            return
+        self._unwatch()
+        fd = self._native.wakeup_fd()
+        session = weakref.ref(self)
+
+        def readable() -> None:
+            me = session()
+            if me is not None:
+                me._native.clear_wakeups()
+                for woken in list(me._waiters):
+                    _wake(woken)
+
+        loop.add_reader(fd, readable)
+        self._watching = loop
+        self._unwatcher = weakref.finalize(self, _stop_watching, loop, fd)
+
+    def _unwatch(self) -> None:
+        if self._unwatcher is not None:
+            self._unwatcher()  # runs once, here or when the session is collected
+        self._unwatcher = None
+        self._watching = None
 
     async def close(self) -> list:
         """Ends the input: drains the pipeline; what it still held is returned and also
@@ -176,6 +243,7 @@ class StreamSession:
                 self._rest.extend(await asyncio.to_thread(self._native.close))
             finally:
                 self._closed = True
+                self._unwatch()
                 for woken in list(self._waiters):
                     _wake(woken)
         return list(self._rest)
@@ -191,6 +259,11 @@ class StreamSession:
         if out is None:
             raise StopAsyncIteration
         return out
+
+
+def _stop_watching(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    if not loop.is_closed():
+        loop.remove_reader(fd)
 
 
 def _wake(future: asyncio.Future) -> None:

@@ -8,7 +8,8 @@ use std::any::Any;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use numpy::prelude::*;
@@ -20,6 +21,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use remotemedia_runtime::data::{
     Bytes, ControlMessage, DType, PixelFormat, TensorData, VideoFrame,
 };
+use remotemedia_runtime::sync::lock;
 use remotemedia_runtime::{
     AudioFrame, AudioSamples, Graph, NodeMetrics, Output, RuntimeData, RuntimeError, SampleStorage,
     StreamSession,
@@ -242,11 +244,39 @@ fn samples_to_numpy<'py>(py: Python<'py>, samples: AudioSamples) -> Bound<'py, P
     PyArray1::from_vec(py, samples.into_vec()).into_any()
 }
 
+/// A JSON value as the object `json.loads` gives, built directly (no text round trip).
+fn json_to_py<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.into_pyobject(py)?.into_any(),
+            (None, Some(u), _) => u.into_pyobject(py)?.into_any(),
+            (None, None, f) => f.unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
+        },
+        Value::String(s) => s.into_pyobject(py)?.into_any(),
+        Value::Array(items) => {
+            let items = items
+                .iter()
+                .map(|v| json_to_py(py, v))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any()
+        }
+        Value::Object(map) => {
+            let d = PyDict::new(py);
+            for (k, v) in map {
+                d.set_item(k, json_to_py(py, v)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
 fn output_to_py<'py>(py: Python<'py>, out: Output) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("node_id", &*out.node_id)?;
     d.set_item("pts", out.pts)?;
-    let json = || py.import("json");
     match out.data {
         RuntimeData::Audio(a) => {
             d.set_item("type", "audio")?;
@@ -268,7 +298,7 @@ fn output_to_py<'py>(py: Python<'py>, out: Output) -> PyResult<Bound<'py, PyDict
         }
         RuntimeData::Json(j) => {
             d.set_item("type", "json")?;
-            d.set_item("data", json()?.call_method1("loads", (j.to_string(),))?)?;
+            d.set_item("data", json_to_py(py, &j)?)?;
         }
         RuntimeData::Binary(b) => {
             d.set_item("type", "binary")?;
@@ -303,8 +333,14 @@ fn metrics_to_py<'py>(py: Python<'py>, metrics: &[NodeMetrics]) -> PyResult<Boun
     PyList::new(py, items)
 }
 
+/// A `PipelineError` whose `.code` names the failure ("PIPELINE_ERROR", "CONFIG_ERROR", ...).
 fn pipeline_error(e: RuntimeError) -> PyErr {
-    PipelineError::new_err(e.to_string())
+    let err = PipelineError::new_err(e.to_string());
+    Python::attach(|py| {
+        // An exception instance takes any attribute.
+        let _ = err.value(py).setattr("code", e.code.as_str());
+    });
+    err
 }
 
 fn load(manifest_json: &str) -> PyResult<Arc<Graph>> {
@@ -407,10 +443,15 @@ fn remote_execute<'py>(
 #[pyclass]
 struct Session {
     inner: Arc<StreamSession>,
-    /// Readable whenever an output was queued since the last `clear_wakeups`: an event loop
-    /// watches it (`add_reader`) instead of polling. The pipeline's threads write to the other
-    /// end without the GIL and never block (a full socket is already readable).
+    /// Becomes readable when an output is queued while the reader is armed (`arm_wakeup`): an
+    /// event loop watches it (`add_reader`) instead of polling. The pipeline's threads write
+    /// to the other end without the GIL and never block (a full socket is already readable).
     wakeup: UnixStream,
+    /// Set by `arm_wakeup`, taken by the first output after it: one wake-up per wait, not
+    /// one per output.
+    armed: Arc<AtomicBool>,
+    /// An error met by `take_ready` after outputs it returned; raised by the next call.
+    pending_error: Mutex<Option<RuntimeError>>,
 }
 
 fn wakeup_pair() -> std::io::Result<(UnixStream, UnixStream)> {
@@ -430,8 +471,12 @@ impl Session {
         let (wakeup, writer) = wakeup_pair().map_err(|e| {
             PyRuntimeError::new_err(format!("cannot make the session's wakeup socket: {e}"))
         })?;
+        let armed = Arc::new(AtomicBool::new(false));
+        let notify_armed = Arc::clone(&armed);
         let notify = Box::new(move || {
-            let _ = (&writer).write(&[1]);
+            if notify_armed.swap(false, Ordering::AcqRel) {
+                let _ = (&writer).write(&[1]);
+            }
         });
         let inner = py
             .detach(move || StreamSession::create_notifying(graph, Some(notify)))
@@ -439,7 +484,36 @@ impl Session {
         Ok(Self {
             inner: Arc::new(inner),
             wakeup,
+            armed,
+            pending_error: Mutex::new(None),
         })
+    }
+
+    /// Empties the wakeup socket and arms it: the next output queued makes it readable. Look
+    /// for outputs (`take_ready`) after arming and before waiting, so none is missed.
+    fn arm_wakeup(&self) {
+        self.clear_wakeups();
+        self.armed.store(true, Ordering::Release);
+    }
+
+    /// Every output queued now, in order, without waiting (an empty list if none). An error
+    /// queued after some outputs is raised by the next call.
+    fn take_ready<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        if let Some(e) = lock(&self.pending_error).take() {
+            return Err(pipeline_error(e));
+        }
+        let mut outputs = Vec::new();
+        while let Some(item) = self.inner.try_recv() {
+            match item {
+                Ok(out) => outputs.push(output_to_py(py, out)?),
+                Err(e) if outputs.is_empty() => return Err(pipeline_error(e)),
+                Err(e) => {
+                    *lock(&self.pending_error) = Some(e);
+                    break;
+                }
+            }
+        }
+        PyList::new(py, outputs)
     }
 
     /// The file descriptor that becomes readable when an output is queued.
@@ -447,8 +521,8 @@ impl Session {
         self.wakeup.as_raw_fd()
     }
 
-    /// Empties the wakeup socket; call it before looking for outputs, so that an output
-    /// queued afterwards makes it readable again.
+    /// Empties the wakeup socket (an event loop's reader callback calls it, so the socket is
+    /// not seen readable again until the next armed output).
     fn clear_wakeups(&self) {
         let mut sink = [0u8; 256];
         loop {
@@ -468,9 +542,18 @@ impl Session {
         py.detach(move || inner.send(data)).map_err(pipeline_error)
     }
 
+    /// Whether `send` returns quickly now (room in every queue, no node of learnt cost to
+    /// run on the caller): an event loop then calls it directly instead of from a thread.
+    fn send_is_quick(&self) -> bool {
+        self.inner.send_is_quick()
+    }
+
     /// The next output, waiting up to `timeout` seconds (None if nothing came).
     #[pyo3(signature = (timeout=0.0))]
     fn recv<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Option<Bound<'py, PyDict>>> {
+        if let Some(e) = lock(&self.pending_error).take() {
+            return Err(pipeline_error(e));
+        }
         let inner = Arc::clone(&self.inner);
         let wait = Duration::from_secs_f64(timeout.max(0.0));
         match py.detach(move || inner.recv_timeout(wait)) {
@@ -484,6 +567,9 @@ impl Session {
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let inner = Arc::clone(&self.inner);
         let outputs = py.detach(move || inner.close()).map_err(pipeline_error)?;
+        if let Some(e) = lock(&self.pending_error).take() {
+            return Err(pipeline_error(e));
+        }
         let outputs = outputs
             .into_iter()
             .map(|o| output_to_py(py, o))

@@ -5,8 +5,8 @@
 //! the last array over it is gone.
 
 use std::ffi::{c_int, c_void};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
 use pyo3::ffi;
@@ -15,12 +15,13 @@ use pyo3::types::{PyBytes, PyTuple};
 use remotemedia_runtime::Packet;
 use remotemedia_runtime::data::ControlMessage;
 use remotemedia_runtime::python::channel::{self, Channel, Kind, Received, Side};
-use remotemedia_runtime::wire::{self, DataView};
+use remotemedia_runtime::sync::lock;
+use remotemedia_runtime::wire::{self, DataView, Region};
 
 use crate::{dtype_name, to_data};
 
-fn runtime_error(message: String) -> PyErr {
-    PyRuntimeError::new_err(message)
+fn runtime_error(message: impl std::fmt::Display) -> PyErr {
+    PyRuntimeError::new_err(message.to_string())
 }
 
 /// A received message, readable through the buffer protocol (read-only).
@@ -114,6 +115,9 @@ pub struct WorkerChannel {
     name: String,
     prefix: String,
     stop: Arc<AtomicBool>,
+    /// Where the payload of the request being processed lies (in shared memory): an output
+    /// whose array is exactly that payload is sent as a reference to it, not copied back.
+    input: Mutex<Option<Region>>,
 }
 
 /// The offset of `part` inside the message `whole`.
@@ -121,12 +125,22 @@ fn offset_in(whole: &[u8], part: &[u8]) -> usize {
     part.as_ptr() as usize - whole.as_ptr() as usize
 }
 
-/// An input as the tagged tuple `remotemedia._codec` turns into Python objects.
-fn input_tuple<'py>(py: Python<'py>, sample: Received) -> PyResult<Bound<'py, PyTuple>> {
+/// An input as the tagged tuple `remotemedia._codec` turns into Python objects, and where
+/// its payload lies if Python gets it in place (audio, video, tensor).
+fn input_tuple<'py>(
+    py: Python<'py>,
+    sample: Received,
+) -> PyResult<(Bound<'py, PyTuple>, Option<Region>)> {
     let whole = sample.payload();
     let view = wire::decode_view(channel::body(&sample))
         .map_err(|e| runtime_error(format!("the host sent {e}")))?;
     let pts = view.pts;
+    let region = match &view.data {
+        DataView::Audio { samples: bytes, .. }
+        | DataView::Video { data: bytes, .. }
+        | DataView::Tensor { data: bytes, .. } => Some(Region::of(bytes)),
+        _ => None,
+    };
     let json_text = |v: &serde_json::Value| v.to_string();
     // Offsets are computed before the sample moves into its Python owner.
     let tuple = match view.data {
@@ -207,7 +221,7 @@ fn input_tuple<'py>(py: Python<'py>, sample: Received) -> PyResult<Bound<'py, Py
             ("control", kind, from, to, pts).into_pyobject(py)?
         }
     };
-    Ok(tuple)
+    Ok((tuple, region))
 }
 
 #[pymethods]
@@ -219,6 +233,7 @@ impl WorkerChannel {
             name: name.to_string(),
             prefix: prefix.to_string(),
             stop: Arc::new(AtomicBool::new(false)),
+            input: Mutex::new(None),
         })
     }
 
@@ -230,8 +245,13 @@ impl WorkerChannel {
                 return Ok(("stop", None));
             }
             if let Some((kind, sample)) = self.channel.try_recv().map_err(runtime_error)? {
+                *lock(&self.input) = None;
                 return Ok(match kind {
-                    Kind::Process => ("process", Some(input_tuple(py, sample)?)),
+                    Kind::Process => {
+                        let (tuple, region) = input_tuple(py, sample)?;
+                        *lock(&self.input) = region;
+                        ("process", Some(tuple))
+                    }
                     Kind::Finish => ("finish", None),
                     Kind::Reset => ("reset", None),
                     Kind::Stop => ("stop", None),
@@ -255,8 +275,9 @@ impl WorkerChannel {
         let pts = data.pts().or(pts);
         let packet = Packet::at(data, pts);
         let kind = if last { Kind::Done } else { Kind::Output };
+        let input = *lock(&self.input);
         self.channel
-            .send_packet(kind, &packet)
+            .send_packet(kind, &packet, input)
             .map_err(runtime_error)
     }
 

@@ -48,6 +48,25 @@ def test_every_input_item_comes_out_in_order():
     assert all(o["node_id"] == "pass" for o in out)
 
 
+def test_json_outputs_keep_every_json_type():
+    value = {"a": [1, 2.5, None, True, False, "x", {"b": -3}], "big": 2**63, "neg": -(2**63), "f": 1.0}
+    (out,) = run(runtime.execute_pipeline_with_input(PASS, [{"type": "json", "data": value}]))
+    assert out["data"] == value
+    assert isinstance(out["data"]["f"], float) and isinstance(out["data"]["big"], int)
+
+
+def test_a_single_output_reads_as_remotemedias_unary_result():
+    result = run(runtime.execute_pipeline_with_input(PASS, ["hello"]))
+    assert result.get("type") == "text" and result["text"] == "hello"  # RemoteMedia's example
+    assert result[0] == {"type": "text", "node_id": "pass", "pts": None, "text": "hello"}
+    assert result.get("missing", 7) == 7
+    with pytest.raises(KeyError, match="'samples'.*text"):
+        result["samples"]
+    several = run(runtime.execute_pipeline_with_input(PASS, ["a", "b"]))
+    assert len(several) == 2 and several.get("text") == "b"  # the final output
+    assert run(runtime.execute_pipeline(PASS)).get("type") is None
+
+
 def test_audio_round_trips_without_a_copy():
     x = np.linspace(-1, 1, 960, dtype=np.float32)
     audio = runtime.numpy_to_audio_dict(x, 48000, 2)
@@ -101,6 +120,32 @@ def test_streaming_session():
     assert run(main()) == 16000
 
 
+def test_a_failure_arrives_after_the_outputs_before_it_and_the_stream_goes_on():
+    vad = {"version": "v1", "nodes": [{"id": "vad", "node_type": "SileroVADNode"}]}
+    good = runtime.numpy_to_audio_dict(np.zeros(1600, np.float32), 16000, 1)
+    bad = runtime.numpy_to_audio_dict(np.full(1600, np.nan, np.float32), 16000, 1)
+
+    async def main():
+        seen = []
+        async with runtime.StreamSession(vad) as session:
+            for item in (good, bad, good):
+                await session.send(item)
+            while seen.count("audio") < 2:
+                try:
+                    out = await session.recv(timeout=10)
+                except remotemedia.PipelineError as e:
+                    seen.append(e)
+                    continue
+                assert out is not None, f"outputs stopped after {seen}"
+                seen.append(out["type"])
+        return seen
+
+    seen = run(main())
+    (at,) = [i for i, x in enumerate(seen) if isinstance(x, Exception)]
+    assert seen[:at].count("audio") == 1 and seen[at + 1:].count("audio") == 1, seen
+    assert "not a finite number" in str(seen[at])
+
+
 class CountingExecutor:
     """Counts the calls an event loop hands to its default executor (asyncio.to_thread)."""
 
@@ -113,6 +158,53 @@ class CountingExecutor:
             return self._run(executor, fn, *args)
 
         loop.run_in_executor = counted
+
+
+def test_sending_uses_no_thread_while_the_pipeline_has_room():
+    """Cheap native nodes take inputs straight from the event loop; a Python node (whose cost
+    is learnt) gets them from a thread, so a slow call cannot hold the loop."""
+    async def sends_through_threads(manifest, items):
+        loop = asyncio.get_running_loop()
+        async with runtime.StreamSession(manifest) as session:
+            counter = CountingExecutor(loop)
+            for item in items:
+                await session.send(item)
+            calls = counter.calls
+            await session.close()
+            outputs = [o async for o in session]
+        return calls, outputs
+
+    items = [f"item {i}" for i in range(100)]
+    calls, outputs = run(sends_through_threads(PASS, items))
+    assert calls == 0
+    assert [o["text"] for o in outputs] == items
+
+    fixture = ROOT / "runtime-bridge" / "tests" / "fixtures" / "test_nodes.py"
+    faulty = {"version": "v1", "nodes": [{"id": "py", "node_type": "Faulty", "executor": "python",
+                                          "python_module": str(fixture)}]}
+
+    async def longest_stall_during_a_slow_call():
+        async with runtime.StreamSession(faulty) as session:
+            for i in range(20):  # one at a time: the node learns it is cheap and runs inline
+                await session.send(f"quick {i}")
+                assert (await session.recv(timeout=10))["text"].startswith(f"ok:quick {i}:")
+            loop, gaps = asyncio.get_running_loop(), []
+
+            async def ticker():
+                last = loop.time()
+                while True:
+                    await asyncio.sleep(0.01)
+                    gaps.append(loop.time() - last)
+                    last = loop.time()
+
+            ticks = asyncio.create_task(ticker())
+            await asyncio.sleep(0.05)
+            await session.send("sleep:0.5")
+            await session.recv(timeout=10)
+            ticks.cancel()
+            return max(gaps)
+
+    assert run(longest_stall_during_a_slow_call()) < 0.25
 
 
 def test_waiting_for_an_output_does_not_poll():
@@ -153,6 +245,7 @@ def test_bad_manifests_and_inputs_raise_clear_errors():
         bad[3] = np.nan
         run(runtime.execute_pipeline_with_input(vad, [runtime.numpy_to_audio_dict(bad, 16000, 1)]))
     assert 'node "vad"' in str(err.value) and "not a finite number" in str(err.value)
+    assert err.value.code == "PIPELINE_ERROR"
     with pytest.raises(ValueError, match="cannot be 2 channel"):
         run(runtime.execute_pipeline_with_input(PASS, [runtime.numpy_to_audio_dict(np.zeros(3, np.float32), 8000, 2)]))
     with pytest.raises(TypeError, match="cannot send object"):

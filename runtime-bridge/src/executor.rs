@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use std::{fmt, thread};
 
 use crate::data::{Packet, RuntimeData};
+use crate::error_code::ErrorCode;
 use crate::manifest::Manifest;
-use crate::node::{Emitter, Node, StreamFormat, Threading};
+use crate::node::{Emitter, Node, NodeError, StreamFormat, Threading};
 use crate::python::{PythonNode, WorkerOptions};
 
 /// Capacity of a dedicated node's input queue, in packets.
@@ -43,6 +44,9 @@ pub struct Output {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuntimeError {
     pub node_id: String,
+    /// What kind of failure it is, for users (a node's `NodeError::code`, `Internal` for a
+    /// panic or a lost node thread).
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -128,6 +132,7 @@ impl Graph {
             formats[i] =
                 (node.spec.format)(&node.params, node_in).map_err(|message| RuntimeError {
                     node_id: node.id.clone(),
+                    code: ErrorCode::Config,
                     message: format!("cannot take {node_in}: {message}"),
                 })?;
         }
@@ -216,8 +221,8 @@ struct Queued {
     /// Locked by the node's thread for each message, and by a sender running it inline,
     /// until the outputs are routed: so outputs leave in the order their inputs ran.
     node: Mutex<Box<dyn Node>>,
-    /// Adaptive: inputs sent to the thread whose outputs are not routed yet. Inline runs
-    /// only at zero, so an input never overtakes one queued before it.
+    /// Inputs sent to the thread whose outputs are not routed yet. An adaptive node runs
+    /// inline only at zero, so an input never overtakes one queued before it.
     queued: AtomicUsize,
     /// Adaptive: the recent call time, ns (a moving average; `u64::MAX` until measured).
     recent_ns: Option<AtomicU64>,
@@ -277,9 +282,10 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl Shared {
-    fn error(&self, idx: usize, message: String) -> RuntimeError {
+    fn error(&self, idx: usize, code: ErrorCode, message: String) -> RuntimeError {
         RuntimeError {
             node_id: self.graph.ids[idx].to_string(),
+            code,
             message,
         }
     }
@@ -296,13 +302,13 @@ impl Shared {
         self.run(idx, node, pts, |n, e| n.process(packet, e))
     }
 
-    /// Runs `f` on node `idx`, timing it and turning a panic into an error.
+    /// Runs `f` on node `idx`, timing it and turning a panic into an `Internal` error.
     fn run(
         &self,
         idx: usize,
         node: &mut dyn Node,
         pts: Option<u64>,
-        f: impl FnOnce(&mut dyn Node, &mut Emitter) -> Result<(), String>,
+        f: impl FnOnce(&mut dyn Node, &mut Emitter) -> Result<(), NodeError>,
     ) -> Result<Vec<Packet>, RuntimeError> {
         let mut emitter = Emitter {
             current_pts: pts,
@@ -311,19 +317,23 @@ impl Shared {
         let start = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| f(node, &mut emitter)));
         for warning in emitter.warnings.drain(..) {
-            self.sink.warning(self.error(idx, warning));
+            self.sink
+                .warning(self.error(idx, ErrorCode::Pipeline, warning));
         }
         let c = &self.counters[idx];
         c.busy_ns
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        let result = match result {
-            Ok(r) => r,
-            Err(payload) => Err(format!("panicked: {}", panic_message(&*payload))),
+        let error = match result {
+            Ok(Ok(())) => return Ok(emitter.packets),
+            Ok(Err(e)) => self.error(idx, e.code(), e.to_string()),
+            Err(payload) => self.error(
+                idx,
+                ErrorCode::Internal,
+                format!("panicked: {}", panic_message(&*payload)),
+            ),
         };
-        result.map(|()| emitter.packets).map_err(|m| {
-            c.errors.fetch_add(1, Ordering::Relaxed);
-            self.error(idx, m)
-        })
+        c.errors.fetch_add(1, Ordering::Relaxed);
+        Err(error)
     }
 
     fn deliver(&self, idx: usize, packet: Packet) -> Result<(), RuntimeError> {
@@ -348,7 +358,7 @@ impl Shared {
                 q.tx.send(Msg::Data(packet, self.epoch.load(Ordering::Acquire)))
                     .map_err(|_| {
                         q.queued.fetch_sub(1, Ordering::AcqRel);
-                        self.error(idx, "node thread has stopped".into())
+                        self.error(idx, ErrorCode::Internal, "node thread has stopped".into())
                     })
             }
         }
@@ -423,9 +433,10 @@ impl Shared {
 /// One instance of every node. Python workers are all started first and then awaited, so
 /// their modules load and initialize in parallel.
 fn create_nodes(graph: &Graph) -> Result<Vec<Box<dyn Node>>, RuntimeError> {
-    let fail = |entry: &crate::manifest::NodeEntry, message| RuntimeError {
+    let fail = |entry: &crate::manifest::NodeEntry, e: NodeError| RuntimeError {
         node_id: entry.id.clone(),
-        message,
+        code: e.code(),
+        message: e.to_string(),
     };
     let options = graph
         .manifest
@@ -436,20 +447,20 @@ fn create_nodes(graph: &Graph) -> Result<Vec<Box<dyn Node>>, RuntimeError> {
     let mut python = Vec::new();
     for (idx, entry) in graph.manifest.nodes.iter().enumerate() {
         if let (Some(cfg), Some(opts)) = (&entry.python, &options) {
-            let node = PythonNode::spawn(&entry.id, cfg, opts).map_err(|m| fail(entry, m))?;
+            let node = PythonNode::spawn(&entry.id, cfg, opts).map_err(|e| fail(entry, e))?;
             python.push((idx, node));
         }
     }
     for (idx, node) in &mut python {
         let entry = &graph.manifest.nodes[*idx];
-        node.wait_ready().map_err(|m| fail(entry, m))?;
+        node.wait_ready().map_err(|e| fail(entry, e))?;
     }
     let mut python = python.into_iter().peekable();
     let mut nodes: Vec<Box<dyn Node>> = Vec::new();
     for (idx, entry) in graph.manifest.nodes.iter().enumerate() {
         match python.next_if(|(i, _)| *i == idx) {
             Some((_, node)) => nodes.push(Box::new(node)),
-            None => nodes.push((entry.spec.create)(&entry.params).map_err(|m| fail(entry, m))?),
+            None => nodes.push((entry.spec.create)(&entry.params).map_err(|e| fail(entry, e))?),
         }
     }
     Ok(nodes)
@@ -495,9 +506,11 @@ impl Session {
                 Ok(handle) => workers.push(handle),
                 Err(e) => {
                     let session = Self { shared, workers };
-                    return Err(session
-                        .shared
-                        .error(idx, format!("cannot start node thread: {e}")));
+                    return Err(session.shared.error(
+                        idx,
+                        ErrorCode::Internal,
+                        format!("cannot start node thread: {e}"),
+                    ));
                 }
             }
         }
@@ -519,6 +532,7 @@ impl Session {
             .find(|&s| &*graph.ids[s] == node_id)
             .ok_or_else(|| RuntimeError {
                 node_id: node_id.to_owned(),
+                code: ErrorCode::Config,
                 message: format!(
                     "not a source node of this pipeline (sources: {})",
                     graph.source_ids().collect::<Vec<_>>().join(", ")
@@ -538,6 +552,20 @@ impl Session {
             self.shared.deliver(last, packet)?;
         }
         Ok(())
+    }
+
+    /// Whether `send` returns quickly now: no dedicated node has more than half a queue
+    /// waiting (one input rarely makes more than a few packets for one node), and no adaptive
+    /// node would run on the sender (its cost is learnt, and its next call may be slow). A
+    /// caller that must not block (an event loop) sends directly while this holds and from a
+    /// thread otherwise.
+    pub fn send_is_quick(&self) -> bool {
+        self.shared.slots.iter().all(|slot| match slot {
+            Slot::Inline(_) => true,
+            Slot::Dedicated(q) => {
+                !q.runs_inline() && q.queued.load(Ordering::Acquire) <= QUEUE_CAPACITY / 2
+            }
+        })
     }
 
     /// End of stream: every node, in graph order, processes what is queued and emits what
@@ -596,7 +624,10 @@ impl Session {
         tx.send(msg(ack_tx))
             .ok()
             .and_then(|()| ack_rx.recv().ok())
-            .ok_or_else(|| self.shared.error(idx, "node thread has stopped".into()))
+            .ok_or_else(|| {
+                self.shared
+                    .error(idx, ErrorCode::Internal, "node thread has stopped".into())
+            })
     }
 
     pub fn metrics(&self) -> Vec<NodeMetrics> {

@@ -28,7 +28,7 @@ pub use ingest::{
     global_ingest_registry,
 };
 pub use manifest::{Manifest, ManifestError, ManifestReport};
-pub use node::{Node, NodeSpec, StreamFormat};
+pub use node::{Node, NodeError, NodeSpec, StreamFormat};
 pub use registry::Registry;
 pub use session::{Notify, StreamSession, execute_unary, execute_unary_with_metrics};
 

@@ -272,7 +272,7 @@ impl Loader<'_> {
         // Building an instance catches what only the node can judge (cross-param rules,
         // a model file that is missing), at load rather than at the first buffer.
         if let Err(e) = (spec.create)(&params) {
-            self.err(&place, e);
+            self.err(&place, e.to_string());
             return None;
         }
         Some(NodeEntry {

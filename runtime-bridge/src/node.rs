@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::data::{Packet, RuntimeData};
+use crate::error_code::ErrorCode;
 use crate::params::{ParamSpec, Params};
 
 /// The format of a stream between two nodes, as far as it is known before data flows.
@@ -47,7 +48,7 @@ pub struct NodeSpec {
     pub params: &'static [ParamSpec],
     pub threading: Threading,
     /// Builds an instance; an error here is reported at manifest load with the node id.
-    pub create: fn(&Params) -> Result<Box<dyn Node>, String>,
+    pub create: fn(&Params) -> Result<Box<dyn Node>, NodeError>,
     /// The output format for an input format, or why the input cannot be taken.
     pub format: fn(&Params, &StreamFormat) -> Result<StreamFormat, String>,
     /// How long (ns) the node may hold data back for this input format.
@@ -100,15 +101,80 @@ impl Emitter {
     }
 }
 
+/// Why a node failed; the message says what happened, the variant what kind of failure it is.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum NodeError {
+    /// The input is not what the node takes (its kind, rate, channels or size).
+    #[error("{0}")]
+    BadInput(String),
+    /// A parameter, model file or package the node needs is wrong or missing.
+    #[error("{0}")]
+    Config(String),
+    /// The node's own work failed (inference, a Python exception, a remote call).
+    #[error("{0}")]
+    Failed(String),
+    /// The node's worker process or thread is gone.
+    #[error("{0}")]
+    Gone(String),
+}
+
+impl NodeError {
+    /// The code users see for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Config(_) => ErrorCode::Config,
+            Self::BadInput(_) | Self::Failed(_) | Self::Gone(_) => ErrorCode::Pipeline,
+        }
+    }
+
+    /// The same kind of failure with its message rewritten (context added).
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Self::BadInput(m) => Self::BadInput(f(m)),
+            Self::Config(m) => Self::Config(f(m)),
+            Self::Failed(m) => Self::Failed(f(m)),
+            Self::Gone(m) => Self::Gone(f(m)),
+        }
+    }
+}
+
 pub trait Node: Send {
     /// Handles one input and emits zero or more outputs.
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String>;
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError>;
 
     /// End of stream: emit whatever is held back.
-    fn finish(&mut self, _out: &mut Emitter) -> Result<(), String> {
+    fn finish(&mut self, _out: &mut Emitter) -> Result<(), NodeError> {
         Ok(())
     }
 
     /// Flush: forget held data and state, as if the stream started anew.
     fn reset(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_error_has_the_code_of_its_kind_and_shows_its_message() {
+        let cases = [
+            (
+                NodeError::BadInput("takes audio".into()),
+                ErrorCode::Pipeline,
+            ),
+            (NodeError::Config("no model".into()), ErrorCode::Config),
+            (NodeError::Failed("raised".into()), ErrorCode::Pipeline),
+            (NodeError::Gone("exited".into()), ErrorCode::Pipeline),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error:?}");
+        }
+        let error = NodeError::Config("no model".into());
+        assert_eq!(error.to_string(), "no model");
+        let error = error.map_message(|m| format!("{m}; restarting failed"));
+        assert_eq!(
+            error,
+            NodeError::Config("no model; restarting failed".into())
+        );
+    }
 }

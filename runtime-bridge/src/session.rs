@@ -66,6 +66,11 @@ impl StreamSession {
         self.session.send(data)
     }
 
+    /// Whether `send` returns quickly now (see `Session::send_is_quick`).
+    pub fn send_is_quick(&self) -> bool {
+        self.session.send_is_quick()
+    }
+
     /// Feeds the source node `node_id` alone.
     pub fn send_to(&self, node_id: &str, data: RuntimeData) -> Result<(), RuntimeError> {
         self.session.send_to(node_id, data)

@@ -4,7 +4,13 @@
 //! and never panics on malformed input.
 //!
 //! Layout (little endian): `"RM"`, version, kind, flags, 3 reserved bytes, pts (u64), then the
-//! kind's fields. Variable parts carry a u32 length; audio samples start 4-byte aligned and tensor data 8-byte aligned (relative to the packet's start).
+//! kind's fields. Variable parts carry a u32 length; audio samples start 4-byte aligned and
+//! tensor data 8-byte aligned (relative to the packet's start).
+//!
+//! A reply may leave its payload out when it is the very payload of the input being answered
+//! (a Python node returning the array it was given): flag `PAYLOAD_IS_INPUT`, the length kept,
+//! the bytes absent. The receiver sent that input and still holds it, so it uses its own
+//! (`decode_reply`); the payload crosses once instead of three times.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +28,35 @@ const VERSION: u8 = 1;
 const HAS_PTS: u8 = 1;
 const HAS_DURATION: u8 = 2;
 const KEYFRAME: u8 = 4;
+const PAYLOAD_IS_INPUT: u8 = 8;
+
+/// Where a payload lies in this process's memory: a sender names the input payload (still in
+/// shared memory) that a reply may refer to instead of carrying it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    addr: usize,
+    len: usize,
+}
+
+impl Region {
+    pub fn of(bytes: &[u8]) -> Self {
+        Self {
+            addr: bytes.as_ptr() as usize,
+            len: bytes.len(),
+        }
+    }
+}
+
+/// The payload of a packet (samples, pixels, bytes or tensor data), if its kind has one.
+fn payload_bytes(data: &RuntimeData) -> Option<&[u8]> {
+    match data {
+        RuntimeData::Audio(a) => Some(bytemuck::cast_slice(&a.samples[..])),
+        RuntimeData::Video(v) => Some(&v.data),
+        RuntimeData::Binary(b) => Some(b),
+        RuntimeData::Tensor(t) => Some(&t.data),
+        RuntimeData::Text(_) | RuntimeData::Json(_) | RuntimeData::Control(_) => None,
+    }
+}
 
 #[derive(Clone, Copy)]
 #[repr(u8)]
@@ -138,10 +173,16 @@ impl Sink for Writer<'_> {
     }
 }
 
-fn write(p: &Packet, s: &mut impl Sink) {
+fn write(p: &Packet, s: &mut impl Sink, input: Option<Region>) {
+    let reused = input.is_some_and(|input| {
+        payload_bytes(&p.data).is_some_and(|b| !b.is_empty() && Region::of(b) == input)
+    });
     let mut flags = 0;
     if p.pts.is_some() {
         flags |= HAS_PTS;
+    }
+    if reused {
+        flags |= PAYLOAD_IS_INPUT;
     }
     match &p.data {
         RuntimeData::Audio(a) if a.duration.is_some() => flags |= HAS_DURATION,
@@ -169,18 +210,28 @@ fn write(p: &Packet, s: &mut impl Sink) {
             );
             s.u32(a.samples.len() as u32);
             s.align(4);
-            s.put(bytemuck::cast_slice(&a.samples));
+            if !reused {
+                s.put(bytemuck::cast_slice(&a.samples));
+            }
         }
         RuntimeData::Video(v) => {
             s.u32(v.width);
             s.u32(v.height);
             s.u8(pixel_code(v.format));
             s.blob(v.stream_id.as_deref().unwrap_or("").as_bytes());
-            s.blob(&v.data);
+            s.u32(v.data.len() as u32);
+            if !reused {
+                s.put(&v.data);
+            }
         }
         RuntimeData::Text(t) => s.blob(t.as_bytes()),
         RuntimeData::Json(j) => s.blob(j.to_string().as_bytes()),
-        RuntimeData::Binary(b) => s.blob(b),
+        RuntimeData::Binary(b) => {
+            s.u32(b.len() as u32);
+            if !reused {
+                s.put(b);
+            }
+        }
         RuntimeData::Tensor(t) => {
             s.u8(dtype_code(t.dtype));
             s.u32(t.shape.len() as u32);
@@ -190,7 +241,9 @@ fn write(p: &Packet, s: &mut impl Sink) {
             // 8-byte aligned, so a receiver can view any dtype in place.
             s.u32(t.data.len() as u32);
             s.align(8);
-            s.put(&t.data);
+            if !reused {
+                s.put(&t.data);
+            }
         }
         RuntimeData::Control(c) => match c {
             ControlMessage::EndOfStream => s.u8(0),
@@ -204,24 +257,25 @@ fn write(p: &Packet, s: &mut impl Sink) {
     }
 }
 
-/// Bytes `encode_into` needs for this packet.
-pub fn encoded_len(p: &Packet) -> usize {
+/// Bytes `encode_into` needs for this packet; `input` as for `encode_into`.
+pub fn encoded_len(p: &Packet, input: Option<Region>) -> usize {
     let mut s = Sizer(0);
-    write(p, &mut s);
+    write(p, &mut s, input);
     s.0
 }
 
 /// Writes the packet into `out` (at least `encoded_len` bytes, e.g. a loaned shared-memory
-/// slice) and returns the bytes written.
-pub fn encode_into(p: &Packet, out: &mut [u8]) -> usize {
+/// slice) and returns the bytes written. A payload lying exactly at `input` (the payload of
+/// the input this packet answers) is referred to, not written.
+pub fn encode_into(p: &Packet, out: &mut [u8], input: Option<Region>) -> usize {
     let mut w = Writer { out, at: 0 };
-    write(p, &mut w);
+    write(p, &mut w, input);
     w.at
 }
 
 pub fn encode(p: &Packet) -> Vec<u8> {
-    let mut out = vec![0; encoded_len(p)];
-    encode_into(p, &mut out);
+    let mut out = vec![0; encoded_len(p, None)];
+    encode_into(p, &mut out, None);
     out
 }
 
@@ -272,6 +326,10 @@ impl<'a> Reader<'a> {
         let n = self.u32()? as usize;
         self.take(n)
     }
+    /// A payload of `n` bytes: in the packet, or (`reused`) left out as the input's.
+    fn payload(&mut self, n: usize, reused: bool) -> Result<&'a [u8], WireError> {
+        if reused { Ok(&[]) } else { self.take(n) }
+    }
     fn string(&mut self) -> Result<String, WireError> {
         let at = self.at;
         String::from_utf8(self.blob()?.to_vec()).map_err(|e| WireError {
@@ -301,6 +359,9 @@ fn optional_id(s: String) -> Option<Arc<str>> {
 pub struct PacketView<'a> {
     pub data: DataView<'a>,
     pub pts: Option<u64>,
+    /// Set (to the payload's length in bytes) when the payload was left out as the input's;
+    /// the view's payload slice is then empty.
+    pub input_payload_len: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -333,10 +394,39 @@ pub enum DataView<'a> {
     Control(ControlMessage),
 }
 
+/// The input payload a reply refers to, if `input` has one of `len` bytes in `kind`'s slot.
+fn input_payload(
+    input: Option<&RuntimeData>,
+    kind: Kind,
+    len: usize,
+) -> Result<&RuntimeData, WireError> {
+    match input {
+        Some(data)
+            if kind_of(data) as u8 == kind as u8
+                && payload_bytes(data).map(<[u8]>::len) == Some(len) =>
+        {
+            Ok(data)
+        }
+        _ => Err(WireError {
+            offset: 4,
+            message: format!(
+                "the packet refers to the input's payload ({len} bytes of the same kind), \
+                 and the input has none such"
+            ),
+        }),
+    }
+}
+
 impl PacketView<'_> {
-    /// The packet with its payloads copied out.
-    pub fn to_packet(&self) -> Packet {
+    /// The packet with its payloads copied out. A payload left out as the input's is shared
+    /// from `input` (no copy), which must be of the same kind and length.
+    pub fn to_packet(&self, input: Option<&RuntimeData>) -> Result<Packet, WireError> {
         let pts = self.pts;
+        let reused = |kind| {
+            self.input_payload_len
+                .map(|len| input_payload(input, kind, len))
+                .transpose()
+        };
         let data = match &self.data {
             DataView::Audio {
                 samples,
@@ -346,11 +436,17 @@ impl PacketView<'_> {
                 duration,
                 metadata,
             } => {
-                let samples = samples
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")));
+                let samples = match reused(Kind::Audio)? {
+                    Some(RuntimeData::Audio(a)) => a.samples.clone(),
+                    _ => AudioSamples::from_vec(
+                        samples
+                            .chunks_exact(4)
+                            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                            .collect(),
+                    ),
+                };
                 RuntimeData::Audio(AudioFrame {
-                    samples: AudioSamples::from_vec(samples.collect()),
+                    samples,
                     sample_rate: *sample_rate,
                     channels: *channels,
                     stream_id: stream_id.clone(),
@@ -367,7 +463,10 @@ impl PacketView<'_> {
                 stream_id,
                 keyframe,
             } => RuntimeData::Video(VideoFrame {
-                data: Bytes::copy_from_slice(data),
+                data: match reused(Kind::Video)? {
+                    Some(RuntimeData::Video(v)) => v.data.clone(),
+                    _ => Bytes::copy_from_slice(data),
+                },
                 width: *width,
                 height: *height,
                 format: *format,
@@ -377,21 +476,33 @@ impl PacketView<'_> {
             }),
             DataView::Text(t) => RuntimeData::Text(t.clone()),
             DataView::Json(j) => RuntimeData::Json(j.clone()),
-            DataView::Binary(b) => RuntimeData::Binary(Bytes::copy_from_slice(b)),
+            DataView::Binary(b) => RuntimeData::Binary(match reused(Kind::Binary)? {
+                Some(RuntimeData::Binary(input)) => input.clone(),
+                _ => Bytes::copy_from_slice(b),
+            }),
             DataView::Tensor { shape, dtype, data } => RuntimeData::Tensor(TensorData {
                 shape: shape.clone(),
                 dtype: *dtype,
-                data: Bytes::copy_from_slice(data),
+                data: match reused(Kind::Tensor)? {
+                    Some(RuntimeData::Tensor(t)) => t.data.clone(),
+                    _ => Bytes::copy_from_slice(data),
+                },
             }),
             DataView::Control(c) => RuntimeData::Control(c.clone()),
         };
-        Packet { data, pts }
+        Ok(Packet { data, pts })
     }
 }
 
-/// Decodes a packet; payloads are copied out of `bytes`.
+/// Decodes a packet; payloads are copied out of `bytes`. A packet that refers to an input's
+/// payload is refused (see `decode_reply`).
 pub fn decode(bytes: &[u8]) -> Result<Packet, WireError> {
-    decode_view(bytes).map(|v| v.to_packet())
+    decode_reply(bytes, None)
+}
+
+/// Decodes a reply to `input`: a payload the reply left out as the input's is shared from it.
+pub fn decode_reply(bytes: &[u8], input: Option<&RuntimeData>) -> Result<Packet, WireError> {
+    decode_view(bytes)?.to_packet(input)
 }
 
 /// Decodes a packet, leaving its payloads in `bytes`.
@@ -412,6 +523,9 @@ pub fn decode_view(bytes: &[u8]) -> Result<PacketView<'_>, WireError> {
     r.take(3)?;
     let pts = r.u64()?;
     let pts = (flags & HAS_PTS != 0).then_some(pts);
+    let reused = flags & PAYLOAD_IS_INPUT != 0;
+    // The payload's length in bytes; the view keeps it when the payload is left out.
+    let mut payload_len = None;
     let data = match kind {
         1 => {
             let sample_rate = r.u32()?;
@@ -429,10 +543,12 @@ pub fn decode_view(bytes: &[u8]) -> Result<PacketView<'_>, WireError> {
             };
             let n = r.u32()? as usize;
             r.align(4)?;
-            let samples = r.take(n.checked_mul(4).ok_or_else(|| WireError {
+            let bytes = n.checked_mul(4).ok_or_else(|| WireError {
                 offset: r.at,
                 message: "sample count overflows".into(),
-            })?)?;
+            })?;
+            payload_len = Some(bytes);
+            let samples = r.payload(bytes, reused)?;
             DataView::Audio {
                 samples,
                 sample_rate,
@@ -454,8 +570,10 @@ pub fn decode_view(bytes: &[u8]) -> Result<PacketView<'_>, WireError> {
                 other => return r.err(format!("unknown pixel format {other}")),
             };
             let stream_id = optional_id(r.string()?);
+            let n = r.u32()? as usize;
+            payload_len = Some(n);
             DataView::Video {
-                data: r.blob()?,
+                data: r.payload(n, reused)?,
                 width,
                 height,
                 format,
@@ -465,7 +583,11 @@ pub fn decode_view(bytes: &[u8]) -> Result<PacketView<'_>, WireError> {
         }
         3 => DataView::Text(r.string()?),
         4 => DataView::Json(r.json()?),
-        5 => DataView::Binary(r.blob()?),
+        5 => {
+            let n = r.u32()? as usize;
+            payload_len = Some(n);
+            DataView::Binary(r.payload(n, reused)?)
+        }
         6 => {
             let dtype = match r.u8()? {
                 0 => DType::F32,
@@ -484,10 +606,11 @@ pub fn decode_view(bytes: &[u8]) -> Result<PacketView<'_>, WireError> {
                 .collect::<Result<Vec<_>, _>>()?;
             let n = r.u32()? as usize;
             r.align(8)?;
+            payload_len = Some(n);
             DataView::Tensor {
                 shape,
                 dtype,
-                data: r.take(n)?,
+                data: r.payload(n, reused)?,
             }
         }
         7 => DataView::Control(match r.u8()? {
@@ -509,7 +632,17 @@ pub fn decode_view(bytes: &[u8]) -> Result<PacketView<'_>, WireError> {
     if r.at != bytes.len() {
         return r.err(format!("{} bytes left over", bytes.len() - r.at));
     }
-    Ok(PacketView { data, pts })
+    if reused && payload_len.is_none() {
+        return Err(WireError {
+            offset: 4,
+            message: format!("kind {kind} has no payload to take from the input"),
+        });
+    }
+    Ok(PacketView {
+        data,
+        pts,
+        input_payload_len: payload_len.filter(|_| reused),
+    })
 }
 
 #[cfg(test)]
@@ -591,7 +724,7 @@ mod tests {
     fn every_variant_round_trips() {
         for p in all_variants() {
             let bytes = encode(&p);
-            assert_eq!(bytes.len(), encoded_len(&p));
+            assert_eq!(bytes.len(), encoded_len(&p, None));
             let back = decode(&bytes).unwrap();
             assert_eq!(back.pts, p.pts);
             // Debug output covers every field of every variant.
@@ -604,6 +737,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_reply_may_refer_to_the_payload_of_its_input() {
+        for p in all_variants() {
+            let Some(payload) = payload_bytes(&p.data) else {
+                // Nothing to refer to: the packet is written whole.
+                let region = Some(Region::of(b"x"));
+                assert_eq!(encoded_len(&p, region), encode(&p).len());
+                continue;
+            };
+            let region = Some(Region::of(payload));
+            let mut short = vec![0; encoded_len(&p, region)];
+            assert_eq!(encode_into(&p, &mut short, region), short.len());
+            assert_eq!(short.len(), encode(&p).len() - payload.len());
+            let refused = decode(&short).unwrap_err();
+            assert!(
+                refused.message.contains("refers to the input's payload"),
+                "{refused}"
+            );
+            let back = decode_reply(&short, Some(&p.data)).unwrap();
+            assert_eq!(format!("{:?}", back.data), format!("{:?}", p.data));
+            let shared = payload_bytes(&back.data).unwrap();
+            assert_eq!(
+                Region::of(shared),
+                Region::of(payload),
+                "shared, not copied"
+            );
+            // An input of another length (or none) cannot stand in for the payload.
+            let text = RuntimeData::Text("other".into());
+            assert!(decode_reply(&short, Some(&text)).is_err());
+            assert!(decode_reply(&short, None).is_err());
+        }
+        // A copy of the same bytes elsewhere is not the input: the payload is written.
+        let p = &all_variants()[1];
+        let copy = payload_bytes(&p.data).unwrap().to_vec();
+        assert_eq!(encoded_len(p, Some(Region::of(&copy))), encode(p).len());
     }
 
     #[test]

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use remotemedia_runtime::data::Packet;
 use remotemedia_runtime::manifest::parse;
-use remotemedia_runtime::node::{Emitter, Node, NodeSpec, Threading, no_latency, same_format};
+use remotemedia_runtime::node::{
+    Emitter, Node, NodeError, NodeSpec, Threading, no_latency, same_format,
+};
 use remotemedia_runtime::params::{ParamDefault, ParamSpec, ParamType};
 use remotemedia_runtime::{
-    Graph, Output, OutputSink, Registry, RuntimeData, RuntimeError, Session, StreamSession,
-    execute_unary,
+    ErrorCode, Graph, Output, OutputSink, Registry, RuntimeData, RuntimeError, Session,
+    StreamSession, execute_unary,
 };
 
 static SUFFIX: &[ParamSpec] = &[ParamSpec::new(
@@ -21,12 +23,15 @@ static SUFFIX: &[ParamSpec] = &[ParamSpec::new(
     "appended",
 )];
 
-/// Appends its suffix to text; "boom" fails, "panic" panics.
+/// Appends its suffix to text; "boom" is bad input, "nokey" a config error, "panic" panics.
 struct Tag(String);
 impl Node for Tag {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
         match input.data {
-            RuntimeData::Text(t) if t == "boom" => Err("cannot take boom".into()),
+            RuntimeData::Text(t) if t == "boom" => {
+                Err(NodeError::BadInput("cannot take boom".into()))
+            }
+            RuntimeData::Text(t) if t == "nokey" => Err(NodeError::Config("no API key".into())),
             RuntimeData::Text(t) if t == "panic" => panic!("node bug"),
             RuntimeData::Text(t) => {
                 out.emit(RuntimeData::Text(t + &self.0));
@@ -40,7 +45,7 @@ impl Node for Tag {
     }
 }
 
-fn tag(p: &remotemedia_runtime::params::Params) -> Result<Box<dyn Node>, String> {
+fn tag(p: &remotemedia_runtime::params::Params) -> Result<Box<dyn Node>, NodeError> {
     Ok(Box::new(Tag(p
         .str("suffix")
         .unwrap_or_default()
@@ -68,11 +73,11 @@ static THREADED_TAG: NodeSpec = NodeSpec {
 #[derive(Default)]
 struct Hold(Vec<Packet>);
 impl Node for Hold {
-    fn process(&mut self, input: Packet, _: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, _: &mut Emitter) -> Result<(), NodeError> {
         self.0.push(input);
         Ok(())
     }
-    fn finish(&mut self, out: &mut Emitter) -> Result<(), String> {
+    fn finish(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         for p in self.0.drain(..) {
             out.emit_at(p.data, p.pts);
         }
@@ -99,7 +104,7 @@ static GATE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
 static GATE_PASSED: AtomicUsize = AtomicUsize::new(0);
 struct Gate;
 impl Node for Gate {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
         let mut open = GATE.0.lock().unwrap();
         while !*open {
             open = GATE.1.wait(open).unwrap();
@@ -125,9 +130,9 @@ static GATE_SPEC: NodeSpec = NodeSpec {
 /// An adaptive node that says which thread ran it; "slow..." takes 3 ms.
 struct Where;
 impl Node for Where {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
         let RuntimeData::Text(t) = input.data else {
-            return Err("text only".into());
+            return Err(NodeError::BadInput("text only".into()));
         };
         if t.starts_with("slow") {
             std::thread::sleep(Duration::from_millis(3));
@@ -415,8 +420,15 @@ fn errors_name_the_node_and_panics_are_caught() {
     let e = send_all(&g, &["ok", "boom"]).unwrap_err();
     assert_eq!(e.node_id, "first");
     assert_eq!(e.to_string(), "node \"first\": cannot take boom");
+    assert_eq!(e.code, ErrorCode::Pipeline);
+    let e = send_all(&g, &["nokey"]).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (ErrorCode::Config, "no API key")
+    );
     let e = send_all(&g, &["panic"]).unwrap_err();
     assert!(e.message.contains("panicked: node bug"), "{e}");
+    assert_eq!(e.code, ErrorCode::Internal);
 
     // A dedicated node's error reaches the sink, and the node goes on with the next input.
     let g = graph(r#"{"version":"v1","nodes":[{"id":"t","node_type":"ThreadedTag"}]}"#);
@@ -428,7 +440,7 @@ fn errors_name_the_node_and_panics_are_caught() {
     while let Some(item) = s.recv_timeout(Duration::from_secs(5)) {
         seen.push(
             item.map(|o| texts(&[o])[0].clone())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| (e.code, e.to_string())),
         );
         if seen.len() == 3 {
             break;
@@ -438,10 +450,25 @@ fn errors_name_the_node_and_panics_are_caught() {
         seen,
         vec![
             Ok("t:a".to_string()),
-            Err("node \"t\": cannot take boom".to_string()),
+            Err((
+                ErrorCode::Pipeline,
+                "node \"t\": cannot take boom".to_string()
+            )),
             Ok("t:b".to_string())
         ]
     );
     let m = s.metrics();
     assert_eq!((m[0].processed, m[0].errors), (3, 1));
+}
+
+#[test]
+fn sending_to_a_node_that_is_not_a_source_is_a_config_error() {
+    let g = graph(
+        r#"{"version":"v1","nodes":[{"id":"a","node_type":"Tag"},{"id":"b","node_type":"Tag"}],
+            "connections":[{"from":"a","to":"b"}]}"#,
+    );
+    let s = StreamSession::create(g).unwrap();
+    let e = s.send_to("b", RuntimeData::Text("x".into())).unwrap_err();
+    assert_eq!((e.node_id.as_str(), e.code), ("b", ErrorCode::Config));
+    assert!(e.message.contains("(sources: a)"), "{e}");
 }

@@ -10,7 +10,7 @@ use remotemedia_runtime::data::{
     Bytes, ControlMessage, DType, PixelFormat, TensorData, VideoFrame,
 };
 use remotemedia_runtime::{
-    AudioFrame, AudioSamples, Output, OutputSink, RuntimeData, RuntimeError, Session,
+    AudioFrame, AudioSamples, ErrorCode, Output, OutputSink, RuntimeData, RuntimeError, Session,
     StreamSession, execute_unary, load_graph,
 };
 use serde_json::{Value, json};
@@ -186,6 +186,7 @@ fn end_of_stream_and_flush_reach_the_node() {
 fn a_raise_names_the_node_and_carries_the_traceback() {
     let err = run("Faulty", json!({}), vec![text("fine"), text("raise")]).unwrap_err();
     assert_eq!(err.node_id, "py");
+    assert_eq!(err.code, ErrorCode::Pipeline);
     assert!(
         err.message
             .contains("Faulty raised ValueError: bad input on purpose"),
@@ -318,6 +319,7 @@ fn start_error(node_type: &str, extra: Value) -> String {
         Ok(_) => panic!("{node_type} started"),
         Err(e) => {
             assert_eq!(e.node_id, "py");
+            assert_eq!(e.code, ErrorCode::Config, "{e}");
             e.message
         }
     }

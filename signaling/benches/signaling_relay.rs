@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use remotemedia_signaling::grpc::pb::webrtc as pb;
-use remotemedia_signaling::grpc::pb::webrtc::notification::Event as N;
+use remotemedia_signaling::grpc::pb::webrtc::signaling_notification::Event as N;
 use remotemedia_signaling::grpc::pb::webrtc::signaling_request::Request as Req;
 use remotemedia_signaling::grpc::pb::webrtc::signaling_response::Response as Resp;
 use remotemedia_signaling::grpc::pb::webrtc::web_rtc_signaling_client::WebRtcSignalingClient;
@@ -152,7 +152,7 @@ async fn grpc_peer(
     while let Ok(Some(r)) = rx.message().await {
         seen();
         match r.response {
-            Some(Resp::Notification(pb::Notification {
+            Some(Resp::Notification(pb::SignalingNotification {
                 event: Some(N::Offer(o)),
             })) => tally.offer(&o.sdp),
             Some(Resp::Error(e)) => {

@@ -1,7 +1,9 @@
 //! What the signaling clients (ws:// and grpc://) share about losing their server: the events
-//! they report, and the backoff parameters their URLs carry (`max_attempts`,
-//! `initial_backoff_ms`, `max_backoff_ms`, `backoff_multiplier`).
+//! they report, the backoff parameters their URLs carry (`max_attempts`,
+//! `initial_backoff_ms`, `max_backoff_ms`, `backoff_multiplier`), and the reconnect loop.
 
+use std::fmt::Display;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +58,52 @@ pub fn backoff_param(
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// Opens a lost link again: waits `backoff`'s delay before each attempt, reports every
+/// attempt and the outcome through `on_link` (`server` and the last failure name the
+/// reason), and returns the link opened, or None once the attempts are used up or `stopped`
+/// completes (the client was dropped).
+pub async fn reopen<T, E: Display, Fut: Future<Output = Result<T, E>>>(
+    backoff: &Backoff,
+    server: &str,
+    lost_because: String,
+    on_link: &LinkHandler,
+    stopped: impl Future<Output = ()>,
+    mut open: impl FnMut() -> Fut,
+) -> Option<T> {
+    tokio::pin!(stopped);
+    let mut reason = lost_because;
+    let mut attempt = 1;
+    loop {
+        let Some(delay) = backoff.delay(attempt) else {
+            on_link(LinkEvent::Failed {
+                attempts: attempt - 1,
+                reason: format!("{server}: {reason}"),
+            });
+            return None;
+        };
+        on_link(LinkEvent::Reconnecting {
+            attempt,
+            max_attempts: backoff.max_attempts,
+            delay,
+            reason: format!("{server}: {reason}"),
+        });
+        tokio::select! {
+            () = &mut stopped => return None,
+            () = tokio::time::sleep(delay) => {}
+        }
+        match open().await {
+            Ok(link) => {
+                on_link(LinkEvent::Reconnected { attempts: attempt });
+                return Some(link);
+            }
+            Err(e) => {
+                attempt += 1;
+                reason = e.to_string();
+            }
+        }
+    }
 }
 
 /// The backoff a `ws://` URL asks for; other query parameters (a `token`) are the server's.

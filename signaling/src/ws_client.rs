@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::protocol::{self, PeerInfo, RpcError, Signal};
-use crate::reconnect::{LinkEvent, LinkHandler, ws_backoff};
+use crate::reconnect::{LinkHandler, reopen, ws_backoff};
 use crate::registry::{Event, Handler};
 
 /// What the client reports besides peer events: errors the server answered with.
@@ -127,40 +127,19 @@ impl WsClient {
             let url = url_owned;
             let mut ws = first;
             loop {
-                let mut reason = match serve(ws, &me, &url, &mut queue, &handler, &on_error).await {
+                let reason = match serve(ws, &me, &url, &mut queue, &handler, &on_error).await {
                     Ok(()) => return,
                     Err(reason) => reason,
                 };
-                // Signals queued while the server was away were meant for the old session.
-                while queue.try_recv().is_ok() {}
-                let mut attempt = 1;
-                let (socket, present) = loop {
-                    let Some(delay) = backoff.delay(attempt) else {
-                        on_link(LinkEvent::Failed {
-                            attempts: attempt - 1,
-                            reason: format!("{url}: {reason}"),
-                        });
-                        return;
-                    };
-                    on_link(LinkEvent::Reconnecting {
-                        attempt,
-                        max_attempts: backoff.max_attempts,
-                        delay,
-                        reason: format!("{url}: {reason}"),
-                    });
-                    tokio::time::sleep(delay).await;
-                    if queue.is_closed() {
-                        return;
-                    }
-                    match open(&url, &info).await {
-                        Ok(opened) => break opened,
-                        Err(e) => {
-                            attempt += 1;
-                            reason = e.message;
-                        }
-                    }
+                // Signals queued while the server is away were meant for the old session:
+                // they are dropped, until the client itself is dropped (the queue closes).
+                let dropped = async { while queue.recv().await.is_some() {} };
+                let opened = reopen(&backoff, &url, reason, &on_link, dropped, || async {
+                    open(&url, &info).await.map_err(|e| e.message)
+                });
+                let Some((socket, present)) = opened.await else {
+                    return;
                 };
-                on_link(LinkEvent::Reconnected { attempts: attempt });
                 for peer in present {
                     let _ = handler(Event::Joined(peer));
                 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use remotemedia_signaling::grpc::pb::webrtc as pb;
-use remotemedia_signaling::grpc::pb::webrtc::notification::Event as N;
+use remotemedia_signaling::grpc::pb::webrtc::signaling_notification::Event as N;
 use remotemedia_signaling::grpc::pb::webrtc::signaling_request::Request as Req;
 use remotemedia_signaling::grpc::pb::webrtc::signaling_response::Response as Resp;
 use remotemedia_signaling::grpc::pb::webrtc::web_rtc_signaling_client::WebRtcSignalingClient;
@@ -164,7 +164,7 @@ impl Stream {
         }
     }
 
-    fn note(&mut self, n: &pb::Notification) {
+    fn note(&mut self, n: &pb::SignalingNotification) {
         match &n.event {
             Some(N::Offer(o)) => self
                 .heard
@@ -245,6 +245,7 @@ async fn peer(
             audio: true,
             video: true,
             data: false,
+            extensions: String::new(),
         }),
         ..Default::default()
     };
@@ -279,6 +280,7 @@ async fn peer(
             let answer = Req::Answer(pb::AnswerRequest {
                 to_peer_id: prev.clone(),
                 sdp: format!("v=0 answer {me}->{prev}"),
+                r#type: "answer".into(),
             });
             s.send("answer", answer).await?;
             answered = true;

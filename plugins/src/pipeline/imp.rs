@@ -13,7 +13,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use remotemedia_runtime::sync::lock;
-use remotemedia_runtime::{ErrorCode, Graph, Output, RuntimeData, Session, StreamFormat};
+use remotemedia_runtime::{Graph, Output, RuntimeData, Session, StreamFormat};
 
 use super::convert::{self, InputCaps};
 use super::queue::{Item, OutQueue, QueueSink};
@@ -121,7 +121,7 @@ impl RemoteMediaPipeline {
         };
         let queue = Arc::new(OutQueue::new(capacity));
         let session = Session::new(Arc::clone(&graph), Arc::new(QueueSink(Arc::clone(&queue))))
-            .map_err(|e| Failure::new(ErrorCode::Pipeline, e.to_string()).node(&e.node_id))?;
+            .map_err(|e| Failure::new(e.code, e.to_string()).node(&e.node_id))?;
         gst::info!(
             CAT,
             imp = self,
@@ -548,7 +548,7 @@ impl RemoteMediaPipeline {
 
     fn node_failed(&self, e: &remotemedia_runtime::RuntimeError) {
         Failure::new(
-            ErrorCode::Pipeline,
+            e.code,
             format!("Node {:?} failed: {}", e.node_id, e.message),
         )
         .node(&e.node_id)

@@ -34,7 +34,7 @@ use super::channel::{Outbox, Payload, send_all};
 use super::door::{self, Door, Refusal};
 use super::ice::{IceSettings, LocalSdp, gathered_local_sdp};
 use super::messages;
-use super::sessions::{self, Change, Sessions};
+use super::sessions::{Change, SessionError, Sessions};
 use super::signaling::{Link, SignalingConfig};
 use crate::failure::Failure;
 
@@ -286,7 +286,7 @@ impl PeerHub {
                     match changes {
                         Ok(changes) => self.post_session_changes(room, changes),
                         Err(e) => self.post(|el| {
-                            messages::error(el, ErrorCode::Config, Some(&info.peer_id), &e)
+                            messages::error(el, e.code(), Some(&info.peer_id), &e.to_string())
                         }),
                     }
                 }
@@ -829,16 +829,12 @@ impl PeerHub {
         }
     }
 
-    fn session_result<T>(&self, room: &str, result: Result<T, String>) -> Option<T> {
+    /// The value, or None after posting the error (with its code) on the bus.
+    fn session_result<T>(&self, result: Result<T, SessionError>) -> Option<T> {
         match result {
             Ok(v) => Some(v),
-            Err(msg) => {
-                let code = if msg == sessions::not_found(room) {
-                    ErrorCode::SessionNotFound
-                } else {
-                    ErrorCode::Config
-                };
-                self.post(|e| messages::error(e, code, None, &msg));
+            Err(err) => {
+                self.post(|e| messages::error(e, err.code(), None, &err.to_string()));
                 None
             }
         }
@@ -850,10 +846,11 @@ impl PeerHub {
         let parsed = if metadata.trim().is_empty() {
             Ok(serde_json::Value::Null)
         } else {
-            serde_json::from_str(metadata).map_err(|e| format!("session metadata: {e}"))
+            serde_json::from_str(metadata)
+                .map_err(|e| SessionError::BadMetadata(format!("text that is not JSON ({e})")))
         };
         let result = parsed.and_then(|m| lock(&self.sessions).create(room, m));
-        let change = self.session_result(room, result);
+        let change = self.session_result(result);
         change
             .map(|c| self.post_session_changes(room, [c]))
             .is_some()
@@ -861,7 +858,7 @@ impl PeerHub {
 
     pub fn delete_session(&self, room: &str) -> bool {
         let result = lock(&self.sessions).delete(room);
-        let change = self.session_result(room, result);
+        let change = self.session_result(result);
         change
             .map(|c| self.post_session_changes(room, [c]))
             .is_some()
@@ -869,13 +866,13 @@ impl PeerHub {
 
     pub fn join_session(&self, room: &str, peer: &str) -> bool {
         let result = lock(&self.sessions).join(room, peer);
-        let change = self.session_result(room, result);
+        let change = self.session_result(result);
         change.map(|c| self.post_session_changes(room, c)).is_some()
     }
 
     pub fn leave_session(&self, room: &str, peer: &str) -> bool {
         let result = lock(&self.sessions).leave(room, peer);
-        let change = self.session_result(room, result);
+        let change = self.session_result(result);
         change.map(|c| self.post_session_changes(room, c)).is_some()
     }
 
@@ -887,7 +884,7 @@ impl PeerHub {
     /// Sends to the members of a session that have a data channel; returns how many.
     pub fn send_to_session(&self, room: &str, message: &Payload) -> u32 {
         let result = lock(&self.sessions).members(room);
-        let Some(members) = self.session_result(room, result) else {
+        let Some(members) = self.session_result(result) else {
             return 0;
         };
         let channels: Vec<Outbox> = {

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use remotemedia_runtime::ErrorCode;
 use serde_json::{Value, json};
 
 #[derive(Debug)]
@@ -28,8 +29,30 @@ pub struct Sessions {
     rooms: BTreeMap<String, Session>,
 }
 
-pub fn not_found(id: &str) -> String {
-    format!("no session '{id}' (create it first, or let a peer announce user_data.session)")
+/// Why a session operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("no session '{0}' (create it first, or let a peer announce user_data.session)")]
+    NotFound(String),
+    #[error("session '{0}' already exists")]
+    Exists(String),
+    #[error("a session id must not be empty")]
+    EmptyId,
+    #[error("session metadata must be a JSON object, got {0}")]
+    BadMetadata(String),
+}
+
+impl SessionError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(_) => ErrorCode::SessionNotFound,
+            Self::Exists(_) | Self::EmptyId | Self::BadMetadata(_) => ErrorCode::Config,
+        }
+    }
+}
+
+fn not_found(id: &str) -> SessionError {
+    SessionError::NotFound(id.to_owned())
 }
 
 fn now_ms() -> u64 {
@@ -40,21 +63,17 @@ fn now_ms() -> u64 {
 
 impl Sessions {
     /// Creates an empty session. `metadata` must be a JSON object (or null for none).
-    pub fn create(&mut self, id: &str, metadata: Value) -> Result<Change, String> {
+    pub fn create(&mut self, id: &str, metadata: Value) -> Result<Change, SessionError> {
         if id.is_empty() {
-            return Err("a session id must not be empty".into());
+            return Err(SessionError::EmptyId);
         }
         let metadata = match metadata {
             Value::Null => json!({}),
             Value::Object(m) => Value::Object(m),
-            other => {
-                return Err(format!(
-                    "session metadata must be a JSON object, got {other}"
-                ));
-            }
+            other => return Err(SessionError::BadMetadata(other.to_string())),
         };
         if self.rooms.contains_key(id) {
-            return Err(format!("session '{id}' already exists"));
+            return Err(SessionError::Exists(id.to_owned()));
         }
         self.rooms.insert(
             id.to_owned(),
@@ -67,7 +86,7 @@ impl Sessions {
         Ok(Change::Created)
     }
 
-    pub fn delete(&mut self, id: &str) -> Result<Change, String> {
+    pub fn delete(&mut self, id: &str) -> Result<Change, SessionError> {
         self.rooms
             .remove(id)
             .map(|_| Change::Deleted)
@@ -75,7 +94,7 @@ impl Sessions {
     }
 
     /// Adds a peer; `None` when it already was a member.
-    pub fn join(&mut self, id: &str, peer: &str) -> Result<Option<Change>, String> {
+    pub fn join(&mut self, id: &str, peer: &str) -> Result<Option<Change>, SessionError> {
         let room = self.rooms.get_mut(id).ok_or_else(|| not_found(id))?;
         Ok(room
             .peers
@@ -84,7 +103,7 @@ impl Sessions {
     }
 
     /// Joins `id`, creating it first when it does not exist (a peer asking for a room).
-    pub fn join_or_create(&mut self, id: &str, peer: &str) -> Result<Vec<Change>, String> {
+    pub fn join_or_create(&mut self, id: &str, peer: &str) -> Result<Vec<Change>, SessionError> {
         let mut changes = Vec::new();
         if !self.rooms.contains_key(id) {
             changes.push(self.create(id, Value::Null)?);
@@ -93,7 +112,7 @@ impl Sessions {
         Ok(changes)
     }
 
-    pub fn leave(&mut self, id: &str, peer: &str) -> Result<Option<Change>, String> {
+    pub fn leave(&mut self, id: &str, peer: &str) -> Result<Option<Change>, SessionError> {
         let room = self.rooms.get_mut(id).ok_or_else(|| not_found(id))?;
         Ok(room
             .peers
@@ -109,7 +128,7 @@ impl Sessions {
             .collect()
     }
 
-    pub fn members(&self, id: &str) -> Result<Vec<String>, String> {
+    pub fn members(&self, id: &str) -> Result<Vec<String>, SessionError> {
         self.rooms
             .get(id)
             .map(|r| r.peers.iter().cloned().collect())
@@ -145,10 +164,9 @@ mod tests {
             s.create("room", json!({"topic": "demo"})),
             Ok(Change::Created)
         );
-        assert!(
-            s.create("room", Value::Null)
-                .unwrap_err()
-                .contains("already exists")
+        assert_eq!(
+            s.create("room", Value::Null),
+            Err(SessionError::Exists("room".into()))
         );
         assert_eq!(
             s.join("room", "a"),
@@ -166,16 +184,12 @@ mod tests {
         assert_eq!(all[1]["session_id"], "room");
         assert_eq!(all[1]["metadata"]["topic"], "demo");
         assert_eq!(s.delete("room"), Ok(Change::Deleted));
-        assert!(
-            s.join("room", "b")
-                .unwrap_err()
-                .contains("no session 'room'")
-        );
-        assert!(
-            s.create("x", json!([1]))
-                .unwrap_err()
-                .contains("JSON object")
-        );
-        assert!(s.create("", Value::Null).is_err());
+        let gone = s.join("room", "b").unwrap_err();
+        assert_eq!(gone.code(), ErrorCode::SessionNotFound);
+        assert!(gone.to_string().contains("no session 'room'"), "{gone}");
+        let bad = s.create("x", json!([1])).unwrap_err();
+        assert_eq!(bad.code(), ErrorCode::Config);
+        assert!(bad.to_string().contains("JSON object"), "{bad}");
+        assert_eq!(s.create("", Value::Null), Err(SessionError::EmptyId));
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use crate::data::{AudioFrame, AudioSamples, Packet, RuntimeData, frames_to_ns};
-use crate::node::{Emitter, Node, NodeSpec, StreamFormat, Threading, no_latency};
+use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
 use super::audio_format::audio_input;
@@ -77,8 +77,8 @@ struct Accumulator {
 }
 
 impl Accumulator {
-    fn new(p: &Params) -> Result<Self, String> {
-        let (min_ns, max_ns) = check(p)?;
+    fn new(p: &Params) -> Result<Self, NodeError> {
+        let (min_ns, max_ns) = check(p).map_err(NodeError::Config)?;
         Ok(Self {
             min_ns,
             max_ns,
@@ -144,7 +144,7 @@ impl Accumulator {
 }
 
 impl Node for Accumulator {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
         match &input.data {
             RuntimeData::Audio(frame) => {
                 let mut frame = frame.clone();
@@ -183,7 +183,7 @@ impl Node for Accumulator {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Emitter) -> Result<(), String> {
+    fn finish(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         if let Some(from) = self.speech_from.take() {
             let to = self.frames.back().map_or(from, Self::end_of);
             self.emit(from, to, out);
@@ -293,6 +293,10 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        assert!(Accumulator::new(&p).err().unwrap().contains("exceeds"));
+        let err = Accumulator::new(&p).err().unwrap();
+        assert!(
+            matches!(&err, NodeError::Config(m) if m.contains("exceeds")),
+            "{err:?}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! Whole chunks inside an input are emitted as views of its samples, without a copy.
 
 use crate::data::{AudioFrame, AudioSamples, Packet, RuntimeData, frames_to_ns};
-use crate::node::{Emitter, Node, NodeSpec, StreamFormat, Threading};
+use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
 use super::audio_format::audio_input;
@@ -98,17 +98,17 @@ fn with_samples(template: &AudioFrame, samples: AudioSamples, offset_frames: usi
 }
 
 impl Node for Chunker {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
         let RuntimeData::Audio(frame) = input.data else {
             out.emit_at(input.data, input.pts);
             return Ok(());
         };
         let channels = usize::from(frame.channels.max(1));
         if !self.chunk.is_multiple_of(channels) {
-            return Err(format!(
+            return Err(NodeError::BadInput(format!(
                 "chunk_size {} is not a multiple of the {channels} channels",
                 self.chunk
-            ));
+            )));
         }
         if let Some(t) = &self.template
             && (t.sample_rate != frame.sample_rate || t.channels != frame.channels)
@@ -144,7 +144,7 @@ impl Node for Chunker {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Emitter) -> Result<(), String> {
+    fn finish(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         self.emit_pending(out);
         Ok(())
     }
@@ -230,10 +230,10 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].1, Some(2_000_000));
         let mut odd = chunker(3);
+        let err = odd.process(audio(vec![0.0; 6], 2, 0), &mut e).unwrap_err();
         assert!(
-            odd.process(audio(vec![0.0; 6], 2, 0), &mut e)
-                .unwrap_err()
-                .contains("multiple")
+            matches!(&err, NodeError::BadInput(m) if m.contains("multiple")),
+            "{err:?}"
         );
     }
 

@@ -2,12 +2,17 @@
 
 pub mod accumulator;
 mod audio_format;
+pub mod audio_level;
+pub mod channel_balance;
 pub mod chunker;
+pub mod clipping_detector;
+mod health;
 pub mod locate;
 mod onnx_weights;
 pub mod passthrough;
 pub mod remote_pipeline;
 pub mod resample;
+pub mod silence_detector;
 pub mod silero_model;
 pub mod silero_vad;
 pub mod text_collector;
@@ -22,4 +27,8 @@ pub fn register_builtin(r: &mut Registry) {
     r.register(&accumulator::SPEC);
     r.register(&text_collector::SPEC);
     r.register(&remote_pipeline::SPEC);
+    r.register(&audio_level::SPEC);
+    r.register(&silence_detector::SPEC);
+    r.register(&clipping_detector::SPEC);
+    r.register(&channel_balance::SPEC);
 }

@@ -1,7 +1,7 @@
 //! `PassThrough`: forwards every input unchanged (the same shared samples, no copy).
 
 use crate::data::Packet;
-use crate::node::{Emitter, Node, NodeSpec, Threading, no_latency, same_format};
+use crate::node::{Emitter, Node, NodeError, NodeSpec, Threading, no_latency, same_format};
 
 pub static SPEC: NodeSpec = NodeSpec {
     node_type: "PassThrough",
@@ -17,7 +17,7 @@ pub static SPEC: NodeSpec = NodeSpec {
 struct PassThrough;
 
 impl Node for PassThrough {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
         out.emit_at(input.data, input.pts);
         Ok(())
     }

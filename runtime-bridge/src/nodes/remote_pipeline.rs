@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::backoff::Backoff;
 use crate::data::{Packet, RuntimeData};
-use crate::node::{Emitter, Node, NodeSpec, StreamFormat, Threading, no_latency};
+use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 use crate::registry::Registry;
 use crate::remote::{RemoteCall, RemoteFailure, RemoteStream, RemoteTransport, remote_transport};
@@ -148,26 +148,29 @@ struct RemotePipeline {
 }
 
 impl RemotePipeline {
-    fn new(p: &Params) -> Result<Self, String> {
+    fn new(p: &Params) -> Result<Self, NodeError> {
         let endpoint = p.str("endpoint").unwrap_or_default().to_owned();
         if !(endpoint.starts_with("grpc://") || endpoint.starts_with("grpcs://")) {
-            return Err(format!(
+            return Err(NodeError::Config(format!(
                 "param \"endpoint\": {endpoint:?} must start with grpc:// or grpcs://"
-            ));
+            )));
         }
-        let transport = remote_transport().ok_or(
-            "RemotePipelineNode needs the gRPC transport, which the GStreamer plugin, the \
-             remotemedia Python package and remotemedia-server install; none is loaded here",
-        )?;
+        let transport = remote_transport().ok_or_else(|| {
+            NodeError::Config(
+                "RemotePipelineNode needs the gRPC transport, which the GStreamer plugin, the \
+                 remotemedia Python package and remotemedia-server install; none is loaded here"
+                    .into(),
+            )
+        })?;
         Ok(Self {
             transport,
             call: RemoteCall {
                 endpoint,
-                manifest_json: manifest_json(p)?,
+                manifest_json: manifest_json(p).map_err(NodeError::Config)?,
                 timeout: Duration::from_millis(p.i64("timeout_ms").unwrap_or(30_000) as u64),
                 auth_token: p.str("auth_token").map(str::to_owned),
             },
-            retry: retry(p)?,
+            retry: retry(p).map_err(NodeError::Config)?,
             streaming: p.str("mode") == Some("streaming"),
             stream: None,
         })
@@ -178,7 +181,7 @@ impl RemotePipeline {
         &self,
         out: &mut Emitter,
         mut attempt: impl FnMut() -> Result<T, RemoteFailure>,
-    ) -> Result<T, String> {
+    ) -> Result<T, NodeError> {
         let mut n = 0;
         loop {
             match attempt() {
@@ -186,10 +189,10 @@ impl RemotePipeline {
                 Err(f) if f.retryable => {
                     n += 1;
                     let Some(delay) = self.retry.delay(n) else {
-                        return Err(format!(
+                        return Err(NodeError::Failed(format!(
                             "{}: {} (gave up after {} attempts)",
                             self.call.endpoint, f.message, n
-                        ));
+                        )));
                     };
                     out.warn(format!(
                         "{}: {}; retry {n} in {} ms",
@@ -199,9 +202,14 @@ impl RemotePipeline {
                     ));
                     std::thread::sleep(delay);
                 }
-                Err(f) => return Err(format!("{}: {}", self.call.endpoint, f.message)),
+                Err(f) => return Err(self.failed(f)),
             }
         }
+    }
+
+    /// A call that failed for good, named by the endpoint.
+    fn failed(&self, f: RemoteFailure) -> NodeError {
+        NodeError::Failed(format!("{}: {}", self.call.endpoint, f.message))
     }
 
     fn emit_all(out: &mut Emitter, outputs: Vec<crate::executor::Output>) {
@@ -210,7 +218,7 @@ impl RemotePipeline {
         }
     }
 
-    fn stream(&mut self, out: &mut Emitter) -> Result<&mut Box<dyn RemoteStream>, String> {
+    fn stream(&mut self, out: &mut Emitter) -> Result<&mut Box<dyn RemoteStream>, NodeError> {
         if self.stream.is_none() {
             let opened = self.with_retry(out, || self.transport.stream(&self.call))?;
             self.stream = Some(opened);
@@ -220,7 +228,7 @@ impl RemotePipeline {
 }
 
 impl Node for RemotePipeline {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
         let data: RuntimeData = input.data;
         if !self.streaming {
             let outputs = self.with_retry(out, || {
@@ -241,21 +249,17 @@ impl Node for RemotePipeline {
                     self.call.endpoint, f.message
                 ));
                 self.stream = None;
-                let stream = self.stream(out)?;
-                stream
-                    .send(data)
-                    .map_err(|f| format!("{}: {}", self.call.endpoint, f.message))?;
+                let sent = self.stream(out)?.send(data);
+                sent.map_err(|f| self.failed(f))?;
             }
-            Err(f) => return Err(format!("{}: {}", self.call.endpoint, f.message)),
+            Err(f) => return Err(self.failed(f)),
         }
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Emitter) -> Result<(), String> {
+    fn finish(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         if let Some(stream) = self.stream.take() {
-            let outputs = stream
-                .close()
-                .map_err(|f| format!("{}: {}", self.call.endpoint, f.message))?;
+            let outputs = stream.close().map_err(|f| self.failed(f))?;
             Self::emit_all(out, outputs);
         }
         Ok(())

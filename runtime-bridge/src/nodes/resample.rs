@@ -10,7 +10,7 @@ use rubato::{
 };
 
 use crate::data::{AudioFrame, AudioSamples, Packet, RuntimeData, frames_to_ns};
-use crate::node::{Emitter, Node, NodeSpec, StreamFormat, Threading};
+use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
 use super::audio_format::audio_input;
@@ -203,15 +203,18 @@ impl Resample {
         }
     }
 
-    fn start(&self, frame: &AudioFrame) -> Result<State, String> {
-        self.cfg.check_rate(frame.sample_rate)?;
+    fn start(&self, frame: &AudioFrame) -> Result<State, NodeError> {
+        self.cfg
+            .check_rate(frame.sample_rate)
+            .map_err(NodeError::BadInput)?;
         let out_channels = self.cfg.channels.unwrap_or(frame.channels);
         let resampler = build(
             self.cfg.quality,
             frame.sample_rate,
             self.cfg.target,
             usize::from(out_channels),
-        )?;
+        )
+        .map_err(NodeError::BadInput)?;
         let (skip, out_max) = resampler
             .as_ref()
             .map_or((0, 0), |r| (r.output_delay(), r.output_frames_max()));
@@ -291,7 +294,7 @@ impl State {
         out.emit(RuntimeData::Audio(f));
     }
 
-    fn run(&mut self, out: &mut Emitter) -> Result<(), String> {
+    fn run(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         let Some(mut r) = self.resampler.take() else {
             let input = std::mem::replace(
                 &mut self.input,
@@ -311,7 +314,7 @@ impl State {
                     }
                     self.emit(&output, 0, made, out);
                 }
-                Err(e) => result = Err(e.to_string()),
+                Err(e) => result = Err(NodeError::Failed(e.to_string())),
             }
             self.output = output;
             if result.is_err() {
@@ -323,7 +326,7 @@ impl State {
     }
 
     /// Pushes the held input and the resampler's delay out, ending on the exact frame count.
-    fn flush(&mut self, out: &mut Emitter) -> Result<(), String> {
+    fn flush(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         let Some(mut r) = self.resampler.take() else {
             return self.run(out);
         };
@@ -341,7 +344,7 @@ impl State {
             };
             let (used, made) = r
                 .process_partial_into_buffer(input, &mut output, None)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| NodeError::Failed(e.to_string()))?;
             for ch in &mut self.input {
                 ch.drain(..used.min(ch.len()));
             }
@@ -353,7 +356,7 @@ impl State {
 }
 
 impl Node for Resample {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
         let RuntimeData::Audio(frame) = input.data else {
             out.emit_at(input.data, input.pts);
             return Ok(());
@@ -375,7 +378,7 @@ impl Node for Resample {
         st.run(out)
     }
 
-    fn finish(&mut self, out: &mut Emitter) -> Result<(), String> {
+    fn finish(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         match self.state.take() {
             Some(mut st) => st.flush(out),
             None => Ok(()),

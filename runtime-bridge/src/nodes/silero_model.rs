@@ -8,6 +8,7 @@
 //! so a conv output is one dot product), so the compiler vectorises them; on x86_64 CPUs with
 //! AVX2 and FMA, the whole frame runs in a function compiled for them.
 
+use crate::node::NodeError;
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,15 +21,16 @@ use super::locate;
 use super::onnx_weights::{self, Tensor};
 
 /// The model file: `model_path` if given, else the one the silero-vad package ships.
-pub fn model_file(model_path: Option<&str>) -> Result<std::path::PathBuf, String> {
+pub fn model_file(model_path: Option<&str>) -> Result<std::path::PathBuf, NodeError> {
     match model_path {
         Some(p) if Path::new(p).is_file() => Ok(p.into()),
-        Some(p) => Err(format!("model_path {p:?} is not a file")),
+        Some(p) => Err(NodeError::Config(format!("model_path {p:?} is not a file"))),
         None => locate::find_file(
             "silero_vad/data/silero_vad.onnx",
             "Silero VAD model",
             "install the silero-vad Python package (the README's setup does) or give model_path",
-        ),
+        )
+        .map_err(NodeError::Config),
     }
 }
 
@@ -170,7 +172,7 @@ fn take<'a>(t: &'a HashMap<String, Tensor>, name: &str) -> Result<&'a Tensor, St
 }
 
 impl SileroModel {
-    pub fn load(path: &Path, sampling_rate: u32) -> Result<Self, String> {
+    pub fn load(path: &Path, sampling_rate: u32) -> Result<Self, NodeError> {
         let key = (
             path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
             sampling_rate,
@@ -179,7 +181,7 @@ impl SileroModel {
         let weights = match cache.get(&key) {
             Some(w) => Arc::clone(w),
             None => {
-                let w = Arc::new(Weights::read(path, sampling_rate)?);
+                let w = Arc::new(Weights::read(path, sampling_rate).map_err(NodeError::Config)?);
                 cache.insert(key, Arc::clone(&w));
                 w
             }
@@ -324,13 +326,13 @@ impl SileroModel {
     }
 
     /// Speech probability of one frame of `window()` samples.
-    pub fn infer(&mut self, frame: &[f32]) -> Result<f32, String> {
+    pub fn infer(&mut self, frame: &[f32]) -> Result<f32, NodeError> {
         if frame.len() != self.w.window {
-            return Err(format!(
+            return Err(NodeError::BadInput(format!(
                 "a frame has {} samples, got {}",
                 self.w.window,
                 frame.len()
-            ));
+            )));
         }
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
@@ -455,11 +457,10 @@ mod tests {
             );
             assert!((a - b).abs() < 1e-4, "frame {frame}: {a} vs {b}");
         }
+        let err = model.infer(&[0.0; 100]).unwrap_err();
         assert!(
-            model
-                .infer(&[0.0; 100])
-                .unwrap_err()
-                .contains("512 samples")
+            matches!(&err, NodeError::BadInput(m) if m.contains("512 samples")),
+            "{err:?}"
         );
     }
 
@@ -469,6 +470,9 @@ mod tests {
         std::fs::write(&path, b"\x3a\x02\x0a\x00not a model").unwrap();
         let err = SileroModel::load(&path, 16000).err().unwrap();
         let _ = std::fs::remove_file(&path);
-        assert!(err.starts_with("cannot load Silero model"), "{err}");
+        assert!(
+            matches!(&err, NodeError::Config(m) if m.starts_with("cannot load Silero model")),
+            "{err:?}"
+        );
     }
 }

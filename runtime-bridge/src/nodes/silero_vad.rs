@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::data::{Packet, RuntimeData, frames_to_ns};
-use crate::node::{Emitter, Node, NodeSpec, StreamFormat, Threading, no_latency};
+use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
 use super::audio_format::audio_input;
@@ -212,8 +212,8 @@ struct SileroVad {
 }
 
 impl SileroVad {
-    fn new(p: &Params) -> Result<Self, String> {
-        let cfg = Config::from(p)?;
+    fn new(p: &Params) -> Result<Self, NodeError> {
+        let cfg = Config::from(p).map_err(NodeError::Config)?;
         let model = SileroModel::load(&model_file(p.str("model_path"))?, cfg.rate)?;
         Ok(Self {
             cfg,
@@ -251,22 +251,22 @@ impl SileroVad {
 }
 
 impl Node for SileroVad {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
         let RuntimeData::Audio(frame) = &input.data else {
             out.emit_at(input.data, input.pts);
             return Ok(());
         };
         if frame.sample_rate != self.cfg.rate || frame.channels != 1 {
-            return Err(format!(
+            return Err(NodeError::BadInput(format!(
                 "needs mono audio at {} Hz, got {} Hz with {} channels",
                 self.cfg.rate, frame.sample_rate, frame.channels
-            ));
+            )));
         }
         if let Some(bad) = frame.samples.iter().position(|s| !s.is_finite()) {
             // One NaN would poison the model's recurrent state for the rest of the stream.
-            return Err(format!(
+            return Err(NodeError::BadInput(format!(
                 "input sample {bad} of this buffer is not a finite number"
-            ));
+            )));
         }
         if let Some(pts) = frame.pts {
             // Anchor the timeline on the first input, and again after a gap of over 20 ms.
@@ -319,7 +319,7 @@ impl Node for SileroVad {
         self.received = 0;
     }
 
-    fn finish(&mut self, out: &mut Emitter) -> Result<(), String> {
+    fn finish(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         // A stream that ends in speech ends that speech.
         if self.segmenter.triggered {
             let end = self.segmenter.position + self.pending.len() as u64;

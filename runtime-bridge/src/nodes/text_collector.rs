@@ -3,7 +3,7 @@
 use regex::Regex;
 
 use crate::data::{Packet, RuntimeData};
-use crate::node::{Emitter, Node, NodeSpec, StreamFormat, Threading, no_latency};
+use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
 const DEFAULT_SPLIT: &str = r"[.!?]+\s+";
@@ -67,9 +67,9 @@ struct TextCollector {
 }
 
 impl TextCollector {
-    fn new(p: &Params) -> Result<Self, String> {
+    fn new(p: &Params) -> Result<Self, NodeError> {
         Ok(Self {
-            split: pattern(p)?,
+            split: pattern(p).map_err(NodeError::Config)?,
             min_len: p.i64("min_sentence_length").unwrap_or(3) as usize,
             partial_on_end: p.bool("yield_partial_on_end").unwrap_or(true),
             pending: String::new(),
@@ -104,7 +104,7 @@ impl TextCollector {
 }
 
 impl Node for TextCollector {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
         let text = match &input.data {
             RuntimeData::Text(t) => t.as_str(),
             RuntimeData::Json(j) => match j.get("text").and_then(serde_json::Value::as_str) {
@@ -121,7 +121,7 @@ impl Node for TextCollector {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Emitter) -> Result<(), String> {
+    fn finish(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         let rest = std::mem::take(&mut self.pending);
         let rest = rest.trim();
         if self.partial_on_end && !rest.is_empty() {
@@ -142,7 +142,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn node(params: serde_json::Value) -> Result<TextCollector, String> {
+    fn node(params: serde_json::Value) -> Result<TextCollector, NodeError> {
         TextCollector::new(&crate::params::validate(PARAMS, params.as_object().unwrap()).unwrap())
     }
 
@@ -195,6 +195,9 @@ mod tests {
         let texts: Vec<_> = e.packets.iter().map(|p| format!("{:?}", p.data)).collect();
         assert_eq!(texts, vec![r#"Text("line one")"#, r#"Text("line two")"#]);
         let bad = node(json!({"split_pattern": "(["})).err().unwrap();
-        assert!(bad.contains("not a valid regular expression"), "{bad}");
+        assert!(
+            matches!(&bad, NodeError::Config(m) if m.contains("not a valid regular expression")),
+            "{bad:?}"
+        );
     }
 }

@@ -75,6 +75,27 @@ impl Kind {
     }
 }
 
+/// A step of the channel that failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("iceoryx2: cannot {step} ({name:?}): {cause}")]
+pub struct ChannelError {
+    /// What was being done ("create a publisher", "send to the other process").
+    pub step: &'static str,
+    /// What it concerns: the channel's name, a service name or the shared-memory prefix.
+    pub name: String,
+    /// iceoryx2's error, or what was wrong with a message.
+    pub cause: String,
+}
+
+/// `map_err` for an iceoryx2 call: the step and name, with iceoryx2's error as the cause.
+fn failed<E: std::fmt::Debug>(step: &'static str, name: &str) -> impl FnOnce(E) -> ChannelError {
+    move |e| ChannelError {
+        step,
+        name: name.to_owned(),
+        cause: format!("{e:?}"),
+    }
+}
+
 /// Which end of the channel this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -84,34 +105,34 @@ pub enum Side {
 
 /// The iceoryx2 configuration shared by both sides: every file they create starts with
 /// `prefix`, so a test can check that none is left behind.
-pub fn config(prefix: &str) -> Result<Config, String> {
+pub fn config(prefix: &str) -> Result<Config, ChannelError> {
     let mut config = Config::default();
-    config.global.prefix = FileName::new(prefix.as_bytes())
-        .map_err(|e| format!("invalid shared-memory prefix {prefix:?}: {e:?}"))?;
+    config.global.prefix =
+        FileName::new(prefix.as_bytes()).map_err(failed("use the shared-memory prefix", prefix))?;
     Ok(config)
 }
 
 /// An iceoryx2 node under `prefix` that leaves signal handling to the application.
-fn new_node(prefix: &str) -> Result<Node<Ipc>, String> {
+fn new_node(prefix: &str) -> Result<Node<Ipc>, ChannelError> {
     NodeBuilder::new()
         .config(&config(prefix)?)
         .signal_handling_mode(SignalHandlingMode::Disabled)
         .create::<Ipc>()
-        .map_err(|e| format!("cannot create an iceoryx2 node: {e:?}"))
+        .map_err(failed("create a node", prefix))
 }
 
 /// Wakes the listener of `side` once, from a node of its own that is gone when this returns
 /// (a worker's stdin watcher, which may outlive nothing it creates).
-pub fn wake(name: &str, prefix: &str, side: Side) -> Result<(), String> {
+pub fn wake(name: &str, prefix: &str, side: Side) -> Result<(), ChannelError> {
     let node = new_node(prefix)?;
     let notifier = open_waker(&node, name, side)?;
     notifier
         .notify()
         .map(|_| ())
-        .map_err(|e| format!("cannot wake {name:?}: {e:?}"))
+        .map_err(failed("wake the listener", name))
 }
 
-fn open_waker(node: &Node<Ipc>, name: &str, side: Side) -> Result<Notifier<Ipc>, String> {
+fn open_waker(node: &Node<Ipc>, name: &str, side: Side) -> Result<Notifier<Ipc>, ChannelError> {
     let suffix = match side {
         Side::Host => "to_host_event",
         Side::Worker => "to_worker_event",
@@ -119,15 +140,15 @@ fn open_waker(node: &Node<Ipc>, name: &str, side: Side) -> Result<Notifier<Ipc>,
     node.service_builder(&service_name(name, suffix)?)
         .event()
         .open()
-        .map_err(|e| format!("iceoryx2: cannot open the event of {name:?}: {e:?}"))?
+        .map_err(failed("open the event", name))?
         .notifier_builder()
         .create()
-        .map_err(|e| format!("iceoryx2: cannot create a notifier for {name:?}: {e:?}"))
+        .map_err(failed("create a notifier", name))
 }
 
 /// Removes what processes that died without cleaning up (a killed host or worker) left in
 /// shared memory under this prefix.
-pub fn cleanup_dead(prefix: &str) -> Result<(), String> {
+pub fn cleanup_dead(prefix: &str) -> Result<(), ChannelError> {
     let node = new_node(prefix)?;
     node.try_cleanup_dead_nodes();
     Ok(())
@@ -140,26 +161,24 @@ pub struct Channel {
     listener: Listener<Ipc>,
     /// Kept last: the ports above must go before their node.
     node: Node<Ipc>,
+    /// For error reports.
+    name: String,
 }
 
-fn service_name(name: &str, suffix: &str) -> Result<ServiceName, String> {
+fn service_name(name: &str, suffix: &str) -> Result<ServiceName, ChannelError> {
     let full = format!("{name}/{suffix}");
-    ServiceName::new(&full).map_err(|e| format!("invalid service name {full:?}: {e:?}"))
+    ServiceName::new(&full).map_err(failed("make a service name", &full))
 }
 
 impl Channel {
     /// The host creates the services of `name`; the worker opens them.
-    pub fn open(name: &str, prefix: &str, side: Side) -> Result<Self, String> {
-        let ctx = |what: &str| {
-            let what = what.to_string();
-            move |e: &dyn std::fmt::Debug| format!("iceoryx2: cannot {what} for {name:?}: {e:?}")
-        };
+    pub fn open(name: &str, prefix: &str, side: Side) -> Result<Self, ChannelError> {
         let node = new_node(prefix)?;
         let (out_suffix, in_suffix) = match side {
             Side::Host => ("to_worker", "to_host"),
             Side::Worker => ("to_host", "to_worker"),
         };
-        let data_service = |suffix: &str| -> Result<_, String> {
+        let data_service = |suffix: &str| -> Result<_, ChannelError> {
             let builder = node
                 .service_builder(&service_name(name, suffix)?)
                 .publish_subscribe::<[u8]>()
@@ -171,17 +190,17 @@ impl Channel {
                 .subscriber_max_borrowed_samples(MAX_BORROWED)
                 .enable_safe_overflow(false);
             match side {
-                Side::Host => builder.create().map_err(|e| ctx("create a service")(&e)),
-                Side::Worker => builder.open().map_err(|e| ctx("open a service")(&e)),
+                Side::Host => builder.create().map_err(failed("create a service", name)),
+                Side::Worker => builder.open().map_err(failed("open a service", name)),
             }
         };
-        let event_service = |suffix: &str| -> Result<_, String> {
+        let event_service = |suffix: &str| -> Result<_, ChannelError> {
             let builder = node
                 .service_builder(&service_name(name, &format!("{suffix}_event"))?)
                 .event();
             match side {
-                Side::Host => builder.create().map_err(|e| ctx("create an event")(&e)),
-                Side::Worker => builder.open().map_err(|e| ctx("open an event")(&e)),
+                Side::Host => builder.create().map_err(failed("create an event", name)),
+                Side::Worker => builder.open().map_err(failed("open an event", name)),
             }
         };
         let out = data_service(out_suffix)?;
@@ -194,32 +213,33 @@ impl Channel {
             .allocation_strategy(AllocationStrategy::PowerOfTwo)
             .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
             .create()
-            .map_err(|e| ctx("create a publisher")(&e))?;
+            .map_err(failed("create a publisher", name))?;
         let subscriber = inn
             .subscriber_builder()
             .create()
-            .map_err(|e| ctx("create a subscriber")(&e))?;
+            .map_err(failed("create a subscriber", name))?;
         let notifier = out_event
             .notifier_builder()
             .create()
-            .map_err(|e| ctx("create a notifier")(&e))?;
+            .map_err(failed("create a notifier", name))?;
         let listener = in_event
             .listener_builder()
             .create()
-            .map_err(|e| ctx("create a listener")(&e))?;
+            .map_err(failed("create a listener", name))?;
         Ok(Self {
             publisher,
             subscriber,
             notifier,
             listener,
             node,
+            name: name.to_owned(),
         })
     }
 
     /// A notifier that wakes this side's own listener (the host's process watcher uses it
     /// when the worker exits).
-    pub fn self_waker(&self, name: &str, side: Side) -> Result<Notifier<Ipc>, String> {
-        open_waker(&self.node, name, side)
+    pub fn self_waker(&self, side: Side) -> Result<Notifier<Ipc>, ChannelError> {
+        open_waker(&self.node, &self.name, side)
     }
 
     /// Sends a message whose body `write` fills (`len` bytes), then wakes the other side.
@@ -228,40 +248,51 @@ impl Channel {
         kind: Kind,
         len: usize,
         write: impl FnOnce(&mut [u8]),
-    ) -> Result<(), String> {
+    ) -> Result<(), ChannelError> {
         let sample = self
             .publisher
             .loan_slice_uninit(HEADER_LEN + len)
-            .map_err(|e| format!("cannot loan shared memory for {len} bytes: {e:?}"))?;
+            .map_err(|e| ChannelError {
+                step: "loan shared memory",
+                name: self.name.clone(),
+                cause: format!("{e:?} (for {len} bytes)"),
+            })?;
         let mut sample = sample.write_from_fn(|_| 0u8);
         let buf = sample.payload_mut();
         buf[0] = kind as u8;
         write(&mut buf[HEADER_LEN..]);
         sample
             .send()
-            .map_err(|e| format!("cannot send to the other process: {e:?}"))?;
+            .map_err(failed("send to the other process", &self.name))?;
         self.notifier
             .notify()
-            .map_err(|e| format!("cannot wake the other process: {e:?}"))?;
+            .map_err(failed("wake the other process", &self.name))?;
         Ok(())
     }
 
-    pub fn send_bytes(&self, kind: Kind, body: &[u8]) -> Result<(), String> {
+    pub fn send_bytes(&self, kind: Kind, body: &[u8]) -> Result<(), ChannelError> {
         self.send_with(kind, body.len(), |b| b.copy_from_slice(body))
     }
 
-    pub fn send_packet(&self, kind: Kind, packet: &Packet) -> Result<(), String> {
-        self.send_with(kind, wire::encoded_len(packet), |b| {
-            wire::encode_into(packet, b);
+    /// Sends a packet; a payload lying exactly at `input` (the payload of the request being
+    /// answered) is referred to instead of copied (see `wire`).
+    pub fn send_packet(
+        &self,
+        kind: Kind,
+        packet: &Packet,
+        input: Option<wire::Region>,
+    ) -> Result<(), ChannelError> {
+        self.send_with(kind, wire::encoded_len(packet, input), |b| {
+            wire::encode_into(packet, b, input);
         })
     }
 
     /// The next message if one is waiting.
-    pub fn try_recv(&self) -> Result<Option<(Kind, Received)>, String> {
+    pub fn try_recv(&self) -> Result<Option<(Kind, Received)>, ChannelError> {
         let Some(sample) = self
             .subscriber
             .receive()
-            .map_err(|e| format!("cannot receive from the other process: {e:?}"))?
+            .map_err(failed("receive from the other process", &self.name))?
         else {
             return Ok(None);
         };
@@ -271,24 +302,45 @@ impl Channel {
             .copied()
             .filter(|_| payload.len() >= HEADER_LEN)
             .and_then(Kind::from_byte)
-            .ok_or_else(|| format!("malformed message of {} bytes", payload.len()))?;
+            .ok_or_else(|| ChannelError {
+                step: "read a message",
+                name: self.name.clone(),
+                cause: format!("malformed message of {} bytes", payload.len()),
+            })?;
         Ok(Some((kind, sample)))
     }
 
     /// Sleeps until the other side (or a self waker) signals, or `timeout` passes (None: no
     /// limit). Returns at once if a signal came since the last wait.
-    pub fn wait(&self, timeout: Option<Duration>) -> Result<(), String> {
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<(), ChannelError> {
         let result = match timeout {
             Some(t) => self.listener.timed_wait(|_| {}, t),
             None => self.listener.blocking_wait(|_| {}),
         };
         result
             .map(|_| ())
-            .map_err(|e| format!("cannot wait for the other process: {e:?}"))
+            .map_err(failed("wait for the other process", &self.name))
     }
 }
 
 /// The body of a received message (after its frame header).
 pub fn body(sample: &Received) -> &[u8] {
     &sample.payload()[HEADER_LEN..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_the_step_and_what_it_concerns() {
+        let err = config("no/slash").expect_err("a slash is refused");
+        assert_eq!(err.step, "use the shared-memory prefix");
+        assert_eq!(err.name, "no/slash");
+        assert!(
+            err.to_string()
+                .starts_with("iceoryx2: cannot use the shared-memory prefix (\"no/slash\"): "),
+            "{err}"
+        );
+    }
 }

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::PythonNodeConfig;
-use super::channel::{self, Channel, Kind, Side};
-use crate::data::Packet;
-use crate::node::{Emitter, Node};
+use super::channel::{self, Channel, ChannelError, Kind, Side};
+use crate::data::{Packet, RuntimeData};
+use crate::node::{Emitter, Node, NodeError};
 use crate::wire;
 
 /// How long a worker may take to exit after it was asked to.
@@ -64,6 +64,12 @@ impl Failure {
     }
 }
 
+impl From<ChannelError> for Failure {
+    fn from(e: ChannelError) -> Self {
+        Self::Transport(e.to_string())
+    }
+}
+
 /// One running worker process and its channel.
 struct Worker {
     pid: libc::pid_t,
@@ -98,7 +104,11 @@ fn exit_text(status: &ExitStatus) -> String {
 }
 
 impl Worker {
-    fn spawn(node_id: &str, cfg: &PythonNodeConfig, opts: &WorkerOptions) -> Result<Self, String> {
+    fn spawn(
+        node_id: &str,
+        cfg: &PythonNodeConfig,
+        opts: &WorkerOptions,
+    ) -> Result<Self, NodeError> {
         let safe_id: String = node_id
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -109,8 +119,9 @@ impl Worker {
             std::process::id(),
             INSTANCE.fetch_add(1, Ordering::Relaxed)
         );
-        let channel = Channel::open(&name, &opts.prefix, Side::Host)?;
-        let waker = channel.self_waker(&name, Side::Host)?;
+        let channel_failed = |e: ChannelError| NodeError::Failed(e.to_string());
+        let channel = Channel::open(&name, &opts.prefix, Side::Host).map_err(channel_failed)?;
+        let waker = channel.self_waker(Side::Host).map_err(channel_failed)?;
         let params = Value::Object(cfg.params.clone()).to_string();
         let mut cmd = Command::new(&opts.python);
         cmd.args(["-m", "remotemedia.worker", "--channel", &name])
@@ -128,11 +139,11 @@ impl Worker {
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped());
         let mut child: Child = cmd.spawn().map_err(|e| {
-            format!(
+            NodeError::Config(format!(
                 "cannot start the Python worker {}: {e}; set REMOTEMEDIA_PYTHON to an \
                  interpreter that can import remotemedia",
                 opts.python.display()
-            )
+            ))
         })?;
         let pid = child.id() as libc::pid_t;
         let stdin = child.stdin.take();
@@ -140,6 +151,8 @@ impl Worker {
         let exit = Arc::new(Mutex::new(None));
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
         let mut threads = Vec::new();
+        let no_thread =
+            |e: std::io::Error| NodeError::Failed(format!("cannot start a thread: {e}"));
         if let Some(stderr) = stderr {
             let tail = Arc::clone(&stderr_tail);
             let label = node_id.to_string();
@@ -157,7 +170,7 @@ impl Worker {
                             t.push_back(line);
                         }
                     })
-                    .map_err(|e| format!("cannot start a thread: {e}"))?,
+                    .map_err(no_thread)?,
             );
         }
         let exit_slot = Arc::clone(&exit);
@@ -171,7 +184,7 @@ impl Worker {
                     }
                     let _ = waker.notify();
                 })
-                .map_err(|e| format!("cannot start a thread: {e}"))?,
+                .map_err(no_thread)?,
         );
         Ok(Self {
             pid,
@@ -223,27 +236,33 @@ impl Worker {
         timeout: Duration,
     ) -> Result<(), Failure> {
         let sent = match packet {
-            Some(p) => self.channel().send_packet(kind, p),
+            Some(p) => self.channel().send_packet(kind, p, None),
             None => self.channel().send_bytes(kind, &[]),
         };
-        sent.map_err(Failure::Transport)?;
-        self.collect(out, timeout).map(|_| ())
+        sent?;
+        self.collect(out, timeout, packet.map(|p| &p.data))
+            .map(|_| ())
     }
 
     /// Takes messages until `Done` or `Ready` (returned), an error, an exit or the timeout.
-    fn collect(&mut self, out: &mut Emitter, timeout: Duration) -> Result<Kind, Failure> {
+    /// `input` is what the request sent: an output may refer to its payload instead of
+    /// carrying it.
+    fn collect(
+        &mut self,
+        out: &mut Emitter,
+        timeout: Duration,
+        input: Option<&RuntimeData>,
+    ) -> Result<Kind, Failure> {
         let deadline = Instant::now() + timeout;
         loop {
             // Read before draining: everything a worker sent before it ended is taken below.
             let exited = self.exited();
-            while let Some((kind, sample)) =
-                self.channel().try_recv().map_err(Failure::Transport)?
-            {
+            while let Some((kind, sample)) = self.channel().try_recv()? {
                 let body = channel::body(&sample);
                 match kind {
                     // A Done with a body carries the request's last output.
                     Kind::Output | Kind::Done if !body.is_empty() => {
-                        let packet = wire::decode(body)
+                        let packet = wire::decode_reply(body, input)
                             .map_err(|e| Failure::Transport(format!("the worker sent {e}")))?;
                         out.emit_at(packet.data, packet.pts);
                         if kind == Kind::Done {
@@ -267,9 +286,7 @@ impl Worker {
                 self.kill();
                 return Err(Failure::Hung(timeout));
             }
-            self.channel()
-                .wait(Some(left))
-                .map_err(Failure::Transport)?;
+            self.channel().wait(Some(left))?;
         }
     }
 }
@@ -329,7 +346,7 @@ impl PythonNode {
         node_id: &str,
         cfg: &PythonNodeConfig,
         opts: &WorkerOptions,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, NodeError> {
         let worker = Worker::spawn(node_id, cfg, opts)?;
         tracing::info!(node = node_id, node_type = %cfg.node_type, "python worker started");
         Ok(Self {
@@ -342,21 +359,29 @@ impl PythonNode {
     }
 
     /// Waits until the worker has loaded the module and the node's `initialize()` finished.
-    /// A missing module or class, rejected params or a failing `initialize()` is the error.
-    pub fn wait_ready(&mut self) -> Result<(), String> {
+    /// A missing module or class, rejected params or a failing `initialize()` is a `Config`
+    /// error.
+    pub fn wait_ready(&mut self) -> Result<(), NodeError> {
         let timeout = self.cfg.init_timeout;
-        let worker = self.worker.as_mut().ok_or("the worker is not running")?;
+        let worker = self
+            .worker
+            .as_mut()
+            .ok_or_else(|| NodeError::Gone("the worker is not running".into()))?;
         let mut sink = Emitter::default();
-        match worker.collect(&mut sink, timeout) {
+        match worker.collect(&mut sink, timeout, None) {
             Ok(Kind::Ready) => Ok(()),
-            Ok(other) => Err(format!("the worker sent {other:?} before it was ready")),
-            Err(Failure::Raised(text)) => Err(text),
-            Err(Failure::Exited(text)) => Err(format!("{text} before it was ready")),
-            Err(Failure::Hung(t)) => Err(format!(
+            Ok(other) => Err(NodeError::Failed(format!(
+                "the worker sent {other:?} before it was ready"
+            ))),
+            Err(Failure::Raised(text)) => Err(NodeError::Config(text)),
+            Err(Failure::Exited(text)) => {
+                Err(NodeError::Gone(format!("{text} before it was ready")))
+            }
+            Err(Failure::Hung(t)) => Err(NodeError::Failed(format!(
                 "the Python worker was not ready within {} ms (init_timeout_ms) and was stopped",
                 t.as_millis()
-            )),
-            Err(Failure::Transport(text)) => Err(text),
+            ))),
+            Err(Failure::Transport(text)) => Err(NodeError::Failed(text)),
         }
     }
 
@@ -365,16 +390,17 @@ impl PythonNode {
         self.worker.as_ref().map(|w| w.pid as u32)
     }
 
-    fn describe(&self, failure: &Failure) -> String {
+    /// The failure as a node error: `Gone` when the worker ended, `Failed` otherwise.
+    fn describe(&self, failure: &Failure) -> NodeError {
         let t = &self.cfg.node_type;
         match failure {
-            Failure::Raised(text) => format!("{t} raised {text}"),
-            Failure::Exited(text) => format!("{t}: {text}"),
-            Failure::Hung(d) => format!(
+            Failure::Raised(text) => NodeError::Failed(format!("{t} raised {text}")),
+            Failure::Exited(text) => NodeError::Gone(format!("{t}: {text}")),
+            Failure::Hung(d) => NodeError::Failed(format!(
                 "{t} did not answer within {} ms (timeout_ms); its worker was killed",
                 d.as_millis()
-            ),
-            Failure::Transport(text) => format!("{t}: {text}"),
+            )),
+            Failure::Transport(text) => NodeError::Failed(format!("{t}: {text}")),
         }
     }
 
@@ -385,29 +411,29 @@ impl PythonNode {
         kind: Kind,
         packet: Option<&Packet>,
         out: &mut Emitter,
-    ) -> Result<(), String> {
+    ) -> Result<(), NodeError> {
         let timeout = self.cfg.timeout;
         let worker = self
             .worker
             .as_mut()
-            .ok_or("the worker could not be restarted")?;
+            .ok_or_else(|| NodeError::Gone("the worker could not be restarted".into()))?;
         let Err(failure) = worker.call(kind, packet, out, timeout) else {
             return Ok(());
         };
-        let text = self.describe(&failure);
+        let error = self.describe(&failure);
         let Some(policy) = self.cfg.restart.clone() else {
-            return Err(text);
+            return Err(error);
         };
         if self.restarts >= policy.max_restarts {
-            return Err(format!(
-                "{text} (after {} restart(s), the most the restart policy allows)",
-                self.restarts
-            ));
+            let restarts = self.restarts;
+            return Err(error.map_message(|text| {
+                format!("{text} (after {restarts} restart(s), the most the restart policy allows)")
+            }));
         }
         let backoff = policy.backoff.saturating_mul(1 << self.restarts.min(16));
         self.restarts += 1;
         if failure.worker_alive() {
-            out.warn(format!("{text} (the input was dropped; the node goes on)"));
+            out.warn(format!("{error} (the input was dropped; the node goes on)"));
             return Ok(());
         }
         self.worker = None;
@@ -420,22 +446,23 @@ impl PythonNode {
             Ok(()) => {
                 tracing::info!(node = %self.node_id, restart = self.restarts, "python worker restarted");
                 out.warn(format!(
-                    "{text}; restarted it (restart {} of {}), the input was dropped",
+                    "{error}; restarted it (restart {} of {}), the input was dropped",
                     self.restarts, policy.max_restarts
                 ));
                 Ok(())
             }
-            Err(e) => Err(format!("{text}; restarting it failed: {e}")),
+            // The restart's own failure says what kind of error this is (a module gone: Config).
+            Err(e) => Err(e.map_message(|m| format!("{error}; restarting it failed: {m}"))),
         }
     }
 }
 
 impl Node for PythonNode {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), String> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
         self.request(Kind::Process, Some(&input), out)
     }
 
-    fn finish(&mut self, out: &mut Emitter) -> Result<(), String> {
+    fn finish(&mut self, out: &mut Emitter) -> Result<(), NodeError> {
         self.request(Kind::Finish, None, out)
     }
 

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 pub use host::{PythonNode, WorkerOptions};
 pub use interpreter::python_executable;
 
-use crate::node::{NodeSpec, StreamFormat, Threading, no_latency};
+use crate::node::{NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 
 /// The registry-side stand-in for every Python node: its real type lives in the worker.
 /// Its output format is unknown before data flows, so a resampler (or the sink's caps)
@@ -26,7 +26,11 @@ pub static SPEC: NodeSpec = NodeSpec {
     doc: "A node written in Python, run in a worker process.",
     params: &[],
     threading: Threading::Adaptive,
-    create: |_| Err("Python nodes are started by the session".into()),
+    create: |_| {
+        Err(NodeError::Config(
+            "Python nodes are started by the session".into(),
+        ))
+    },
     format: |_, _| Ok(StreamFormat::Any),
     latency_ns: no_latency,
 };

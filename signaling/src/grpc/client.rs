@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use remotemedia_runtime::Backoff;
 
-use crate::reconnect::backoff_param;
+use crate::reconnect::{backoff_param, reopen};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -167,7 +167,8 @@ async fn open(target: &GrpcTarget, info: &PeerInfo, take_over: bool) -> Result<S
                 .other_peers
                 .into_iter()
                 .map(|p| super::convert::peer_from_pb(p.peer_id, p.capabilities, p.metadata))
-                .collect(),
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.message)?,
         }),
         Some(Resp::Error(e)) => Err(format!("announce refused: {} ({})", e.message, e.code)),
         _ => Err("unexpected answer to announce".into()),
@@ -183,6 +184,7 @@ fn to_request(signal: Signal) -> pb::SignalingRequest {
         Signal::Answer { to, sdp, .. } => Req::Answer(pb::AnswerRequest {
             to_peer_id: to,
             sdp,
+            r#type: "answer".into(),
         }),
         Signal::IceCandidate {
             to,
@@ -207,17 +209,13 @@ fn to_request(signal: Signal) -> pb::SignalingRequest {
 }
 
 /// A server notification as the event an in-process peer would have received.
-fn to_event(n: pb::Notification, me: &str) -> Option<Event> {
-    use pb::notification::Event as N;
+fn to_event(n: pb::SignalingNotification, me: &str) -> Option<Event> {
+    use pb::signaling_notification::Event as N;
     let to = me.to_owned();
     Some(match n.event? {
         N::PeerJoined(j) => {
             let p = j.peer?;
-            Event::Joined(super::convert::peer_from_pb(
-                p.peer_id,
-                p.capabilities,
-                p.metadata,
-            ))
+            Event::Joined(super::convert::peer_from_pb(p.peer_id, p.capabilities, p.metadata).ok()?)
         }
         N::PeerLeft(l) => Event::Left {
             peer_id: l.peer_id,
@@ -327,7 +325,7 @@ impl GrpcSignalClient {
             let me = info.peer_id.clone();
             let mut stream = first;
             loop {
-                let mut reason =
+                let reason =
                     match serve(stream, &me, &mut queue, &mut stop, &handler, &on_link).await {
                         Ok(()) => return,
                         Err(reason) => reason,
@@ -335,35 +333,17 @@ impl GrpcSignalClient {
                 // Signals queued while the server was away were meant for peers of the old
                 // session; they would only be refused.
                 while queue.try_recv().is_ok() {}
-                let mut attempt = 1;
-                stream = loop {
-                    let Some(delay) = target.backoff.delay(attempt) else {
-                        on_link(LinkEvent::Failed {
-                            attempts: attempt - 1,
-                            reason: format!("{shown}: {reason}"),
-                        });
-                        return;
-                    };
-                    on_link(LinkEvent::Reconnecting {
-                        attempt,
-                        max_attempts: target.backoff.max_attempts,
-                        delay,
-                        reason: format!("{shown}: {reason}"),
-                    });
-                    tokio::select! {
-                        _ = &mut stop => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    // Take over: the server may still hold our old stream's announce.
-                    match open(&target, &info, true).await {
-                        Ok(s) => break s,
-                        Err(e) => {
-                            attempt += 1;
-                            reason = e;
-                        }
-                    }
+                let stopped = async {
+                    let _ = (&mut stop).await;
                 };
-                on_link(LinkEvent::Reconnected { attempts: attempt });
+                // Take over: the server may still hold our old stream's announce.
+                let opened = reopen(&target.backoff, &shown, reason, &on_link, stopped, || {
+                    open(&target, &info, true)
+                });
+                match opened.await {
+                    Some(s) => stream = s,
+                    None => return,
+                }
             }
         });
         Ok(Self {

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::pb;
 use super::pb::data_buffer::Data;
-use crate::protocol::PeerInfo;
+use crate::protocol::{PeerInfo, RpcError};
 
 /// Why a buffer cannot become RuntimeData, naming the field.
 pub type BadBuffer = String;
@@ -216,14 +216,28 @@ pub fn size_of(data: &RuntimeData) -> usize {
     }
 }
 
-/// A registry peer as gRPC sees it. Capabilities come from a JSON object of booleans or a
-/// list of names (the page announces either); user_data values become strings.
+/// The capabilities with a field of their own in `PeerCapabilities`; others are extensions.
+const BASIC_CAPABILITIES: [&str; 3] = ["audio", "video", "data"];
+
+/// A registry peer as gRPC sees it. Capabilities come from a JSON object or a list of names
+/// (the page announces either); those beyond audio, video and data go to `extensions` as a
+/// JSON object. user_data values become strings.
 pub fn peer_to_pb(info: &PeerInfo) -> pb::webrtc::PeerInfo {
-    let has = |name: &str| match &info.capabilities {
-        Value::Object(m) => m.get(name).and_then(Value::as_bool).unwrap_or(false),
-        Value::Array(a) => a.iter().any(|v| v.as_str() == Some(name)),
-        _ => false,
+    let all: Map<String, Value> = match &info.capabilities {
+        Value::Object(m) => m.clone(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|name| (name.to_owned(), Value::Bool(true)))
+            .collect(),
+        _ => Map::new(),
     };
+    let has = |name: &str| all.get(name).and_then(Value::as_bool).unwrap_or(false);
+    let extensions: Map<String, Value> = all
+        .iter()
+        .filter(|(k, _)| !BASIC_CAPABILITIES.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let metadata = match &info.user_data {
         Value::Object(m) => m
             .iter()
@@ -240,27 +254,55 @@ pub fn peer_to_pb(info: &PeerInfo) -> pb::webrtc::PeerInfo {
             audio: has("audio"),
             video: has("video"),
             data: has("data"),
+            extensions: if extensions.is_empty() {
+                String::new()
+            } else {
+                Value::Object(extensions).to_string()
+            },
         }),
         metadata,
     }
 }
 
-/// A gRPC announce as a registry peer.
+/// A gRPC peer record as a registry peer; `extensions`, if set, must be a JSON object, and
+/// its entries join audio, video and data (which they cannot override).
 pub fn peer_from_pb(
     peer_id: String,
     capabilities: Option<pb::webrtc::PeerCapabilities>,
     metadata: std::collections::HashMap<String, String>,
-) -> PeerInfo {
+) -> Result<PeerInfo, RpcError> {
     let caps = capabilities.unwrap_or_default();
+    let mut all = match caps.extensions.trim() {
+        "" => Map::new(),
+        text => match serde_json::from_str(text) {
+            Ok(Value::Object(m)) => m,
+            Ok(other) => {
+                return Err(RpcError::invalid_params(format!(
+                    "peer '{peer_id}': capabilities.extensions must be a JSON object, not {other}"
+                )));
+            }
+            Err(e) => {
+                return Err(RpcError::invalid_params(format!(
+                    "peer '{peer_id}': capabilities.extensions is not JSON: {e}"
+                )));
+            }
+        },
+    };
+    for (name, on) in BASIC_CAPABILITIES
+        .iter()
+        .zip([caps.audio, caps.video, caps.data])
+    {
+        all.insert((*name).to_owned(), Value::Bool(on));
+    }
     let user_data: Map<String, Value> = metadata
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
-    PeerInfo {
+    Ok(PeerInfo {
         peer_id,
-        capabilities: serde_json::json!({"audio": caps.audio, "video": caps.video, "data": caps.data}),
+        capabilities: Value::Object(all),
         user_data: Value::Object(user_data),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ fn status_name(e: &RpcError) -> &'static str {
 fn error(request_id: &str, e: &RpcError) -> pb::SignalingResponse {
     response(
         request_id,
-        Resp::Error(pb::SignalingError {
+        Resp::Error(pb::ErrorResponse {
             code: status_name(e).into(),
             message: e.message.clone(),
             kind: e.kind.as_str().into(),
@@ -75,8 +75,8 @@ fn error(request_id: &str, e: &RpcError) -> pb::SignalingResponse {
     )
 }
 
-fn notification(event: Event) -> pb::Notification {
-    use pb::notification::Event as N;
+fn notification(event: Event) -> pb::SignalingNotification {
+    use pb::signaling_notification::Event as N;
     let event = match event {
         Event::Joined(info) => N::PeerJoined(pb::PeerJoined {
             peer: Some(peer_to_pb(&info)),
@@ -112,7 +112,7 @@ fn notification(event: Event) -> pb::Notification {
             }),
         },
     };
-    pb::Notification { event: Some(event) }
+    pb::SignalingNotification { event: Some(event) }
 }
 
 /// What the registry calls for a gRPC peer: queue the notification, never wait.
@@ -143,6 +143,14 @@ fn handler(peer_id: String, out: Outbound) -> Handler {
             )
         })
     })
+}
+
+/// The id an offer's ack carries, RemoteMedia's form: `<from>_<to>_<unix ms>`.
+fn offer_id(from: &str, to: &str) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{from}_{to}_{ms}")
 }
 
 fn bad(message: impl Into<String>) -> RpcError {
@@ -194,7 +202,7 @@ impl Peer {
 
     fn relay(&self, signal: Signal) -> Result<Resp, RpcError> {
         self.registry.route(signal)?;
-        Ok(Resp::Ack(pb::Ack::default()))
+        Ok(Resp::Ack(pb::AckResponse::default()))
     }
 
     fn dispatch(&mut self, request: pb::SignalingRequest) -> Result<Resp, RpcError> {
@@ -220,18 +228,19 @@ impl Peer {
                         me.peer_id()
                     )));
                 }
-                let info = peer_from_pb(a.peer_id, a.capabilities, a.metadata);
+                let info = peer_from_pb(a.peer_id, a.capabilities, a.metadata)?;
                 let handler = handler(info.peer_id.clone(), self.out.clone());
                 let (me, others) = self
                     .registry
                     .register_local_with(info, handler, a.take_over)?;
                 self.me = Some(me);
-                Ok(Resp::Ack(pb::Ack {
+                Ok(Resp::Ack(pb::AckResponse {
                     peers_count: others.len() as u32 + 1,
                     other_peers: others.iter().map(peer_to_pb).collect(),
+                    ..Default::default()
                 }))
             }
-            Req::ListPeers(_) => Ok(Resp::PeerList(pb::PeerList {
+            Req::ListPeers(_) => Ok(Resp::PeerList(pb::PeerListResponse {
                 peers: self.registry.peers().iter().map(peer_to_pb).collect(),
             })),
             Req::Offer(o) => {
@@ -242,9 +251,18 @@ impl Peer {
                     sdp: o.sdp,
                 })?;
                 self.metrics.offer_relayed(&from, &o.to_peer_id);
-                Ok(Resp::Ack(pb::Ack::default()))
+                Ok(Resp::Ack(pb::AckResponse {
+                    offer_id: offer_id(&from, &o.to_peer_id),
+                    ..Default::default()
+                }))
             }
             Req::Answer(a) => {
+                if !matches!(a.r#type.as_str(), "" | "answer") {
+                    return Err(bad(format!(
+                        "answer: type is '{}'; an answer's SDP type is 'answer'",
+                        a.r#type
+                    )));
+                }
                 let from = self.sdp_sender("answer", &a.to_peer_id, &a.sdp)?;
                 self.relay(Signal::Answer {
                     from: from.clone(),
@@ -252,7 +270,7 @@ impl Peer {
                     sdp: a.sdp,
                 })?;
                 self.metrics.answer_relayed(&from, &a.to_peer_id);
-                Ok(Resp::Ack(pb::Ack::default()))
+                Ok(Resp::Ack(pb::AckResponse::default()))
             }
             Req::IceCandidate(c) => {
                 let from = self.announced("ice_candidate")?.peer_id().to_owned();
@@ -282,7 +300,7 @@ impl Peer {
                         me.leave("disconnect");
                         self.metrics.peer_left(&from);
                     }
-                    return Ok(Resp::Ack(pb::Ack::default()));
+                    return Ok(Resp::Ack(pb::AckResponse::default()));
                 }
                 self.relay(Signal::Disconnect {
                     from,
