@@ -9,7 +9,9 @@ they share the machine's state). Each process reports the CPU it used (all its t
 streaming, after its model is loaded and warmed up; per-stream CPU is that over the audio's
 duration, in % of one core. Our side consumes every output the session produces (the audio
 passed through and the VAD events); Pipecat's side awaits `analyze_audio` per piece, as its
-transports do.
+transports do. A third process runs the same paced loop feeding nothing: the harness's own
+cost (an asyncio timer per piece), which both sides pay and neither is; the table gives the
+ratio raw and net of it.
 
 Pipecat comes from the PyPI registry into .venv-pipecat (created on first use); ours runs in
 the project's .venv. Prints a Markdown table for BENCHMARKS.md.
@@ -107,9 +109,22 @@ async def pipecat(audio: np.ndarray) -> dict:
     return {"side": "pipecat SileroVADAnalyzer", "cpu_s": cpu, "wall_s": wall, "outputs": states}
 
 
+async def harness(audio: np.ndarray) -> dict:
+    pieces = [audio[i:i + PIECE] for i in range(0, len(audio), PIECE)]
+
+    async def feed(_piece):
+        pass
+
+    cpu0, start = await paced(pieces, feed)
+    cpu, wall = cpu_seconds() - cpu0, time.monotonic() - start
+    return {"side": "harness (paced loop alone)", "cpu_s": cpu, "wall_s": wall, "outputs": {}}
+
+
 def side_main(side: str, audio_path: str) -> None:
     audio = np.fromfile(audio_path, "<f4")
-    if side == "pipecat":
+    if side == "harness":
+        result = asyncio.run(harness(audio))
+    elif side == "pipecat":
         from loguru import logger  # Pipecat's log: it would print each parameter change
 
         logger.remove()
@@ -135,7 +150,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=65.0)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--side", choices=["ours", "pipecat"], help=argparse.SUPPRESS)
+    p.add_argument("--side", choices=["ours", "pipecat", "harness"], help=argparse.SUPPRESS)
     p.add_argument("--audio", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.side:
@@ -150,7 +165,7 @@ def main() -> None:
         for round_no in range(1, args.rounds + 1):
             procs = [subprocess.Popen([py, __file__, "--side", side, "--audio", audio_path],
                                       stdout=subprocess.PIPE, text=True, cwd=ROOT)
-                     for py, side in ((ours_py, "ours"), (pipecat_py, "pipecat"))]
+                     for py, side in ((ours_py, "ours"), (pipecat_py, "pipecat"), (ours_py, "harness"))]
             results = []
             for proc in procs:
                 out, _ = proc.communicate()
@@ -162,12 +177,13 @@ def main() -> None:
                 r["cpu_percent"] = 100 * r["cpu_s"] / r["audio_s"]
                 print(json.dumps(r), file=sys.stderr)
             rows.append(results)
-    print("| round | ours: StreamSession % of a core | Pipecat SileroVADAnalyzer % | ratio |")
-    print("|---|---|---|---|")
-    for results in rows:
-        o, pc = results
-        print(f"| {o['round']} | {o['cpu_percent']:.2f} | {pc['cpu_percent']:.2f} | "
-              f"{o['cpu_percent'] / pc['cpu_percent']:.2f}x |")
+    print("| round | ours: StreamSession, % of a core | Pipecat SileroVADAnalyzer | harness alone "
+          "| ratio raw | ratio net of the harness |")
+    print("|---|---|---|---|---|---|")
+    for o, pc, h in rows:
+        net = (o["cpu_percent"] - h["cpu_percent"]) / (pc["cpu_percent"] - h["cpu_percent"])
+        print(f"| {o['round']} | {o['cpu_percent']:.2f} | {pc['cpu_percent']:.2f} | {h['cpu_percent']:.2f} | "
+              f"{o['cpu_percent'] / pc['cpu_percent']:.2f}x | {net:.2f}x |")
 
 
 if __name__ == "__main__":

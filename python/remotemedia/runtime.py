@@ -168,10 +168,33 @@ class StreamSession:
         input is handed on from the event loop's own thread (the GIL released; cheap native
         nodes run here); otherwise a thread sends it, waiting for room while the loop goes on."""
         native = _to_native(item)
-        if self._native.send_is_quick():
+        if not self._native.send_is_quick():
+            await asyncio.to_thread(self._native.send, native)
+        elif not self._waiters:
             self._native.send(native)
         else:
-            await asyncio.to_thread(self._native.send, native)
+            # A receiver waits: what the nodes that run here make is handed to it directly,
+            # without a wake-up through the socket.
+            self._native.disarm_wakeup()
+            try:
+                self._native.send(native)
+            finally:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Moves the outputs queued now to the waiting receivers (re-arming the socket for
+        those still to come); an error among them is raised by the receiver, in its place."""
+        try:
+            ready = self._native.take_ready()
+            if not ready:
+                self._native.arm_wakeup()
+                ready = self._native.take_ready()
+        except Exception as e:  # a node failed: the receiver raises it
+            ready = [e]
+        if ready:
+            self._rest.extend(ready)
+            for woken in list(self._waiters):
+                _wake(woken)
 
     async def recv(self, timeout: float | None = None) -> dict | None:
         """The next output, or None if none came within `timeout` seconds (None: wait until
@@ -180,7 +203,10 @@ class StreamSession:
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             if self._rest:
-                return self._rest.popleft()
+                out = self._rest.popleft()
+                if isinstance(out, Exception):
+                    raise out
+                return out
             self._rest.extend(self._native.take_ready())
             if self._rest:
                 continue
@@ -246,7 +272,7 @@ class StreamSession:
                 self._unwatch()
                 for woken in list(self._waiters):
                     _wake(woken)
-        return list(self._rest)
+        return [out for out in self._rest if not isinstance(out, Exception)]
 
     def metrics(self) -> list:
         return self._native.metrics()

@@ -496,6 +496,12 @@ impl Session {
         self.armed.store(true, Ordering::Release);
     }
 
+    /// Disarms the wakeup socket: the caller looks for outputs itself (`take_ready`) and
+    /// re-arms it (`arm_wakeup`) before anyone waits.
+    fn disarm_wakeup(&self) {
+        self.armed.store(false, Ordering::Release);
+    }
+
     /// Every output queued now, in order, without waiting (an empty list if none). An error
     /// queued after some outputs is raised by the next call.
     fn take_ready<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {

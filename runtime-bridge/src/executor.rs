@@ -226,6 +226,8 @@ struct Queued {
     queued: AtomicUsize,
     /// Adaptive: the recent call time, ns (a moving average; `u64::MAX` until measured).
     recent_ns: Option<AtomicU64>,
+    /// A Python node: its next call may take any time, whatever the recent ones took.
+    unbounded: bool,
 }
 
 impl Queued {
@@ -352,7 +354,12 @@ impl Shared {
                     let start = Instant::now();
                     let emitted = self.process(idx, node.as_mut(), packet);
                     q.observe(start.elapsed(), emitted.is_ok());
-                    return self.route(idx, emitted?);
+                    // As on its thread: a failure goes to the sink, in order with the
+                    // outputs, not to this sender (whether it ran here is a matter of timing).
+                    if let Err(e) = emitted.and_then(|p| self.route(idx, p)) {
+                        self.sink.error(e);
+                    }
+                    return Ok(());
                 }
                 q.queued.fetch_add(1, Ordering::AcqRel);
                 q.tx.send(Msg::Data(packet, self.epoch.load(Ordering::Acquire)))
@@ -484,6 +491,7 @@ impl Session {
                 node: Mutex::new(node),
                 queued: AtomicUsize::new(0),
                 recent_ns: (threading == Threading::Adaptive).then(|| AtomicU64::new(u64::MAX)),
+                unbounded: entry.python.is_some(),
             }));
             pending.push((idx, rx));
         }
@@ -555,15 +563,16 @@ impl Session {
     }
 
     /// Whether `send` returns quickly now: no dedicated node has more than half a queue
-    /// waiting (one input rarely makes more than a few packets for one node), and no adaptive
-    /// node would run on the sender (its cost is learnt, and its next call may be slow). A
-    /// caller that must not block (an event loop) sends directly while this holds and from a
-    /// thread otherwise.
+    /// waiting (one input rarely makes more than a few packets for one node), and no Python
+    /// node would run on the sender (its next call may be slow, whatever the recent ones
+    /// took; a native adaptive node's calls are bounded). A caller that must not block (an
+    /// event loop) sends directly while this holds and from a thread otherwise.
     pub fn send_is_quick(&self) -> bool {
         self.shared.slots.iter().all(|slot| match slot {
             Slot::Inline(_) => true,
             Slot::Dedicated(q) => {
-                !q.runs_inline() && q.queued.load(Ordering::Acquire) <= QUEUE_CAPACITY / 2
+                !(q.unbounded && q.runs_inline())
+                    && q.queued.load(Ordering::Acquire) <= QUEUE_CAPACITY / 2
             }
         })
     }

@@ -227,6 +227,14 @@ fn an_adaptive_node_runs_on_the_sender_while_cheap_and_on_its_thread_when_slow()
             .any(|w| w.iter().all(|c| c.ends_with("@sender"))),
         "{cheap:?}"
     );
+    // A failure reaches the receiver, in order, wherever the node ran: never the sender.
+    s.send(RuntimeData::Binary(vec![1u8].into()))
+        .expect("the sender is not told");
+    let failed = s.recv_timeout(Duration::from_secs(5)).unwrap().unwrap_err();
+    assert_eq!(
+        (failed.node_id.as_str(), failed.code),
+        ("w", ErrorCode::Pipeline)
+    );
     // Steadily slow calls (3 ms, over the 1 ms budget) move it back to its thread.
     let slow: Vec<String> = (0..20).map(|i| call(&format!("slow{i}"))).collect();
     assert_eq!(slow.last().unwrap(), "slow19@thread", "{slow:?}");

@@ -73,9 +73,10 @@ pub static SPEC: NodeSpec = NodeSpec {
     doc: "Silero VAD v5/v6 on 512-sample 16 kHz frames; passes audio through and emits JSON \
           {has_speech, speech_probability, is_speech_start, is_speech_end, timestamp_ms}.",
     params: PARAMS,
-    // Inference takes a fraction of a millisecond per frame: off the streaming thread, it
-    // overlaps with upstream work instead of adding to it.
-    threading: Threading::Dedicated,
+    // Inference takes a fraction of a millisecond per frame: the sender runs it while its
+    // queue is empty (no thread hand-over per buffer), its thread takes over when inputs
+    // come faster than it keeps up with.
+    threading: Threading::Adaptive,
     create: |p| Ok(Box::new(SileroVad::new(p)?)),
     format,
     latency_ns: no_latency,
