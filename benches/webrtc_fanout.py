@@ -97,6 +97,7 @@ def main(seconds):
     sink = subprocess.Popen(
         ["gst-launch-1.0", "-q",
          "remotemediawebrtcsink", "name=s", f"signaling-port={port}", "ice-loopback-only=true", "max-peers=20",
+         "video-codec=vp8",  # the receivers are aiortc peers: VP8 or H.264, no VP9
          "videotestsrc", "is-live=true", "pattern=smpte", "horizontal-speed=8", "!",
          "video/x-raw,width=1280,height=720,framerate=30/1", "!", "s.video_0",
          "audiotestsrc", "is-live=true", "!", "s.audio_0"],

@@ -218,6 +218,7 @@ def test_external_signaling_url(sink):
     assert port > 0
     pipeline = Gst.parse_launch(
         f"remotemediawebrtcsink name=s signaling-url=ws://127.0.0.1:{port}/ws peer-id=far ice-loopback-only=true "
+        "video-codec=vp8 "  # aiortc decodes VP8 and H.264, not VP9
         "videotestsrc is-live=true ! video/x-raw,width=160,height=120 ! s.video_0"
     )
     try:

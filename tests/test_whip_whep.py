@@ -66,8 +66,9 @@ def test_aiortc_publishes_h264_and_opus_into_the_src(gst_env, tmp_path):
 
 def test_whep_player_gets_the_sinks_stream(gst_env):
     port = free_port()
+    # The player is aiortc, which decodes VP8 and H.264, not VP9 (the default).
     tx = Launch(["audiotestsrc", "is-live=true", "freq=660", "!", "remotemediawebrtcsink", "name=tx",
-                 f"signaling-port={port}", "ice-loopback-only=true", f"auth-token={TOKEN}",
+                 f"signaling-port={port}", "ice-loopback-only=true", f"auth-token={TOKEN}", "video-codec=vp8",
                  "videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=15/1", "!", "tx."],
                 gst_env)
     try:
@@ -387,13 +388,14 @@ def test_a_late_whep_player_of_a_relayed_whip_stream_gets_a_key_frame_at_once(gs
     whip_port, whep_port = free_port(), free_port()
     relay = Launch(["remotemediawebrtcsrc", "name=rx", f"signaling-port={whip_port}", "decode=false",
                     "ice-loopback-only=true", "remotemediawebrtcsink", "name=tx", f"signaling-port={whep_port}",
-                    "ice-loopback-only=true", "rx.video_0", "!", "queue", "!", "tx.video_0"], gst_env)
+                    "ice-loopback-only=true", "video-codec=vp8", "rx.video_0", "!", "queue", "!", "tx.video_0"],
+                   gst_env)
     publisher_proc = None
     try:
         playing(relay)
         publisher_proc = Launch(["videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=30/1",
                                  "!", "remotemediawebrtcsink", f"whip-url=http://127.0.0.1:{whip_port}/whip",
-                                 "ice-loopback-only=true"], gst_env)
+                                 "ice-loopback-only=true", "video-codec=vp8"], gst_env)
         wait_until(lambda: relay.count(r"peer-connected, peer-id=\(string\)whip-") == 1, "the publisher", 20,
                    [relay, publisher_proc])
         time.sleep(3.0)  # well past the publisher's first key frame

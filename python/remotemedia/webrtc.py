@@ -70,7 +70,7 @@ class WebRtcServerConfig:
     turn_servers: list = field(default_factory=list)
     max_peers: int = 10
     audio_codec: str = "opus"
-    video_codec: str = "vp8"
+    video_codec: str = "vp9"
     host: str = "127.0.0.1"
     peer_id: str = "remotemedia"
     ice_loopback_only: bool = False
