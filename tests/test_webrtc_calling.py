@@ -33,6 +33,14 @@ class Launch:
         self.out.flush()
         return Path(self.out.name).read_text(errors="replace")
 
+    def story(self, lines=40):
+        """What matters of the log when a wait fails: our elements' messages, warnings, errors
+        and panics, without the state changes."""
+        keep = [line for line in self.log().splitlines()
+                if re.search(r"remotemedia|WARN|ERROR|rror|panicked|refused|failed", line)
+                and "state-changed" not in line and "stream-status" not in line]
+        return f"{self.args[:4]} ...\n" + "\n".join(keep[-lines:])
+
     def count(self, pattern):
         return len(re.findall(pattern, self.log()))
 
@@ -68,7 +76,7 @@ def wait_until(predicate, what, timeout=30, procs=()):
         for p in procs:
             assert p.proc.poll() is None, f"{p.args[:3]} exited while waiting for {what}:\n{p.log()[-3000:]}"
         time.sleep(0.1)
-    logs = "\n".join(p.log()[-2000:] for p in procs)
+    logs = "\n".join(p.story() for p in procs)
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 

@@ -89,6 +89,24 @@ def test_whep_player_gets_the_sinks_stream(gst_env):
         tx.stop()
 
 
+def test_a_player_without_the_sinks_video_codec_is_told_which_to_set(gst_env):
+    port = free_port()
+    tx = Launch(["videotestsrc", "is-live=true", "!", "remotemediawebrtcsink", f"signaling-port={port}",
+                 "ice-loopback-only=true"], gst_env)  # VP9, the default; aiortc offers VP8 and H.264
+    try:
+        playing(tx)
+
+        async def scenario():
+            p = player(f"http://127.0.0.1:{port}/whep")
+            assert await p.negotiate(None) == 400, p.body
+            return p.body
+
+        body = run(scenario())
+        assert "no VP9 video" in body and "VP8" in body and "video-codec" in body, body
+    finally:
+        tx.stop()
+
+
 def test_the_server_runs_its_manifest_on_a_whip_publisher(gst_env):
     port = free_port()
     srv = Launch(["remotemediawebrtcserver", "manifest=examples/launch/vad.json", f"signaling-port={port}",

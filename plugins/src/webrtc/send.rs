@@ -17,6 +17,8 @@ use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, M
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtcp::receiver_report::ReceiverReport;
+use webrtc::rtcp::sender_report::SenderReport;
 use webrtc::rtp::packet::Packet;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
@@ -54,6 +56,11 @@ impl VideoCodec {
             VideoCodec::Vp9 => MIME_TYPE_VP9,
             VideoCodec::H264 => MIME_TYPE_H264,
         }
+    }
+
+    /// The codec's encoding name in SDP (`a=rtpmap:96 VP9/90000`).
+    fn sdp_name(self) -> &'static str {
+        self.mime().rsplit('/').next().unwrap_or_default()
     }
 
     /// The caps of this codec's encoded stream, as accepted on a `video_%u` pad.
@@ -152,7 +159,60 @@ pub struct Stream {
     pub packets: AtomicU64,
 }
 
+/// Whether an RTCP packet reports on received RTP (a receiver or sender report with blocks).
+fn reports_reception(packet: &dyn std::any::Any) -> bool {
+    packet
+        .downcast_ref::<ReceiverReport>()
+        .is_some_and(|r| !r.reports.is_empty())
+        || packet
+            .downcast_ref::<SenderReport>()
+            .is_some_and(|r| !r.reports.is_empty())
+}
+
+/// The video codecs an SDP offers (encoding names, upper case, in order; retransmission and
+/// error-correction payloads left out).
+fn offered_video_codecs(sdp: &str) -> Vec<String> {
+    let mut in_video = false;
+    let mut codecs: Vec<String> = Vec::new();
+    for line in sdp.lines() {
+        if let Some(media) = line.strip_prefix("m=") {
+            in_video = media.starts_with("video");
+        } else if in_video && let Some(map) = line.strip_prefix("a=rtpmap:") {
+            let name = map
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.split('/').next())
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            if !["RTX", "RED", "ULPFEC", "FLEXFEC-03", ""].contains(&name.as_str())
+                && !codecs.contains(&name)
+            {
+                codecs.push(name);
+            }
+        }
+    }
+    codecs
+}
+
 impl Stream {
+    /// Whether a peer's offer can take this stream: a video stream's codec must be among the
+    /// offer's video codecs, or the call would carry no video and say nothing.
+    pub fn check_offer(&self, offer: &str) -> Result<(), String> {
+        if self.kind != Kind::Video {
+            return Ok(());
+        }
+        let wanted = self.settings.video_codec.sdp_name();
+        let offered = offered_video_codecs(offer);
+        if offered.is_empty() || offered.iter().any(|c| c.eq_ignore_ascii_case(wanted)) {
+            return Ok(());
+        }
+        Err(format!(
+            "the peer offers no {wanted} video (it offers {}): set the sink's video-codec to one \
+             of those",
+            offered.join(", ")
+        ))
+    }
+
     /// Creates the fixed head of the chain inside `bin` and returns the pad to ghost.
     pub fn new(
         bin: &gst::Bin,
@@ -411,13 +471,17 @@ impl Stream {
         // Reading RTCP keeps the interceptors going; PLI and FIR ask for a key frame.
         let weak = Arc::downgrade(self);
         RUNTIME.spawn(async move {
-            let mut first = true;
+            let (mut first, mut heard) = (true, false);
             while let Ok((packets, _)) = sender.read_rtcp().await {
                 let Some(stream) = weak.upgrade() else { break };
-                // RTCP comes back only once the sender is bound to the peer. The key frame
-                // asked for when the peer connected may have gone out before that, to nobody
-                // (then the peer waited for the next periodic one): ask again, unmerged.
-                if std::mem::take(&mut first) {
+                // The key frame asked for when the peer connected may have gone out before
+                // the sender was bound to it, to nobody; a decoder that missed it waits for
+                // the next periodic one (20 s) unless it asks, and not every peer asks. So
+                // ask again, unmerged: at the first RTCP, and at the first report that the
+                // peer receives our packets (then the key frame surely reaches it).
+                let now_heard = !heard && packets.iter().any(|p| reports_reception(p.as_any()));
+                heard |= now_heard;
+                if std::mem::take(&mut first) || now_heard {
                     stream.force_key_unit();
                 } else if packets.iter().any(|p| {
                     let any = p.as_any();
@@ -455,5 +519,21 @@ impl Stream {
         if let Some(pad) = self.appsink.static_pad("sink") {
             pad.push_event(event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offers_video_codecs_are_read_from_its_video_section_only() {
+        let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                     m=video 9 UDP/TLS/RTP/SAVPF 96 97 98\r\na=rtpmap:96 VP8/90000\r\n\
+                     a=rtpmap:97 rtx/90000\r\na=rtpmap:98 H264/90000\r\n";
+        assert_eq!(offered_video_codecs(offer), vec!["VP8", "H264"]);
+        assert!(offered_video_codecs("v=0\r\nm=audio 9 RTP 0\r\n").is_empty());
+        assert_eq!(VideoCodec::Vp9.sdp_name(), "VP9");
+        assert_eq!(VideoCodec::H264.sdp_name(), "H264");
     }
 }

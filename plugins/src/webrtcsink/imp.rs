@@ -83,7 +83,13 @@ impl Role for SinkRole {
             .is_none()
             .then_some(RTCRtpTransceiverDirection::Sendonly);
         Box::pin(async move {
-            for stream in self.streams() {
+            let streams = self.streams();
+            if let Some(offer) = offer {
+                for stream in &streams {
+                    stream.check_offer(offer)?;
+                }
+            }
+            for stream in streams {
                 stream.add_to(pc, direction).await?;
             }
             Ok(())
