@@ -505,7 +505,8 @@ impl Session {
     /// Every output queued now, in order, without waiting (an empty list if none). An error
     /// queued after some outputs is raised by the next call.
     fn take_ready<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        if let Some(e) = lock(&self.pending_error).take() {
+        let pending = lock(&self.pending_error).take();
+        if let Some(e) = pending {
             return Err(pipeline_error(e));
         }
         let mut outputs = Vec::new();
@@ -557,7 +558,8 @@ impl Session {
     /// The next output, waiting up to `timeout` seconds (None if nothing came).
     #[pyo3(signature = (timeout=0.0))]
     fn recv<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Option<Bound<'py, PyDict>>> {
-        if let Some(e) = lock(&self.pending_error).take() {
+        let pending = lock(&self.pending_error).take();
+        if let Some(e) = pending {
             return Err(pipeline_error(e));
         }
         let inner = Arc::clone(&self.inner);
@@ -573,7 +575,8 @@ impl Session {
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let inner = Arc::clone(&self.inner);
         let outputs = py.detach(move || inner.close()).map_err(pipeline_error)?;
-        if let Some(e) = lock(&self.pending_error).take() {
+        let pending = lock(&self.pending_error).take();
+        if let Some(e) = pending {
             return Err(pipeline_error(e));
         }
         let outputs = outputs

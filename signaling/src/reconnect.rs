@@ -1,6 +1,7 @@
-//! What the signaling clients (ws:// and grpc://) share about losing their server: the events
-//! they report, the backoff parameters their URLs carry (`max_attempts`,
-//! `initial_backoff_ms`, `max_backoff_ms`, `backoff_multiplier`), and the reconnect loop.
+//! What the signaling clients (ws:// and grpc://) share about their link to the server: the
+//! events they report, the backoff parameters their URLs carry (`max_attempts`,
+//! `initial_backoff_ms`, `max_backoff_ms`, `backoff_multiplier`), the reconnect loop, and
+//! what to do with notifications that arrive before the answer to an announce.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use remotemedia_runtime::Backoff;
 
-use crate::protocol::RpcError;
+use crate::protocol::{PeerInfo, RpcError};
+use crate::registry::Event;
 
 /// What a client reports about its link to the server.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +60,25 @@ pub fn backoff_param(
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// Notifications that came before the answer to our announce: the server registers us first,
+/// so a peer announcing meanwhile is told to us before that answer is. Joins and leaves update
+/// the peers the answer listed (a dropped join would leave a `connect-to` peer never called);
+/// what remains (signals) is returned, for the handler.
+pub fn settle_early(present: &mut Vec<PeerInfo>, early: Vec<Event>) -> Vec<Event> {
+    let mut signals = Vec::new();
+    for event in early {
+        match event {
+            Event::Joined(info) => {
+                present.retain(|p| p.peer_id != info.peer_id);
+                present.push(info);
+            }
+            Event::Left { peer_id, .. } => present.retain(|p| p.peer_id != peer_id),
+            signal => signals.push(signal),
+        }
+    }
+    signals
 }
 
 /// Opens a lost link again: waits `backoff`'s delay before each attempt, reports every
@@ -120,6 +141,35 @@ pub fn ws_backoff(url: &str) -> Result<Backoff, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn early_joins_and_leaves_settle_into_the_present_peers() {
+        let peer = |id: &str| PeerInfo {
+            peer_id: id.into(),
+            capabilities: serde_json::json!({}),
+            user_data: serde_json::json!({}),
+        };
+        let mut present = vec![peer("a"), peer("b")];
+        let offer = Event::Signal(crate::protocol::Signal::Offer {
+            from: "c".into(),
+            to: "me".into(),
+            sdp: "v=0".into(),
+        });
+        let left = |id: &str| Event::Left {
+            peer_id: id.into(),
+            reason: "left".into(),
+        };
+        let early = vec![
+            Event::Joined(peer("c")),
+            left("a"),
+            offer.clone(),
+            Event::Joined(peer("b")),
+        ];
+        let signals = settle_early(&mut present, early);
+        let ids: Vec<&str> = present.iter().map(|p| p.peer_id.as_str()).collect();
+        assert_eq!(ids, ["c", "b"]);
+        assert_eq!(signals, vec![offer]);
+    }
 
     #[test]
     fn ws_urls_carry_backoff_and_keep_other_parameters() {

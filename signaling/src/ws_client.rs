@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::protocol::{self, PeerInfo, RpcError, Signal};
-use crate::reconnect::{LinkHandler, reopen, ws_backoff};
+use crate::reconnect::{LinkHandler, reopen, settle_early, ws_backoff};
 use crate::registry::{Event, Handler};
 
 /// What the client reports besides peer events: errors the server answered with.
@@ -29,8 +29,9 @@ pub struct WsClient {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Connects and announces `info`; returns the socket and the other peers present.
-async fn open(url: &str, info: &PeerInfo) -> Result<(Socket, Vec<PeerInfo>), RpcError> {
+/// Connects and announces `info`; returns the socket, the other peers present, and signals
+/// that came before the answer (see `settle_early`).
+async fn open(url: &str, info: &PeerInfo) -> Result<(Socket, Vec<PeerInfo>, Vec<Event>), RpcError> {
     let connect = tokio_tungstenite::connect_async(url);
     let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), connect)
         .await
@@ -40,13 +41,16 @@ async fn open(url: &str, info: &PeerInfo) -> Result<(Socket, Vec<PeerInfo>), Rpc
     ws.send(Message::text(announce.to_string()))
         .await
         .map_err(|e| RpcError::link(url, e))?;
+    let mut early = Vec::new();
     let reply = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(Ok(m)) = ws.next().await {
             if let Message::Text(t) = m
                 && let Ok(v) = serde_json::from_str::<Value>(t.as_str())
-                && v.get("id") == Some(&json!(0))
             {
-                return Some(v);
+                if v.get("id") == Some(&json!(0)) {
+                    return Some(v);
+                }
+                early.extend(notification_event(&v, &info.peer_id));
             }
         }
         None
@@ -57,12 +61,13 @@ async fn open(url: &str, info: &PeerInfo) -> Result<(Socket, Vec<PeerInfo>), Rpc
     if let Some(err) = reply.get("error") {
         return Err(RpcError::link(url, format!("peer.announce refused: {err}")));
     }
-    let present: Vec<PeerInfo> = reply
+    let mut present: Vec<PeerInfo> = reply
         .pointer("/result/other_peers")
         .cloned()
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
-    Ok((ws, present))
+    let signals = settle_early(&mut present, early);
+    Ok((ws, present, signals))
 }
 
 /// Serves one connection until it is lost (`Err`) or the client is dropped (`Ok`).
@@ -118,7 +123,7 @@ impl WsClient {
         on_link: LinkHandler,
     ) -> Result<Self, RpcError> {
         let backoff = ws_backoff(url).map_err(|e| RpcError::link(url, e))?;
-        let (first, present) = open(url, &info).await?;
+        let (first, present, mut early) = open(url, &info).await?;
         let (outbound, mut queue) = mpsc::channel::<String>(256);
         let me = info.peer_id.clone();
         let url_owned = url.to_owned();
@@ -127,6 +132,9 @@ impl WsClient {
             let url = url_owned;
             let mut ws = first;
             loop {
+                for event in early.drain(..) {
+                    let _ = handler(event);
+                }
                 let reason = match serve(ws, &me, &url, &mut queue, &handler, &on_error).await {
                     Ok(()) => return,
                     Err(reason) => reason,
@@ -137,9 +145,10 @@ impl WsClient {
                 let opened = reopen(&backoff, &url, reason, &on_link, dropped, || async {
                     open(&url, &info).await.map_err(|e| e.message)
                 });
-                let Some((socket, present)) = opened.await else {
+                let Some((socket, present, signals)) = opened.await else {
                     return;
                 };
+                early = signals;
                 for peer in present {
                     let _ = handler(Event::Joined(peer));
                 }

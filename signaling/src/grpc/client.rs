@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use remotemedia_runtime::Backoff;
 
-use crate::reconnect::{backoff_param, reopen};
+use crate::reconnect::{backoff_param, reopen, settle_early};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -116,6 +116,8 @@ struct Stream {
     responses: tonic::Streaming<pb::SignalingResponse>,
     /// The other peers the announce's ack listed.
     present: Vec<PeerInfo>,
+    /// Signals that came before the ack (see `settle_early`), for the handler first.
+    early: Vec<Event>,
 }
 
 async fn open(target: &GrpcTarget, info: &PeerInfo, take_over: bool) -> Result<Stream, String> {
@@ -154,25 +156,36 @@ async fn open(target: &GrpcTarget, info: &PeerInfo, take_over: bool) -> Result<S
         .await
         .map_err(|s| format!("{}: {}", s.code(), s.message()))?
         .into_inner();
-    let first = tokio::time::timeout(Duration::from_secs(10), responses.message())
-        .await
-        .map_err(|_| "no answer to announce within 10 s".to_owned())?
-        .map_err(|s| format!("{}: {}", s.code(), s.message()))?
-        .ok_or_else(|| "stream closed during announce".to_owned())?;
-    match first.response {
-        Some(Resp::Ack(ack)) => Ok(Stream {
-            requests,
-            responses,
-            present: ack
-                .other_peers
-                .into_iter()
-                .map(|p| super::convert::peer_from_pb(p.peer_id, p.capabilities, p.metadata))
-                .collect::<Result<_, _>>()
-                .map_err(|e| e.message)?,
-        }),
-        Some(Resp::Error(e)) => Err(format!("announce refused: {} ({})", e.message, e.code)),
-        _ => Err("unexpected answer to announce".into()),
-    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut early = Vec::new();
+    let ack = loop {
+        let message = tokio::time::timeout_at(deadline, responses.message())
+            .await
+            .map_err(|_| "no answer to announce within 10 s".to_owned())?
+            .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+            .ok_or_else(|| "stream closed during announce".to_owned())?;
+        match message.response {
+            Some(Resp::Ack(ack)) => break ack,
+            Some(Resp::Error(e)) => {
+                return Err(format!("announce refused: {} ({})", e.message, e.code));
+            }
+            Some(Resp::Notification(n)) => early.extend(to_event(n, &info.peer_id)),
+            _ => return Err("unexpected answer to announce".into()),
+        }
+    };
+    let mut present = ack
+        .other_peers
+        .into_iter()
+        .map(|p| super::convert::peer_from_pb(p.peer_id, p.capabilities, p.metadata))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.message)?;
+    let early = settle_early(&mut present, early);
+    Ok(Stream {
+        requests,
+        responses,
+        present,
+        early,
+    })
 }
 
 fn to_request(signal: Signal) -> pb::SignalingRequest {
@@ -262,8 +275,12 @@ async fn serve(
     let Stream {
         requests,
         mut responses,
+        early,
         ..
     } = stream;
+    for event in early {
+        let _ = handler(event);
+    }
     loop {
         tokio::select! {
             _ = &mut *stop => {
