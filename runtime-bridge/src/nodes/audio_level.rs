@@ -3,12 +3,11 @@
 
 use serde_json::json;
 
-use crate::data::{Packet, RuntimeData};
-use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
+use crate::data::RuntimeData;
+use crate::node::{NodeSpec, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
-use super::audio_format::audio_input;
-use super::health::{Timeline, Windows, dbfs, round2};
+use super::health::{Timeline, WindowCheck, Windowed, dbfs, passes_audio, round2};
 
 const INTERVAL_MS: f64 = 100.0;
 const LOW_LEVEL_DB: f64 = -20.0;
@@ -52,22 +51,15 @@ pub static SPEC: NodeSpec = NodeSpec {
           audio passes through.",
     params: PARAMS,
     threading: Threading::Inline,
-    create: |p| Ok(Box::new(AudioLevel::new(p))),
-    format,
+    create: |p| Ok(Box::new(Windowed::new(AudioLevel::new(p)))),
+    format: |_, input| passes_audio("AudioLevelNode", input),
     latency_ns: no_latency,
 };
-
-fn format(_: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
-    audio_input("AudioLevelNode", input)?;
-    Ok(input.clone())
-}
 
 struct AudioLevel {
     interval_ms: f64,
     low_db: f64,
     silence_db: f64,
-    timeline: Timeline,
-    windows: Windows,
     /// Sum of squares per channel, and the peak, of the window being filled.
     squares: Vec<f64>,
     peak: f32,
@@ -79,15 +71,38 @@ impl AudioLevel {
             interval_ms: p.f64("interval_ms").unwrap_or(INTERVAL_MS),
             low_db: p.f64("low_level_db").unwrap_or(LOW_LEVEL_DB),
             silence_db: p.f64("silence_db").unwrap_or(SILENCE_DB),
-            timeline: Timeline::default(),
-            windows: Windows::new(1),
             squares: Vec::new(),
             peak: 0.0,
         }
     }
+}
 
-    fn result(&mut self, start: u64) -> RuntimeData {
-        let frames = self.windows.size as f64;
+impl WindowCheck for AudioLevel {
+    fn window_ms(&self) -> f64 {
+        self.interval_ms
+    }
+
+    fn restart(&mut self, channels: usize) {
+        self.squares = vec![0.0; channels];
+        self.peak = 0.0;
+    }
+
+    fn add(&mut self, piece: &[f32], channels: usize) {
+        for f in piece.chunks_exact(channels) {
+            for (sum, &x) in self.squares.iter_mut().zip(f) {
+                *sum += f64::from(x) * f64::from(x);
+                self.peak = self.peak.max(x.abs());
+            }
+        }
+    }
+
+    fn complete(
+        &mut self,
+        start: u64,
+        frames: u64,
+        timeline: &Timeline,
+    ) -> Vec<(RuntimeData, u64)> {
+        let frames = frames as f64;
         let channel_rms: Vec<f64> = self
             .squares
             .iter()
@@ -97,58 +112,16 @@ impl AudioLevel {
         let rms_db = round2(dbfs(total.sqrt()));
         self.squares.iter_mut().for_each(|s| *s = 0.0);
         let peak_db = round2(dbfs(f64::from(std::mem::take(&mut self.peak))));
-        RuntimeData::Json(json!({
+        let json = RuntimeData::Json(json!({
             "type": "audio_level",
             "rms_db": rms_db,
             "peak_db": peak_db,
             "is_low": rms_db < self.low_db,
             "is_silent": rms_db < self.silence_db,
             "channel_rms_db": channel_rms,
-            "timestamp_ms": self.timeline.ms(start),
-        }))
-    }
-}
-
-impl Node for AudioLevel {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
-        let RuntimeData::Audio(frame) = &input.data else {
-            out.emit_at(input.data, input.pts);
-            return Ok(());
-        };
-        if !self.timeline.input(frame) {
-            self.windows = Windows::new(self.timeline.frames_in(self.interval_ms));
-            self.squares = vec![0.0; self.timeline.channels()];
-            self.peak = 0.0;
-        }
-        let channels = self.timeline.channels();
-        let mut results = Vec::new();
-        for (piece, completed) in self
-            .windows
-            .split(&frame.samples, channels, self.timeline.frames)
-        {
-            for f in piece.chunks_exact(channels) {
-                for (sum, &x) in self.squares.iter_mut().zip(f) {
-                    *sum += f64::from(x) * f64::from(x);
-                    self.peak = self.peak.max(x.abs());
-                }
-            }
-            if let Some(start) = completed {
-                results.push((self.result(start), start));
-            }
-        }
-        self.timeline.frames += (frame.samples.len() / channels) as u64;
-        out.emit_at(input.data, input.pts);
-        for (json, start) in results {
-            out.emit_at(json, Some(self.timeline.ns(start)));
-        }
-        Ok(())
-    }
-
-    fn reset(&mut self) {
-        self.timeline = Timeline::default();
-        self.windows = Windows::new(1);
-        self.squares.clear();
-        self.peak = 0.0;
+            "timestamp_ms": timeline.ms(start),
+        }));
+        vec![(json, start)]
     }
 }
 

@@ -5,12 +5,12 @@
 
 use serde_json::json;
 
-use crate::data::{Packet, RuntimeData};
-use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
+use crate::data::{AudioFrame, RuntimeData};
+use crate::node::{NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
 use super::audio_format::audio_input;
-use super::health::{Timeline, Windows, dbfs, round2};
+use super::health::{Timeline, WindowCheck, Windowed, dbfs, round2};
 
 const IMBALANCE_THRESHOLD_DB: f64 = 10.0;
 const DEAD_CHANNEL_DB: f64 = -60.0;
@@ -54,7 +54,7 @@ pub static SPEC: NodeSpec = NodeSpec {
           (channels count from 0), then {type: balance_ok} when it ends; audio passes through.",
     params: PARAMS,
     threading: Threading::Inline,
-    create: |p| Ok(Box::new(ChannelBalance::new(p))),
+    create: |p| Ok(Box::new(Windowed::new(ChannelBalance::new(p)))),
     format,
     latency_ns: no_latency,
 };
@@ -72,8 +72,6 @@ struct ChannelBalance {
     threshold_db: f64,
     dead_db: f64,
     window_ms: f64,
-    timeline: Timeline,
-    windows: Windows,
     squares: Vec<f64>,
     /// Whether the last window raised an alarm.
     alarmed: bool,
@@ -87,22 +85,54 @@ impl ChannelBalance {
                 .unwrap_or(IMBALANCE_THRESHOLD_DB),
             dead_db: p.f64("dead_channel_db").unwrap_or(DEAD_CHANNEL_DB),
             window_ms: p.f64("window_ms").unwrap_or(WINDOW_MS),
-            timeline: Timeline::default(),
-            windows: Windows::new(1),
             squares: Vec::new(),
             alarmed: false,
         }
     }
+}
+
+impl WindowCheck for ChannelBalance {
+    fn window_ms(&self) -> f64 {
+        self.window_ms
+    }
+
+    fn check_input(&self, frame: &AudioFrame) -> Result<(), NodeError> {
+        if frame.channels < 2 {
+            return Err(NodeError::BadInput(format!(
+                "ChannelBalanceNode needs 2 or more channels to compare, got {}",
+                frame.channels
+            )));
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self, channels: usize) {
+        self.squares = vec![0.0; channels];
+        self.alarmed = false;
+    }
+
+    fn add(&mut self, piece: &[f32], channels: usize) {
+        for f in piece.chunks_exact(channels) {
+            for (sum, &x) in self.squares.iter_mut().zip(f) {
+                *sum += f64::from(x) * f64::from(x);
+            }
+        }
+    }
 
     /// Judges the window that started at stream frame `start`.
-    fn window(&mut self, start: u64) -> Vec<RuntimeData> {
-        let frames = self.windows.size as f64;
+    fn complete(
+        &mut self,
+        start: u64,
+        frames: u64,
+        timeline: &Timeline,
+    ) -> Vec<(RuntimeData, u64)> {
+        let frames = frames as f64;
         let levels: Vec<f64> = self
             .squares
             .iter_mut()
             .map(|s| dbfs((std::mem::take(s) / frames).sqrt()))
             .collect();
-        let at = self.timeline.ms(start);
+        let at = timeline.ms(start);
         let live: Vec<(usize, f64)> = levels
             .iter()
             .copied()
@@ -135,55 +165,10 @@ impl ChannelBalance {
         if was && alarms.is_empty() {
             alarms.push(json!({"type": "balance_ok", "timestamp_ms": at}));
         }
-        alarms.into_iter().map(RuntimeData::Json).collect()
-    }
-}
-
-impl Node for ChannelBalance {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
-        let RuntimeData::Audio(frame) = &input.data else {
-            out.emit_at(input.data, input.pts);
-            return Ok(());
-        };
-        if frame.channels < 2 {
-            return Err(NodeError::BadInput(format!(
-                "ChannelBalanceNode needs 2 or more channels to compare, got {}",
-                frame.channels
-            )));
-        }
-        if !self.timeline.input(frame) {
-            self.windows = Windows::new(self.timeline.frames_in(self.window_ms));
-            self.squares = vec![0.0; self.timeline.channels()];
-            self.alarmed = false;
-        }
-        let channels = self.timeline.channels();
-        let mut results = Vec::new();
-        for (piece, completed) in self
-            .windows
-            .split(&frame.samples, channels, self.timeline.frames)
-        {
-            for f in piece.chunks_exact(channels) {
-                for (sum, &x) in self.squares.iter_mut().zip(f) {
-                    *sum += f64::from(x) * f64::from(x);
-                }
-            }
-            if let Some(start) = completed {
-                results.extend(self.window(start).into_iter().map(|json| (json, start)));
-            }
-        }
-        self.timeline.frames += (frame.samples.len() / channels) as u64;
-        out.emit_at(input.data, input.pts);
-        for (json, at) in results {
-            out.emit_at(json, Some(self.timeline.ns(at)));
-        }
-        Ok(())
-    }
-
-    fn reset(&mut self) {
-        self.timeline = Timeline::default();
-        self.windows = Windows::new(1);
-        self.squares.clear();
-        self.alarmed = false;
+        alarms
+            .into_iter()
+            .map(|alarm| (RuntimeData::Json(alarm), start))
+            .collect()
     }
 }
 

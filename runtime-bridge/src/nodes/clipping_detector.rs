@@ -4,12 +4,11 @@
 
 use serde_json::json;
 
-use crate::data::{Packet, RuntimeData};
-use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
+use crate::data::RuntimeData;
+use crate::node::{NodeSpec, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
-use super::audio_format::audio_input;
-use super::health::{Timeline, Windows, dbfs, round2};
+use super::health::{Timeline, WindowCheck, Windowed, dbfs, passes_audio, round2};
 
 const SATURATION_THRESHOLD: f64 = 0.99;
 const CLIP_RATIO: f64 = 0.01;
@@ -60,23 +59,16 @@ pub static SPEC: NodeSpec = NodeSpec {
           or the crest factor is below crest_factor_db; audio passes through.",
     params: PARAMS,
     threading: Threading::Inline,
-    create: |p| Ok(Box::new(ClippingDetector::new(p))),
-    format,
+    create: |p| Ok(Box::new(Windowed::new(ClippingDetector::new(p)))),
+    format: |_, input| passes_audio("ClippingDetectorNode", input),
     latency_ns: no_latency,
 };
-
-fn format(_: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
-    audio_input("ClippingDetectorNode", input)?;
-    Ok(input.clone())
-}
 
 struct ClippingDetector {
     threshold: f32,
     clip_ratio: f64,
     window_ms: f64,
     crest_limit_db: f64,
-    timeline: Timeline,
-    windows: Windows,
     clipped: u64,
     squares: f64,
     peak: f32,
@@ -91,75 +83,56 @@ impl ClippingDetector {
             clip_ratio: p.f64("clip_ratio").unwrap_or(CLIP_RATIO),
             window_ms: p.f64("window_ms").unwrap_or(WINDOW_MS),
             crest_limit_db: p.f64("crest_factor_db").unwrap_or(CREST_FACTOR_DB),
-            timeline: Timeline::default(),
-            windows: Windows::new(1),
             clipped: 0,
             squares: 0.0,
             peak: 0.0,
         }
     }
+}
 
-    /// Judges the window that started at stream frame `start`.
-    fn window(&mut self, start: u64) -> Option<RuntimeData> {
-        let samples = (self.windows.size * self.timeline.channels() as u64) as f64;
+impl WindowCheck for ClippingDetector {
+    fn window_ms(&self) -> f64 {
+        self.window_ms
+    }
+
+    fn restart(&mut self, _channels: usize) {
+        (self.clipped, self.squares, self.peak) = (0, 0.0, 0.0);
+    }
+
+    fn add(&mut self, piece: &[f32], _channels: usize) {
+        for &x in piece {
+            let a = x.abs();
+            self.clipped += u64::from(a >= self.threshold);
+            self.squares += f64::from(x) * f64::from(x);
+            self.peak = self.peak.max(a);
+        }
+    }
+
+    /// Judges the window that started at stream frame `start`: one result at most.
+    fn complete(
+        &mut self,
+        start: u64,
+        frames: u64,
+        timeline: &Timeline,
+    ) -> Vec<(RuntimeData, u64)> {
+        let samples = (frames * timeline.channels() as u64) as f64;
         let ratio = std::mem::take(&mut self.clipped) as f64 / samples;
         let rms = (std::mem::take(&mut self.squares) / samples).sqrt();
         let peak = f64::from(std::mem::take(&mut self.peak));
         let crest_db = dbfs(peak) - dbfs(rms);
         let squashed = dbfs(rms) > CREST_FLOOR_DB && crest_db < self.crest_limit_db;
         let clipped = ratio > 0.0 && ratio >= self.clip_ratio;
-        (clipped || squashed).then(|| {
-            RuntimeData::Json(json!({
-                "type": "clipping",
-                "clipped_ratio": (ratio * 1e4).round() / 1e4,
-                "peak": (peak * 1e4).round() / 1e4,
-                "crest_factor_db": round2(crest_db),
-                "timestamp_ms": self.timeline.ms(start),
-            }))
-        })
-    }
-}
-
-impl Node for ClippingDetector {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
-        let RuntimeData::Audio(frame) = &input.data else {
-            out.emit_at(input.data, input.pts);
-            return Ok(());
-        };
-        if !self.timeline.input(frame) {
-            self.windows = Windows::new(self.timeline.frames_in(self.window_ms));
-            (self.clipped, self.squares, self.peak) = (0, 0.0, 0.0);
+        if !(clipped || squashed) {
+            return Vec::new();
         }
-        let channels = self.timeline.channels();
-        let mut results = Vec::new();
-        for (piece, completed) in self
-            .windows
-            .split(&frame.samples, channels, self.timeline.frames)
-        {
-            for &x in piece {
-                let a = x.abs();
-                self.clipped += u64::from(a >= self.threshold);
-                self.squares += f64::from(x) * f64::from(x);
-                self.peak = self.peak.max(a);
-            }
-            if let Some(start) = completed
-                && let Some(json) = self.window(start)
-            {
-                results.push((json, start));
-            }
-        }
-        self.timeline.frames += (frame.samples.len() / channels) as u64;
-        out.emit_at(input.data, input.pts);
-        for (json, at) in results {
-            out.emit_at(json, Some(self.timeline.ns(at)));
-        }
-        Ok(())
-    }
-
-    fn reset(&mut self) {
-        self.timeline = Timeline::default();
-        self.windows = Windows::new(1);
-        (self.clipped, self.squares, self.peak) = (0, 0.0, 0.0);
+        let json = RuntimeData::Json(json!({
+            "type": "clipping",
+            "clipped_ratio": (ratio * 1e4).round() / 1e4,
+            "peak": (peak * 1e4).round() / 1e4,
+            "crest_factor_db": round2(crest_db),
+            "timestamp_ms": timeline.ms(start),
+        }));
+        vec![(json, start)]
     }
 }
 

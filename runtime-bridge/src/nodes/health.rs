@@ -1,8 +1,93 @@
 //! What the stream-health nodes share: levels in dBFS that stay finite, the stream's timeline
-//! (so a result says where in the input it belongs), and cutting interleaved audio into
-//! fixed windows that straddle input buffers.
+//! (so a result says where in the input it belongs), cutting interleaved audio into fixed
+//! windows that straddle input buffers, and the node around a check (`Windowed`): it passes
+//! the audio through untouched and emits the check's results after it.
 
-use crate::data::{AudioFrame, frames_to_ns};
+use crate::data::{AudioFrame, Packet, RuntimeData, frames_to_ns};
+use crate::node::{Emitter, Node, NodeError, StreamFormat};
+
+use super::audio_format::audio_input;
+
+/// `format` of a health node: any audio, passed through.
+pub fn passes_audio(node: &str, input: &StreamFormat) -> Result<StreamFormat, String> {
+    audio_input(node, input)?;
+    Ok(input.clone())
+}
+
+/// What one health node computes over its windows.
+pub trait WindowCheck: Send {
+    /// The window length, in ms of audio.
+    fn window_ms(&self) -> f64;
+    /// Refuses input the check cannot judge (it reaches the graph as a node error).
+    fn check_input(&self, _frame: &AudioFrame) -> Result<(), NodeError> {
+        Ok(())
+    }
+    /// Starts over for a stream of `channels` channels (the first input, or a new format).
+    fn restart(&mut self, channels: usize);
+    /// One piece of interleaved audio of the window being filled.
+    fn add(&mut self, piece: &[f32], channels: usize);
+    /// The window of `frames` frames that started at stream frame `start` is complete: its
+    /// results, each with the stream frame it is about.
+    fn complete(&mut self, start: u64, frames: u64, timeline: &Timeline)
+    -> Vec<(RuntimeData, u64)>;
+}
+
+/// A health node: a check, the stream's timeline and its windows.
+pub struct Windowed<C> {
+    check: C,
+    timeline: Timeline,
+    windows: Windows,
+}
+
+impl<C: WindowCheck> Windowed<C> {
+    pub fn new(check: C) -> Self {
+        Self {
+            check,
+            timeline: Timeline::default(),
+            windows: Windows::new(1),
+        }
+    }
+}
+
+impl<C: WindowCheck> Node for Windowed<C> {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
+        let RuntimeData::Audio(frame) = &input.data else {
+            out.emit_at(input.data, input.pts);
+            return Ok(());
+        };
+        self.check.check_input(frame)?;
+        if !self.timeline.input(frame) {
+            self.windows = Windows::new(self.timeline.frames_in(self.check.window_ms()));
+            self.check.restart(self.timeline.channels());
+        }
+        let channels = self.timeline.channels();
+        let mut results = Vec::new();
+        for (piece, completed) in self
+            .windows
+            .split(&frame.samples, channels, self.timeline.frames)
+        {
+            self.check.add(piece, channels);
+            if let Some(start) = completed {
+                results.extend(
+                    self.check
+                        .complete(start, self.windows.size, &self.timeline),
+                );
+            }
+        }
+        self.timeline.frames += (frame.samples.len() / channels) as u64;
+        out.emit_at(input.data, input.pts);
+        for (json, at) in results {
+            out.emit_at(json, Some(self.timeline.ns(at)));
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        // The next input starts the stream (and the check) anew.
+        self.timeline = Timeline::default();
+        self.windows = Windows::new(1);
+    }
+}
 
 /// The level reported for digital silence: JSON has no -inf.
 pub const FLOOR_DB: f64 = -100.0;

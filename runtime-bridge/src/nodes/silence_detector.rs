@@ -5,12 +5,11 @@ use std::collections::VecDeque;
 
 use serde_json::json;
 
-use crate::data::{Packet, RuntimeData};
-use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
+use crate::data::RuntimeData;
+use crate::node::{NodeSpec, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
-use super::audio_format::audio_input;
-use super::health::{Timeline, Windows, dbfs, round2};
+use super::health::{Timeline, WindowCheck, Windowed, dbfs, passes_audio, round2};
 
 const SILENCE_THRESHOLD_DB: f64 = -50.0;
 const SUSTAINED_SILENCE_MS: f64 = 500.0;
@@ -64,23 +63,16 @@ pub static SPEC: NodeSpec = NodeSpec {
           shorter silences fall within dropout_window_ms; audio passes through.",
     params: PARAMS,
     threading: Threading::Inline,
-    create: |p| Ok(Box::new(SilenceDetector::new(p))),
-    format,
+    create: |p| Ok(Box::new(Windowed::new(SilenceDetector::new(p)))),
+    format: |_, input| passes_audio("SilenceDetectorNode", input),
     latency_ns: no_latency,
 };
-
-fn format(_: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
-    audio_input("SilenceDetectorNode", input)?;
-    Ok(input.clone())
-}
 
 struct SilenceDetector {
     threshold_db: f64,
     sustained_ms: f64,
     dropout_count: usize,
     dropout_window_ms: f64,
-    timeline: Timeline,
-    blocks: Windows,
     /// Sum of squares over all channels of the block being filled.
     squares: f64,
     /// The stream frame where the current silence began.
@@ -102,53 +94,77 @@ impl SilenceDetector {
                 .unwrap_or(SUSTAINED_SILENCE_MS),
             dropout_count: p.i64("dropout_count").unwrap_or(DROPOUT_COUNT) as usize,
             dropout_window_ms: p.f64("dropout_window_ms").unwrap_or(DROPOUT_WINDOW_MS),
-            timeline: Timeline::default(),
-            blocks: Windows::new(1),
             squares: 0.0,
             quiet_since: None,
             reported: false,
             dropouts: VecDeque::new(),
         }
     }
+}
 
-    /// Judges the block that started at stream frame `start`; results with their frame.
-    fn block(&mut self, start: u64, results: &mut Vec<(RuntimeData, u64)>) {
-        let samples = self.blocks.size as f64 * self.timeline.channels() as f64;
+impl WindowCheck for SilenceDetector {
+    fn window_ms(&self) -> f64 {
+        BLOCK_MS
+    }
+
+    fn restart(&mut self, _channels: usize) {
+        self.squares = 0.0;
+        self.quiet_since = None;
+        self.reported = false;
+        self.dropouts.clear();
+    }
+
+    fn add(&mut self, piece: &[f32], _channels: usize) {
+        self.squares += piece
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>();
+    }
+
+    /// Judges the 10 ms block that started at stream frame `start`.
+    fn complete(
+        &mut self,
+        start: u64,
+        frames: u64,
+        timeline: &Timeline,
+    ) -> Vec<(RuntimeData, u64)> {
+        let mut results = Vec::new();
+        let samples = frames as f64 * timeline.channels() as f64;
         let level = dbfs((std::mem::take(&mut self.squares) / samples).sqrt());
-        let end = start + self.blocks.size;
+        let end = start + frames;
         if level < self.threshold_db {
             let since = *self.quiet_since.get_or_insert(start);
-            let lasted = self.timeline.ms(end) - self.timeline.ms(since);
+            let lasted = timeline.ms(end) - timeline.ms(since);
             if !self.reported && lasted >= self.sustained_ms {
                 self.reported = true;
-                let at = self.timeline.ms(since);
+                let at = timeline.ms(since);
                 results.push((
                     RuntimeData::Json(json!({"type": "silence_start", "timestamp_ms": at})),
                     since,
                 ));
             }
-            return;
+            return results;
         }
         let Some(since) = self.quiet_since.take() else {
-            return;
+            return results;
         };
-        let began = self.timeline.ms(since);
+        let began = timeline.ms(since);
         if std::mem::take(&mut self.reported) {
-            let duration = round2(self.timeline.ms(start) - began);
+            let duration = round2(timeline.ms(start) - began);
             results.push((
                 RuntimeData::Json(json!({
                     "type": "silence_end", "duration_ms": duration, "timestamp_ms": began,
                 })),
                 since,
             ));
-            return;
+            return results;
         }
         // A silence shorter than sustained: a dropout.
         self.dropouts.push_back(since);
         while self
             .dropouts
             .front()
-            .is_some_and(|&t| began - self.timeline.ms(t) > self.dropout_window_ms)
+            .is_some_and(|&t| began - timeline.ms(t) > self.dropout_window_ms)
         {
             self.dropouts.pop_front();
         }
@@ -157,57 +173,13 @@ impl SilenceDetector {
             results.push((
                 RuntimeData::Json(json!({
                     "type": "dropouts", "count": self.dropouts.len(),
-                    "timestamp_ms": self.timeline.ms(first),
+                    "timestamp_ms": timeline.ms(first),
                 })),
                 first,
             ));
             self.dropouts.clear();
         }
-    }
-}
-
-impl Node for SilenceDetector {
-    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
-        let RuntimeData::Audio(frame) = &input.data else {
-            out.emit_at(input.data, input.pts);
-            return Ok(());
-        };
-        if !self.timeline.input(frame) {
-            self.blocks = Windows::new(self.timeline.frames_in(BLOCK_MS));
-            self.squares = 0.0;
-            self.quiet_since = None;
-            self.reported = false;
-            self.dropouts.clear();
-        }
-        let channels = self.timeline.channels();
-        let mut results = Vec::new();
-        for (piece, completed) in self
-            .blocks
-            .split(&frame.samples, channels, self.timeline.frames)
-        {
-            self.squares += piece
-                .iter()
-                .map(|&x| f64::from(x) * f64::from(x))
-                .sum::<f64>();
-            if let Some(start) = completed {
-                self.block(start, &mut results);
-            }
-        }
-        self.timeline.frames += (frame.samples.len() / channels) as u64;
-        out.emit_at(input.data, input.pts);
-        for (json, at) in results {
-            out.emit_at(json, Some(self.timeline.ns(at)));
-        }
-        Ok(())
-    }
-
-    fn reset(&mut self) {
-        self.timeline = Timeline::default();
-        self.blocks = Windows::new(1);
-        self.squares = 0.0;
-        self.quiet_since = None;
-        self.reported = false;
-        self.dropouts.clear();
+        results
     }
 }
 
@@ -217,6 +189,8 @@ mod tests {
 
     use super::super::health::testing::{of_type, results, sine};
     use super::*;
+    use crate::data::Packet;
+    use crate::node::Emitter;
 
     fn with_holes(holes_ms: &[(f64, f64)], seconds: f64) -> Vec<f32> {
         let mut audio = sine(440.0, 0.3, 16000, 1, seconds);
@@ -252,7 +226,7 @@ mod tests {
     fn silence_start_comes_once_the_silence_lasted_long_enough() {
         // Which buffer carries the result: the one in which the hole reached 500 ms.
         let params = crate::params::validate(PARAMS, json!({}).as_object().unwrap()).unwrap();
-        let mut node = SilenceDetector::new(&params);
+        let mut node = (SPEC.create)(&params).unwrap();
         let audio = with_holes(&[(1000.0, 3000.0)], 4.0);
         let mut reported_at = None;
         for (i, chunk) in audio.chunks(320).enumerate() {
