@@ -15,27 +15,15 @@ use remotemedia_runtime::{
 };
 use serde_json::json;
 
+#[path = "support/args.rs"]
+mod args;
+#[path = "support/cpu.rs"]
+mod cpu;
+use args::arg;
+use cpu::cpu_seconds;
+
 const RATE: u32 = 48000;
 const PIECE: usize = 960; // frames per 20 ms buffer
-
-fn cpu_seconds() -> f64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(usage.ru_utime) + t(usage.ru_stime)
-}
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Speech-like stereo: a tone whose loudness moves, the right channel a little quieter.
 fn buffers(seconds: usize) -> Vec<AudioSamples> {
@@ -68,9 +56,8 @@ fn feed(session: &StreamSession, i: usize, samples: &AudioSamples) -> usize {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let seconds = arg(&args, "--seconds", 60);
-    let streams = arg(&args, "--streams", 100);
+    let seconds = arg("--seconds", 60);
+    let streams = arg("--streams", 100);
     let manifest = json!({"version": "v1", "nodes": [
         {"id": "level", "node_type": "AudioLevelNode"},
         {"id": "silence", "node_type": "SilenceDetectorNode"},

@@ -18,6 +18,10 @@ use remotemedia_runtime::{
 };
 use serde_json::json;
 
+#[path = "support/args.rs"]
+mod args;
+use args::arg;
+
 const WARMUP: usize = 200;
 const VIDEO_WARMUP: usize = 20;
 const VIDEO_SIZE: (u32, u32) = (1920, 1080);
@@ -27,14 +31,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let count = args
-        .iter()
-        .position(|a| a == "--count")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5000);
-    let video = args.iter().any(|a| a == "--video");
+    let count = arg("--count", 5000);
+    let video = std::env::args().any(|a| a == "--video");
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test_nodes.py");
     let manifest = json!({"version": "v1", "nodes": [{"id": "echo", "node_type": "Echo",
         "executor": "python", "python_module": fixture.display().to_string()}]});

@@ -17,16 +17,12 @@ use remotemedia_runtime::{
 };
 use serde_json::json;
 
+#[path = "support/args.rs"]
+mod args;
+use args::arg;
+
 const FRAME: Duration = Duration::from_millis(20);
 const WARMUP_FRAMES: usize = 25;
-
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Outcome {
     round_trips_us: Vec<f64>,
@@ -69,9 +65,8 @@ fn stream(session: &StreamSession, phase: Duration, frames: usize, start: Instan
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let sessions = arg(&args, "--sessions", 32);
-    let seconds = arg(&args, "--seconds", 20);
+    let sessions = arg("--sessions", 32);
+    let seconds = arg("--seconds", 20);
     let frames = seconds * 50;
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test_nodes.py");
     let manifest = json!({"version": "v1", "nodes": [{"id": "echo", "node_type": "Echo",

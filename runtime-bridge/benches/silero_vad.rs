@@ -12,18 +12,11 @@ use remotemedia_runtime::nodes::silero_model::{SileroModel, model_file};
 mod sample;
 use sample::{root, sample_at};
 
-const REPEATS: usize = 10;
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::cpu_seconds;
 
-fn cpu_seconds() -> f64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(usage.ru_utime) + t(usage.ru_stime)
-}
+const REPEATS: usize = 10;
 
 fn main() {
     let root = root();

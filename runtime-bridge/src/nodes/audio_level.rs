@@ -5,40 +5,30 @@ use serde_json::json;
 
 use crate::data::RuntimeData;
 use crate::node::{NodeSpec, Threading, no_latency};
-use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
+use crate::params::{ParamSpec, Params};
 
-use super::health::{Timeline, WindowCheck, Windowed, dbfs, passes_audio, round2};
+use super::health::{
+    Timeline, WindowCheck, Windowed, dbfs, dbfs_param, ms_param, passes_audio, round2,
+};
 
 const INTERVAL_MS: f64 = 100.0;
 const LOW_LEVEL_DB: f64 = -20.0;
 const SILENCE_DB: f64 = -60.0;
 
 static PARAMS: &[ParamSpec] = &[
-    ParamSpec::new(
+    ms_param(
         "interval_ms",
-        ParamType::Float {
-            min: 1.0,
-            max: 60_000.0,
-        },
-        ParamDefault::Float(INTERVAL_MS),
+        INTERVAL_MS,
         "how often a level is reported, in ms of audio",
     ),
-    ParamSpec::new(
+    dbfs_param(
         "low_level_db",
-        ParamType::Float {
-            min: -100.0,
-            max: 0.0,
-        },
-        ParamDefault::Float(LOW_LEVEL_DB),
+        LOW_LEVEL_DB,
         "RMS below this (dBFS) is reported as is_low",
     ),
-    ParamSpec::new(
+    dbfs_param(
         "silence_db",
-        ParamType::Float {
-            min: -100.0,
-            max: 0.0,
-        },
-        ParamDefault::Float(SILENCE_DB),
+        SILENCE_DB,
         "RMS below this (dBFS) is reported as is_silent",
     ),
 ];

@@ -10,7 +10,7 @@ use crate::node::{NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
 use super::audio_format::audio_input;
-use super::health::{Timeline, WindowCheck, Windowed, dbfs, round2};
+use super::health::{Timeline, WindowCheck, Windowed, dbfs, dbfs_param, ms_param, round2};
 
 const IMBALANCE_THRESHOLD_DB: f64 = 10.0;
 const DEAD_CHANNEL_DB: f64 = -60.0;
@@ -26,22 +26,14 @@ static PARAMS: &[ParamSpec] = &[
         ParamDefault::Float(IMBALANCE_THRESHOLD_DB),
         "live channels further apart than this (RMS, dB) are imbalanced",
     ),
-    ParamSpec::new(
+    dbfs_param(
         "dead_channel_db",
-        ParamType::Float {
-            min: -100.0,
-            max: 0.0,
-        },
-        ParamDefault::Float(DEAD_CHANNEL_DB),
+        DEAD_CHANNEL_DB,
         "a channel below this (RMS, dBFS) while another is above is dead",
     ),
-    ParamSpec::new(
+    ms_param(
         "window_ms",
-        ParamType::Float {
-            min: 1.0,
-            max: 60_000.0,
-        },
-        ParamDefault::Float(WINDOW_MS),
+        WINDOW_MS,
         "the window judged at once, in ms of audio",
     ),
 ];

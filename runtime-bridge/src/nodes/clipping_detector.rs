@@ -8,7 +8,7 @@ use crate::data::RuntimeData;
 use crate::node::{NodeSpec, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
-use super::health::{Timeline, WindowCheck, Windowed, dbfs, passes_audio, round2};
+use super::health::{Timeline, WindowCheck, Windowed, dbfs, ms_param, passes_audio, round2};
 
 const SATURATION_THRESHOLD: f64 = 0.99;
 const CLIP_RATIO: f64 = 0.01;
@@ -30,13 +30,9 @@ static PARAMS: &[ParamSpec] = &[
         ParamDefault::Float(CLIP_RATIO),
         "the share of clipped samples in a window that makes it clipping",
     ),
-    ParamSpec::new(
+    ms_param(
         "window_ms",
-        ParamType::Float {
-            min: 1.0,
-            max: 60_000.0,
-        },
-        ParamDefault::Float(WINDOW_MS),
+        WINDOW_MS,
         "the window judged at once, in ms of audio",
     ),
     ParamSpec::new(

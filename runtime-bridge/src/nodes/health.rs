@@ -5,8 +5,35 @@
 
 use crate::data::{AudioFrame, Packet, RuntimeData, frames_to_ns};
 use crate::node::{Emitter, Node, NodeError, StreamFormat};
+use crate::params::{ParamDefault, ParamSpec, ParamType};
 
 use super::audio_format::audio_input;
+
+/// A health node's window or interval param, in ms of audio (1 ms to 1 min).
+pub const fn ms_param(name: &'static str, default: f64, doc: &'static str) -> ParamSpec {
+    ParamSpec::new(
+        name,
+        ParamType::Float {
+            min: 1.0,
+            max: 60_000.0,
+        },
+        ParamDefault::Float(default),
+        doc,
+    )
+}
+
+/// A health node's level threshold, in dBFS (-100 to 0).
+pub const fn dbfs_param(name: &'static str, default: f64, doc: &'static str) -> ParamSpec {
+    ParamSpec::new(
+        name,
+        ParamType::Float {
+            min: -100.0,
+            max: 0.0,
+        },
+        ParamDefault::Float(default),
+        doc,
+    )
+}
 
 /// `format` of a health node: any audio, passed through.
 pub fn passes_audio(node: &str, input: &StreamFormat) -> Result<StreamFormat, String> {

@@ -9,7 +9,7 @@ use crate::data::RuntimeData;
 use crate::node::{NodeSpec, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
-use super::health::{Timeline, WindowCheck, Windowed, dbfs, passes_audio, round2};
+use super::health::{Timeline, WindowCheck, Windowed, dbfs, dbfs_param, passes_audio, round2};
 
 const SILENCE_THRESHOLD_DB: f64 = -50.0;
 const SUSTAINED_SILENCE_MS: f64 = 500.0;
@@ -19,13 +19,9 @@ const DROPOUT_WINDOW_MS: f64 = 5000.0;
 const BLOCK_MS: f64 = 10.0;
 
 static PARAMS: &[ParamSpec] = &[
-    ParamSpec::new(
+    dbfs_param(
         "silence_threshold_db",
-        ParamType::Float {
-            min: -100.0,
-            max: 0.0,
-        },
-        ParamDefault::Float(SILENCE_THRESHOLD_DB),
+        SILENCE_THRESHOLD_DB,
         "RMS below this (dBFS, per 10 ms block) is silence",
     ),
     ParamSpec::new(
