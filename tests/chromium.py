@@ -76,21 +76,24 @@ class Browser:
         tail = self.log.read_text(errors="replace")[-2000:]
         raise RuntimeError(f"Chromium did not open its DevTools port (exit status {self.proc.poll()}): {tail}")
 
-    async def evaluate(self, expression):
+    async def command(self, method, params=None):
+        """One DevTools command (e.g. Page.captureScreenshot); returns its result."""
         rid = self.next_id
         self.next_id += 1
-        await self.ws.send(json.dumps({
-            "id": rid,
-            "method": "Runtime.evaluate",
-            "params": {"expression": expression, "awaitPromise": True, "returnByValue": True},
-        }))
+        await self.ws.send(json.dumps({"id": rid, "method": method, "params": params or {}}))
         while True:
             msg = json.loads(await self.ws.recv())
             if msg.get("id") == rid:
-                result = msg["result"]
-                if "exceptionDetails" in result:
-                    raise AssertionError(f"{expression}: {result['exceptionDetails']}")
-                return result["result"].get("value")
+                if "error" in msg:
+                    raise AssertionError(f"{method}: {msg['error']}")
+                return msg["result"]
+
+    async def evaluate(self, expression):
+        result = await self.command(
+            "Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True})
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
 
     async def wait_for(self, expression, timeout=30):
         deadline = time.monotonic() + timeout

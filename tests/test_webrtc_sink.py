@@ -242,6 +242,61 @@ def test_external_signaling_url(sink):
     assert bad.set_state(Gst.State.READY) == Gst.StateChangeReturn.FAILURE
 
 
+LEVEL = json.dumps({"version": "v1", "nodes": [{"id": "level", "node_type": "AudioLevelNode"}]})
+
+
+def drop_result_events(pad, info):
+    event = info.get_event()
+    s = event.get_structure() if event.type == Gst.EventType.CUSTOM_DOWNSTREAM else None
+    if s is not None and s.get_name() == "remotemedia-result":
+        return Gst.PadProbeReturn.DROP
+    return Gst.PadProbeReturn.OK
+
+
+@pytest.mark.parametrize("carrier", ["events and metas", "metas only"])
+def test_results_reach_the_peer_once_from_events_or_metas(carrier):
+    """A pipeline's results reach the sink as `remotemedia-result` events and as metas on the
+    audio buffers; the peer gets each once. With the events dropped on the way, the metas alone
+    carry them."""
+    port = free_port()
+    pipeline = Gst.parse_launch(
+        "audiotestsrc is-live=true samplesperbuffer=960 freq=440 volume=0.5 ! "
+        "audio/x-raw,format=F32LE,rate=48000,channels=1 ! remotemediapipeline name=rm ! queue ! "
+        f"remotemediawebrtcsink name=s signaling-port={port} ice-loopback-only=true"
+    )
+    rm = pipeline.get_by_name("rm")
+    rm.set_property("manifest-json", LEVEL)
+    if carrier == "metas only":
+        rm.get_static_pad("src").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, drop_result_events)
+    try:
+        assert pipeline.set_state(Gst.State.PLAYING) != Gst.StateChangeReturn.FAILURE
+
+        async def scenario():
+            peer = Peer("listener")
+            assert await peer.call(port, recv=("audio",)) is None
+            await peer.wait_connected()
+            while peer.channel.readyState != "open":
+                await asyncio.sleep(0.05)
+            results = []
+            for _ in range(100):
+                results = [m for m in map(json.loads, peer.received) if m.get("type") == "result"]
+                if len(results) >= 8:
+                    break
+                await asyncio.sleep(0.05)
+            await peer.close()
+            return results
+
+        results = run(scenario())
+        assert len(results) >= 8, results
+        assert all((r["node_id"], r["kind"]) == ("level", "json") for r in results), results[0]
+        assert all(abs(r["data"]["rms_db"] + 9.03) < 0.05 for r in results), results[0]
+        # One message per 100 ms window: none twice, none left out.
+        times = [r["data"]["timestamp_ms"] for r in results]
+        assert [round(t - times[0]) for t in times] == [100 * i for i in range(len(times))], times
+    finally:
+        pipeline.set_state(Gst.State.NULL)
+
+
 SIGNALS = {
     "send-to-peer": 2, "send-to-peer-bytes": 2, "broadcast": 1, "broadcast-bytes": 1,
     "disconnect-peer": 2, "create-session": 2, "join-session": 2, "leave-session": 2,

@@ -327,6 +327,11 @@ fn metrics_to_py<'py>(py: Python<'py>, metrics: &[NodeMetrics]) -> PyResult<Boun
             d.set_item("processed", m.processed)?;
             d.set_item("busy_ms", m.busy_ns as f64 / 1e6)?;
             d.set_item("errors", m.errors)?;
+            let counters = PyDict::new(py);
+            for (name, n) in &m.counters {
+                counters.set_item(name, n)?;
+            }
+            d.set_item("counters", counters)?;
             Ok(d)
         })
         .collect::<PyResult<Vec<_>>>()?;

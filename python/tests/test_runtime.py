@@ -313,3 +313,50 @@ def test_rust_log_sets_the_native_modules_log_level():
 
     assert "session started" in stderr_with(RUST_LOG="remotemedia_runtime=debug")
     assert "session started" not in stderr_with()
+
+
+def test_a_python_node_after_the_speculative_gate_drops_what_a_cancel_covers(tmp_path):
+    """The gate lets a cough-like burst through at once, then takes it back: the Python node
+    after it receives the audio and a `Control("cancel_speculation", from_ms, to_ms)` that
+    covers exactly that audio, and keeps only the real sentence that follows."""
+    (tmp_path / "keeper.py").write_text(
+        "from remotemedia import Audio, Control, Json, Node, register_node\n"
+        "@register_node('Keeper')\n"
+        "class Keeper(Node):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.kept, self.cancels = [], []\n"
+        "    async def process(self, data):\n"
+        "        if isinstance(data, Audio):\n"
+        "            start = data.pts / 1e6\n"
+        "            self.kept.append((start, start + data.frames() * 1000 / data.sample_rate))\n"
+        "        elif isinstance(data, Control) and data.kind == 'cancel_speculation':\n"
+        "            self.cancels.append((data.from_ms, data.to_ms))\n"
+        "            self.kept = [k for k in self.kept if not (k[0] >= data.from_ms and k[1] <= data.to_ms)]\n"
+        "    async def flush(self):\n"
+        "        return Json({'kept': self.kept, 'cancels': self.cancels})\n")
+    manifest = {"version": "v1", "nodes": [
+        {"id": "gate", "node_type": "SpeculativeVADGate", "params": {"min_silence_ms": 300}},
+        {"id": "keep", "node_type": "Keeper", "executor": "python", "python_module": str(tmp_path / "keeper.py")}],
+        "connections": [{"from": "gate", "to": "keep"}]}
+    samples, rate = speech()
+    resampled = run(runtime.execute_pipeline_with_input(
+        RESAMPLE, [runtime.numpy_to_audio_dict(samples, rate, 1)]))
+    voice = np.concatenate([o["samples"] for o in resampled])
+    burst = voice[1300 * 16:1450 * 16]
+    silence = np.zeros(16 * 500, np.float32)
+    audio = np.concatenate([silence, burst, silence, silence, voice[:5000 * 16]])
+    audio = audio[:len(audio) // 320 * 320]
+    chunks = [{"type": "audio", "samples": c, "sample_rate": 16000, "channels": 1, "pts": i * 20_000_000}
+              for i, c in enumerate(np.split(audio, len(audio) // 320))]
+    out = run(runtime.execute_pipeline_with_input(manifest, chunks, enable_metrics=True))
+    (summary,) = [o["data"] for o in out["outputs"] if o["type"] == "json" and "kept" in o["data"]]
+    (cancel,) = summary["cancels"]
+    # From the lookback (150 ms) before the burst at 500 ms to past its end.
+    assert 300 <= cancel[0] <= 500 and cancel[1] >= 650, cancel
+    kept = summary["kept"]
+    assert kept and all(start >= cancel[1] for start, _ in kept), kept[:3]
+    sentence_at = (len(silence) * 3 + len(burst)) / 16 + 1000
+    assert abs(kept[0][0] - sentence_at) <= 200, (kept[0], sentence_at)
+    gate = next(m for m in out["metrics"] if m["node_id"] == "gate")
+    assert gate["counters"] == {"speculations": 2, "cancelled": 1, "confirmed": 1}, gate

@@ -11,6 +11,7 @@
 //! an `OutputSink`.
 
 use crate::sync::lock;
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -129,12 +130,12 @@ impl Graph {
         for &i in &self.manifest.topo_order {
             let node = &self.manifest.nodes[i];
             let node_in = self.first_pred[i].map_or(input, |p| &formats[p]);
-            formats[i] =
-                (node.spec.format)(&node.params, node_in).map_err(|message| RuntimeError {
-                    node_id: node.id.clone(),
-                    code: ErrorCode::Config,
-                    message: format!("cannot take {node_in}: {message}"),
-                })?;
+            formats[i] = (node.spec.format)(&node.params, node_in).map_err(|e| RuntimeError {
+                node_id: node.id.clone(),
+                // Found before data flows: the manifest does not fit its input.
+                code: ErrorCode::Config,
+                message: format!("cannot take {node_in}: {e}"),
+            })?;
         }
         Ok(formats)
     }
@@ -193,6 +194,8 @@ pub struct NodeMetrics {
     pub processed: u64,
     pub busy_ns: u64,
     pub errors: u64,
+    /// What the node itself counts (`Emitter::count`), by name.
+    pub counters: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Default)]
@@ -200,6 +203,8 @@ struct Counters {
     processed: AtomicU64,
     busy_ns: AtomicU64,
     errors: AtomicU64,
+    /// Locked only when a node counted something.
+    own: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 enum Msg {
@@ -323,6 +328,12 @@ impl Shared {
                 .warning(self.error(idx, ErrorCode::Pipeline, warning));
         }
         let c = &self.counters[idx];
+        if !emitter.counts.is_empty() {
+            let mut own = lock(&c.own);
+            for what in emitter.counts.drain(..) {
+                *own.entry(what).or_default() += 1;
+            }
+        }
         c.busy_ns
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let error = match result {
@@ -649,6 +660,7 @@ impl Session {
                 processed: c.processed.load(Ordering::Relaxed),
                 busy_ns: c.busy_ns.load(Ordering::Relaxed),
                 errors: c.errors.load(Ordering::Relaxed),
+                counters: lock(&c.own).clone(),
             })
             .collect()
     }

@@ -241,7 +241,7 @@ impl Loader<'_> {
                 }),
                 Err(errors) => {
                     for e in errors {
-                        self.err(&place, e);
+                        self.err(&place, e.to_string());
                     }
                     None
                 }
@@ -263,8 +263,8 @@ impl Loader<'_> {
         let params = match params::validate(spec.params, raw_params) {
             Ok(p) => p,
             Err(errs) => {
-                for (name, msg) in errs {
-                    self.err(&place, format!("param {name:?} {msg}"));
+                for bad in errs {
+                    self.err(&place, bad.to_string());
                 }
                 return None;
             }

@@ -49,14 +49,15 @@ pub struct NodeSpec {
     pub threading: Threading,
     /// Builds an instance; an error here is reported at manifest load with the node id.
     pub create: fn(&Params) -> Result<Box<dyn Node>, NodeError>,
-    /// The output format for an input format, or why the input cannot be taken.
-    pub format: fn(&Params, &StreamFormat) -> Result<StreamFormat, String>,
+    /// The output format for an input format, or why the input cannot be taken
+    /// (`BadInput`) or the params contradict each other (`Config`).
+    pub format: fn(&Params, &StreamFormat) -> Result<StreamFormat, NodeError>,
     /// How long (ns) the node may hold data back for this input format.
     pub latency_ns: fn(&Params, &StreamFormat) -> u64,
 }
 
 /// `format` for nodes that do not change the stream format.
-pub fn same_format(_: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
+pub fn same_format(_: &Params, input: &StreamFormat) -> Result<StreamFormat, NodeError> {
     Ok(input.clone())
 }
 
@@ -77,6 +78,7 @@ pub struct Emitter {
     pub(crate) packets: Vec<Packet>,
     pub(crate) current_pts: Option<u64>,
     pub(crate) warnings: Vec<String>,
+    pub(crate) counts: Vec<&'static str>,
 }
 
 impl Emitter {
@@ -93,6 +95,12 @@ impl Emitter {
     /// What was emitted, for a caller that runs a node itself.
     pub fn into_packets(self) -> Vec<Packet> {
         self.packets
+    }
+
+    /// Counts an occurrence of `what` in the node's metrics (the element's `metrics`
+    /// property shows them under `counters`).
+    pub fn count(&mut self, what: &'static str) {
+        self.counts.push(what);
     }
 
     /// Reports a problem the node recovered from (the graph goes on).

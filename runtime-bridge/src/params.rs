@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ParamType {
     Int {
         min: i64,
@@ -155,8 +155,58 @@ pub fn suggestion(names: &[&str]) -> String {
     }
 }
 
-fn check_value(spec: &ParamSpec, value: &Value) -> Result<Value, String> {
-    let got = || compact(value);
+/// What is wrong with one param.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    #[error("unknown param{}", suggestion(.closest))]
+    Unknown { closest: Vec<&'static str> },
+    #[error("unknown param (this node takes no params)")]
+    NoneTaken,
+    /// The same param under two spellings (`target_rate` and `targetRate`).
+    #[error("given twice, also as {first:?}")]
+    Twice { first: String },
+    #[error("must be {}, got {}", expected_kind(.expected), compact(.got))]
+    WrongType { expected: ParamType, got: Value },
+    #[error("must be within {min}..{max}, got {got}")]
+    IntOutOfRange { min: i64, max: i64, got: i64 },
+    #[error("must be within {min}..{max}, got {got}")]
+    FloatOutOfRange { min: f64, max: f64, got: f64 },
+    #[error("must be one of {}, got {got:?}{}", .names.join(", "), suggestion(.closest))]
+    NotInEnum {
+        names: &'static [&'static str],
+        got: String,
+        closest: Vec<&'static str>,
+    },
+    #[error("is required ({ty}: {doc})")]
+    Missing { ty: ParamType, doc: &'static str },
+}
+
+/// A param as the manifest spells it, and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("param {name:?} {problem}")]
+pub struct BadParam {
+    pub name: String,
+    #[source]
+    pub problem: ParamError,
+}
+
+/// "an integer", "one of Low, Medium, High": what a value of `ty` must be.
+fn expected_kind(ty: &ParamType) -> String {
+    match ty {
+        ParamType::Int { .. } => "an integer".into(),
+        ParamType::Float { .. } => "a number".into(),
+        ParamType::Bool => "true or false".into(),
+        ParamType::Str => "a string".into(),
+        ParamType::Enum(names) => format!("one of {}", names.join(", ")),
+        ParamType::Json => "any JSON value".into(),
+    }
+}
+
+fn check_value(spec: &ParamSpec, value: &Value) -> Result<Value, ParamError> {
+    let wrong_type = || ParamError::WrongType {
+        expected: spec.ty,
+        got: value.clone(),
+    };
     match spec.ty {
         ParamType::Int { min, max } => {
             let v = value
@@ -167,43 +217,31 @@ fn check_value(spec: &ParamSpec, value: &Value) -> Result<Value, String> {
                         .filter(|f| f.fract() == 0.0)
                         .map(|f| f as i64)
                 })
-                .ok_or_else(|| format!("must be an integer, got {}", got()))?;
+                .ok_or_else(wrong_type)?;
             if v < min || v > max {
-                return Err(format!("must be within {min}..{max}, got {v}"));
+                return Err(ParamError::IntOutOfRange { min, max, got: v });
             }
             Ok(v.into())
         }
         ParamType::Float { min, max } => {
-            let v = value
-                .as_f64()
-                .ok_or_else(|| format!("must be a number, got {}", got()))?;
+            let v = value.as_f64().ok_or_else(wrong_type)?;
             if !(min..=max).contains(&v) {
-                return Err(format!("must be within {min}..{max}, got {v}"));
+                return Err(ParamError::FloatOutOfRange { min, max, got: v });
             }
             Ok(v.into())
         }
-        ParamType::Bool => value
-            .as_bool()
-            .map(Value::from)
-            .ok_or_else(|| format!("must be true or false, got {}", got())),
-        ParamType::Str => value
-            .as_str()
-            .map(Value::from)
-            .ok_or_else(|| format!("must be a string, got {}", got())),
+        ParamType::Bool => value.as_bool().map(Value::from).ok_or_else(wrong_type),
+        ParamType::Str => value.as_str().map(Value::from).ok_or_else(wrong_type),
         ParamType::Enum(names) => {
-            let s = value
-                .as_str()
-                .ok_or_else(|| format!("must be one of {}, got {}", names.join(", "), got()))?;
+            let s = value.as_str().ok_or_else(wrong_type)?;
             names
                 .iter()
                 .find(|n| n.eq_ignore_ascii_case(s))
                 .map(|n| Value::from(*n))
-                .ok_or_else(|| {
-                    format!(
-                        "must be one of {}, got {s:?}{}",
-                        names.join(", "),
-                        suggestion(&closest(s, names.iter().copied()))
-                    )
+                .ok_or_else(|| ParamError::NotInEnum {
+                    names,
+                    got: s.to_owned(),
+                    closest: closest(s, names.iter().copied()),
                 })
         }
         ParamType::Json => Ok(value.clone()),
@@ -219,28 +257,42 @@ fn compact(value: &Value) -> String {
     }
 }
 
-/// Checks `raw` against `specs`. Returns the params or every problem found, each as
-/// (param name as written, message).
+/// Checks `raw` against `specs`. Returns the params or every problem found.
 pub fn validate(
     specs: &'static [ParamSpec],
     raw: &Map<String, Value>,
-) -> Result<Params, Vec<(String, String)>> {
+) -> Result<Params, Vec<BadParam>> {
     let mut errors = Vec::new();
+    let mut bad = |name: &str, problem| {
+        errors.push(BadParam {
+            name: name.to_owned(),
+            problem,
+        })
+    };
     let mut values = BTreeMap::new();
     let mut seen: BTreeMap<&'static str, &str> = BTreeMap::new();
     for (key, value) in raw {
         let canonical = snake_case(key);
         let Some(spec) = specs.iter().find(|s| s.name == canonical) else {
-            let hint = if specs.is_empty() {
-                " (this node takes no params)".to_string()
-            } else {
-                suggestion(&closest(key, specs.iter().map(|s| s.name)))
-            };
-            errors.push((key.clone(), format!("unknown param{hint}")));
+            bad(
+                key,
+                if specs.is_empty() {
+                    ParamError::NoneTaken
+                } else {
+                    ParamError::Unknown {
+                        closest: closest(key, specs.iter().map(|s| s.name)),
+                    }
+                },
+            );
             continue;
         };
         if let Some(first) = seen.insert(spec.name, key) {
-            errors.push((key.clone(), format!("given twice, also as {first:?}")));
+            bad(
+                key,
+                ParamError::Twice {
+                    first: first.to_owned(),
+                },
+            );
             continue;
         }
         if value.is_null() && !matches!(spec.ty, ParamType::Json) {
@@ -251,19 +303,22 @@ pub fn validate(
             Ok(v) => {
                 values.insert(spec.name, v);
             }
-            Err(e) => errors.push((key.clone(), e)),
+            Err(problem) => bad(key, problem),
         }
     }
     for spec in specs {
-        if values.contains_key(spec.name) || errors.iter().any(|(k, _)| snake_case(k) == spec.name)
+        if values.contains_key(spec.name) || errors.iter().any(|e| snake_case(&e.name) == spec.name)
         {
             continue;
         }
         match spec.default {
-            ParamDefault::Required => errors.push((
-                spec.name.to_string(),
-                format!("is required ({}: {})", spec.ty, spec.doc),
-            )),
+            ParamDefault::Required => errors.push(BadParam {
+                name: spec.name.to_owned(),
+                problem: ParamError::Missing {
+                    ty: spec.ty,
+                    doc: spec.doc,
+                },
+            }),
             _ => {
                 if let Some(v) = spec.default_value() {
                     values.insert(spec.name, v);
@@ -307,8 +362,12 @@ mod tests {
         ),
     ];
 
-    fn run(v: Value) -> Result<Params, Vec<(String, String)>> {
+    fn run(v: Value) -> Result<Params, Vec<BadParam>> {
         validate(SPECS, v.as_object().unwrap())
+    }
+
+    fn problem<'a>(errors: &'a [BadParam], name: &str) -> &'a ParamError {
+        &errors.iter().find(|e| e.name == name).unwrap().problem
     }
 
     #[test]
@@ -323,29 +382,55 @@ mod tests {
     fn every_problem_reported() {
         let errs =
             run(json!({"treshold": 0.4, "quality": "Ultra", "target_rate": "x"})).unwrap_err();
-        let text = format!("{errs:?}");
-        assert!(
-            text.contains("unknown param (did you mean \\\"threshold\\\""),
-            "{text}"
-        );
-        assert!(text.contains("must be one of Low, Medium, High"), "{text}");
-        assert!(text.contains("must be an integer, got \\\"x\\\""), "{text}");
         assert_eq!(errs.len(), 3);
+        assert!(
+            matches!(problem(&errs, "treshold"), ParamError::Unknown { closest } if closest[0] == "threshold"),
+            "{errs:?}"
+        );
+        assert!(matches!(
+            problem(&errs, "quality"),
+            ParamError::NotInEnum { got, .. } if got == "Ultra"
+        ));
+        assert_eq!(
+            problem(&errs, "target_rate"),
+            &ParamError::WrongType {
+                expected: SPECS[1].ty,
+                got: json!("x")
+            }
+        );
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(
+            text[0].starts_with(r#"param "treshold" unknown param (did you mean "threshold""#),
+            "{text:?}"
+        );
+        assert!(
+            text[1].starts_with(r#"param "quality" must be one of Low, Medium, High, got "Ultra""#),
+            "{text:?}"
+        );
+        assert_eq!(
+            text[2],
+            r#"param "target_rate" must be an integer, got "x""#
+        );
     }
 
     #[test]
     fn range_missing_and_duplicates() {
         let errs = run(json!({"threshold": 1.7})).unwrap_err();
-        assert!(
-            errs.iter()
-                .any(|(k, m)| k == "threshold" && m == "must be within 0..1, got 1.7")
+        assert_eq!(
+            problem(&errs, "threshold").to_string(),
+            "must be within 0..1, got 1.7"
         );
-        assert!(
-            errs.iter()
-                .any(|(k, m)| k == "target_rate" && m.starts_with("is required"))
-        );
+        assert!(matches!(
+            problem(&errs, "target_rate"),
+            ParamError::Missing { .. }
+        ));
         let errs = run(json!({"target_rate": 8000, "targetRate": 16000})).unwrap_err();
-        assert!(errs[0].1.contains("given twice"), "{errs:?}");
+        assert_eq!(
+            errs[0].problem,
+            ParamError::Twice {
+                first: "target_rate".into()
+            }
+        );
     }
 
     #[test]

@@ -38,19 +38,32 @@ pub enum LinkEvent {
 
 pub type LinkHandler = Arc<dyn Fn(LinkEvent) + Send + Sync>;
 
+/// A backoff parameter of a signaling URL whose value is not a number >= 0.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("'{url}': {key}={value:?} is not a number >= 0")]
+pub struct BadBackoffParam {
+    pub url: String,
+    pub key: String,
+    pub value: String,
+}
+
 /// Applies one URL query parameter to `backoff`; false when `key` is not a backoff parameter.
 pub fn backoff_param(
     backoff: &mut Backoff,
     key: &str,
     value: &str,
     url: &str,
-) -> Result<bool, String> {
+) -> Result<bool, BadBackoffParam> {
     let number = || {
         value
             .parse::<f64>()
             .ok()
             .filter(|v| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| format!("'{url}': {key}={value:?} is not a number >= 0"))
+            .ok_or_else(|| BadBackoffParam {
+                url: url.to_owned(),
+                key: key.to_owned(),
+                value: value.to_owned(),
+            })
     };
     match key {
         "max_attempts" => backoff.max_attempts = number()? as u32,
@@ -88,13 +101,13 @@ pub fn settle_early(present: &mut Vec<PeerInfo>, early: Vec<Event>) -> Vec<Event
 pub async fn reopen<T, E: Display, Fut: Future<Output = Result<T, E>>>(
     backoff: &Backoff,
     server: &str,
-    lost_because: String,
+    lost_because: impl Display,
     on_link: &LinkHandler,
     stopped: impl Future<Output = ()>,
     mut open: impl FnMut() -> Fut,
 ) -> Option<T> {
     tokio::pin!(stopped);
-    let mut reason = lost_because;
+    let mut reason = lost_because.to_string();
     let mut attempt = 1;
     loop {
         let Some(delay) = backoff.delay(attempt) else {
@@ -128,7 +141,7 @@ pub async fn reopen<T, E: Display, Fut: Future<Output = Result<T, E>>>(
 }
 
 /// The backoff a `ws://` URL asks for; other query parameters (a `token`) are the server's.
-pub fn ws_backoff(url: &str) -> Result<Backoff, String> {
+pub fn ws_backoff(url: &str) -> Result<Backoff, BadBackoffParam> {
     let mut backoff = Backoff::default();
     let query = url.split_once('?').map_or("", |(_, q)| q);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -175,7 +188,14 @@ mod tests {
     fn ws_urls_carry_backoff_and_keep_other_parameters() {
         let b = ws_backoff("ws://h:1/ws?token=t&max_attempts=3&initial_backoff_ms=100").unwrap();
         assert_eq!((b.max_attempts, b.initial), (3, Duration::from_millis(100)));
-        assert!(ws_backoff("ws://h:1/ws?max_attempts=x").is_err());
+        assert_eq!(
+            ws_backoff("ws://h:1/ws?max_attempts=x"),
+            Err(BadBackoffParam {
+                url: "ws://h:1/ws?max_attempts=x".into(),
+                key: "max_attempts".into(),
+                value: "x".into()
+            })
+        );
         assert_eq!(ws_backoff("ws://h:1/ws").unwrap(), Backoff::default());
     }
 }

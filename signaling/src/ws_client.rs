@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::protocol::{self, PeerInfo, RpcError, Signal};
 use crate::reconnect::{LinkHandler, reopen, settle_early, ws_backoff};
@@ -70,6 +70,17 @@ async fn open(url: &str, info: &PeerInfo) -> Result<(Socket, Vec<PeerInfo>, Vec<
     Ok((ws, present, signals))
 }
 
+/// Why a served connection to the server was lost.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionLost {
+    #[error("sending failed: {0}")]
+    Send(#[source] tungstenite::Error),
+    #[error("the server closed the connection")]
+    Closed,
+    #[error(transparent)]
+    Receive(tungstenite::Error),
+}
+
 /// Serves one connection until it is lost (`Err`) or the client is dropped (`Ok`).
 async fn serve(
     ws: Socket,
@@ -78,14 +89,14 @@ async fn serve(
     queue: &mut mpsc::Receiver<String>,
     handler: &Handler,
     on_error: &ErrorHandler,
-) -> Result<(), String> {
+) -> Result<(), ConnectionLost> {
     let (mut sink, mut stream) = ws.split();
     loop {
         tokio::select! {
             outgoing = queue.recv() => match outgoing {
                 Some(text) => {
                     if let Err(e) = sink.send(Message::text(text)).await {
-                        return Err(format!("sending failed: {e}"));
+                        return Err(ConnectionLost::Send(e));
                     }
                 }
                 None => {
@@ -104,8 +115,8 @@ async fn serve(
                         let _ = handler(event);
                     }
                 }
-                Some(Ok(Message::Close(_))) | None => return Err("the server closed the connection".into()),
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Ok(Message::Close(_))) | None => return Err(ConnectionLost::Closed),
+                Some(Err(e)) => return Err(ConnectionLost::Receive(e)),
                 Some(Ok(_)) => {}
             },
         }

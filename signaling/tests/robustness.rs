@@ -87,7 +87,7 @@ fn mutated_grpc_data_buffers_are_converted_or_refused_clearly() {
             continue;
         };
         if let Err(why) = convert::to_runtime(buffer) {
-            assert!(!why.trim().is_empty(), "case {case}");
+            assert!(!why.to_string().trim().is_empty(), "case {case}");
             refused += 1;
         }
     }

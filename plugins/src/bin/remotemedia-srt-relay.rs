@@ -56,8 +56,36 @@ fn exit_with_stdin() {
     });
 }
 
-fn run() -> Result<(), String> {
-    let uri = std::env::var("REMOTEMEDIA_SRT_URI").map_err(|_| "REMOTEMEDIA_SRT_URI is not set")?;
+/// Why the relay stopped without its stream ending: the one line it prints on stderr.
+#[derive(Debug, thiserror::Error)]
+enum RelayFailure {
+    #[error("REMOTEMEDIA_SRT_URI is not set")]
+    NoUri,
+    #[error("GStreamer: {0}")]
+    Init(#[source] gst::glib::Error),
+    #[error("GStreamer element '{factory}' is missing ({package})")]
+    Missing {
+        factory: &'static str,
+        /// The Debian package that has it.
+        package: &'static str,
+        #[source]
+        source: gst::glib::BoolError,
+    },
+    #[error("{0}")]
+    Link(#[source] gst::glib::BoolError),
+    #[error("the SRT source did not start")]
+    NotStarted(#[source] gst::StateChangeError),
+    /// The stream failed: GStreamer's message, and the cause its debug text ends with
+    /// ("Connection timed out"...).
+    #[error("{message}{}", cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default())]
+    Stream {
+        message: String,
+        cause: Option<String>,
+    },
+}
+
+fn run() -> Result<(), RelayFailure> {
+    let uri = std::env::var("REMOTEMEDIA_SRT_URI").map_err(|_| RelayFailure::NoUri)?;
     let latency: i32 = std::env::var("REMOTEMEDIA_SRT_LATENCY_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -65,7 +93,7 @@ fn run() -> Result<(), String> {
     // After the checks that need no GStreamer (their errors must be reported, whatever stdin
     // is), before the init that may take seconds.
     exit_with_stdin();
-    gst::init().map_err(|e| format!("GStreamer: {e}"))?;
+    gst::init().map_err(RelayFailure::Init)?;
     let src = gst::ElementFactory::make("srtsrc")
         .property_from_str("uri", &uri)
         .property("latency", latency)
@@ -73,21 +101,29 @@ fn run() -> Result<(), String> {
         // and a bus message per attempt.
         .property("auto-reconnect", false)
         .build()
-        .map_err(|_| "GStreamer element 'srtsrc' is missing (gstreamer1.0-plugins-bad)")?;
+        .map_err(|source| RelayFailure::Missing {
+            factory: "srtsrc",
+            package: "gstreamer1.0-plugins-bad",
+            source,
+        })?;
     let sink = gst::ElementFactory::make("fdsink")
         .property("fd", 1i32)
         .property("sync", false)
         .build()
-        .map_err(|_| "GStreamer element 'fdsink' is missing")?;
+        .map_err(|source| RelayFailure::Missing {
+            factory: "fdsink",
+            package: "libgstreamer1.0-0",
+            source,
+        })?;
     let pipeline = gst::Pipeline::new();
     pipeline
         .add_many([&src, &sink])
         .and_then(|_| src.link(&sink))
-        .map_err(|e| e.to_string())?;
+        .map_err(RelayFailure::Link)?;
 
     pipeline
         .set_state(gst::State::Playing)
-        .map_err(|_| "the SRT source did not start".to_string())?;
+        .map_err(RelayFailure::NotStarted)?;
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let result = loop {
         let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) else {
@@ -96,13 +132,13 @@ fn run() -> Result<(), String> {
         match msg.view() {
             gst::MessageView::Eos(_) => break Ok(()),
             gst::MessageView::Error(e) => {
-                // The debug text ends with the cause ("Connection timed out"...).
-                let cause = e.debug().and_then(|d| d.lines().last().map(str::to_owned));
+                let cause = e
+                    .debug()
+                    .and_then(|d| d.lines().last().map(|c| c.trim().to_owned()));
                 let message = e.error().to_string();
-                let message = message.trim_end_matches('.');
-                break Err(match cause {
-                    Some(c) => format!("{message}: {}", c.trim()),
-                    None => message.to_owned(),
+                break Err(RelayFailure::Stream {
+                    message: message.trim_end_matches('.').to_owned(),
+                    cause,
                 });
             }
             _ => {}

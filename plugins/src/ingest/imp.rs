@@ -11,11 +11,11 @@ use gst::glib;
 use gst::prelude::*;
 use remotemedia_runtime::sync::lock;
 
-use crate::elements::{make, tear_down};
+use crate::elements::{self, BuildError, MissingElement, make, tear_down};
 use gst::subclass::prelude::*;
 
-use super::relay::{self, Relay};
-use super::selection::{Kind, Selection, Track};
+use super::relay::{self, Relay, RelayError};
+use super::selection::{Kind, Selection, SelectionError, Track};
 use super::stitch::{self, Continuity, Shared};
 use super::timers::{self, Timers};
 use super::uri::{self, Scheme, SourceUri};
@@ -36,7 +36,7 @@ struct Settings {
     selection: Selection,
     /// Why the last `track-selection` set was refused; reported at NULL->READY, where the
     /// element has a bus (a property set before that has nowhere to post to).
-    selection_error: Option<String>,
+    selection_error: Option<SelectionError>,
     backoff: Backoff,
     stall_timeout: Duration,
     connect_timeout: Duration,
@@ -60,6 +60,28 @@ impl Default for Settings {
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS.into()),
             latency_ms: DEFAULT_LATENCY_MS,
         }
+    }
+}
+
+/// Why an attempt's elements could not be made.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("no source element for {uri}: {source}")]
+    NoSource {
+        /// Masked.
+        uri: String,
+        #[source]
+        source: glib::Error,
+    },
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+}
+
+impl From<MissingElement> for AttemptError {
+    fn from(e: MissingElement) -> Self {
+        Self::Build(e.into())
     }
 }
 
@@ -122,12 +144,22 @@ fn set_latency(src: &gst::Element, latency_ms: u32) {
 /// meanwhile stop at PAUSED, where a live source sends nothing, so that first data never
 /// comes (the RTSP and UDP reconnects that never recovered). A file still prerolls the
 /// pipeline as usual.
-fn decoder(factory: &str, live: bool) -> Result<gst::Element, String> {
+fn decoder(factory: &str, live: bool) -> Result<gst::Element, MissingElement> {
     let bin = make(factory)?;
     if live {
         bin.set_property("async-handling", true);
     }
     Ok(bin)
+}
+
+/// The element that reads `source` by its URI (RTMP and UDP).
+fn source_element(source: &SourceUri) -> Result<gst::Element, AttemptError> {
+    gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None).map_err(|source_error| {
+        AttemptError::NoSource {
+            uri: source.masked(),
+            source: source_error,
+        }
+    })
 }
 
 impl Ingest {
@@ -151,8 +183,8 @@ impl Ingest {
         let latency = lock(&self.settings).latency_ms;
         let (elements, relay) = match self.build_attempt(&source, generation, latency) {
             Ok(e) => e,
-            Err(msg) => {
-                return self.attempt_failed(generation, &msg);
+            Err(e) => {
+                return self.attempt_failed(generation, &e.to_string());
             }
         };
         {
@@ -228,7 +260,7 @@ impl Ingest {
         source: &SourceUri,
         generation: u64,
         latency_ms: u32,
-    ) -> Result<(Vec<gst::Element>, Option<Relay>), String> {
+    ) -> Result<(Vec<gst::Element>, Option<Relay>), AttemptError> {
         let bin = self.obj();
         let mut relay = None;
         let (elements, decoder) = match source.scheme {
@@ -241,17 +273,16 @@ impl Ingest {
                     set_latency(&src, latency_ms);
                     None
                 });
-                bin.add(&decodebin).map_err(|e| e.to_string())?;
+                elements::add(&*bin, &[&decodebin])?;
                 (vec![decodebin.clone()], decodebin)
             }
             // RTMP: `rtmp2src ! flvdemux`, and a decodebin per stream as it appears (one
             // decodebin would wait for an FLV header's promised video that may never come).
             Scheme::Rtmp => {
-                let src = gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None)
-                    .map_err(|e| format!("no source element for {}: {e}", source.masked()))?;
+                let src = source_element(source)?;
                 let demux = make("flvdemux")?;
-                bin.add_many([&src, &demux]).map_err(|e| e.to_string())?;
-                src.link(&demux).map_err(|e| e.to_string())?;
+                elements::add(&*bin, &[&src, &demux])?;
+                elements::link(&[&src, &demux])?;
                 (vec![src, demux.clone()], demux)
             }
             // One stream: `source ! decodebin`, without uridecodebin's network buffering
@@ -268,13 +299,11 @@ impl Ingest {
                     relay = Some(r);
                     fdsrc
                 } else {
-                    gst::Element::make_from_uri(gst::URIType::Src, &source.uri, None)
-                        .map_err(|e| format!("no source element for {}: {e}", source.masked()))?
+                    source_element(source)?
                 };
                 let decodebin = decoder("decodebin", source.is_live())?;
-                bin.add_many([&src, &decodebin])
-                    .map_err(|e| e.to_string())?;
-                src.link(&decodebin).map_err(|e| e.to_string())?;
+                elements::add(&*bin, &[&src, &decodebin])?;
+                elements::link(&[&src, &decodebin])?;
                 (vec![src, decodebin.clone()], decodebin)
             }
         };
@@ -323,23 +352,20 @@ impl Ingest {
             if let Some(t) = track {
                 attempt.found.push(t);
             }
-            match track.filter(|t| selection.wants(*t)) {
+            let placed = match track.filter(|t| selection.wants(*t)) {
                 None => (track, None, false),
                 Some(t) => match st.outputs.iter().find(|o| o.track == t) {
                     Some(o) => (Some(t), Some((o.pad.clone(), o.continuity.clone())), false),
-                    None => match self.new_output(t) {
-                        Ok(o) => {
-                            let output = (o.pad.clone(), o.continuity.clone());
-                            st.outputs.push(o);
-                            (Some(t), Some(output), true)
-                        }
-                        Err(e) => {
-                            drop(st);
-                            return self.attempt_failed(generation, &e);
-                        }
-                    },
+                    None => {
+                        let o = self.new_output(t);
+                        let output = (o.pad.clone(), o.continuity.clone());
+                        st.outputs.push(o);
+                        (Some(t), Some(output), true)
+                    }
                 },
-            }
+            };
+            drop(st);
+            placed
         };
         let Some((ghost, continuity)) = output else {
             return self.discard(generation, pad, live);
@@ -378,31 +404,34 @@ impl Ingest {
             return self.attempt_failed(generation, &format!("cannot link {track}: {e}"));
         }
         if created && let Err(e) = self.expose(&ghost) {
-            return self.attempt_failed(generation, &e);
+            return self.attempt_failed(generation, &e.to_string());
         }
         gst::info!(CAT, imp = self, "attempt {generation}: {track} on {}", caps);
     }
 
-    fn new_output(&self, track: Track) -> Result<Output, String> {
+    fn new_output(&self, track: Track) -> Output {
         let templ = self
             .obj()
             .pad_template(&format!("{}_%u", track.kind.name()))
-            .ok_or("no pad template")?;
+            .expect("the element has a pad template per kind");
         let pad = gst::GhostPad::builder_from_template(&templ)
             .name(format!("{}_{}", track.kind.name(), track.index))
             .build();
-        Ok(Output {
+        Output {
             track,
             pad,
             continuity: Arc::new(Mutex::new(Continuity::default())),
-        })
+        }
     }
 
     /// Adds a new output's pad (outside the state lock: pad-added handlers run inside
     /// `add_pad`).
-    fn expose(&self, pad: &gst::GhostPad) -> Result<(), String> {
-        pad.set_active(true).map_err(|e| e.to_string())?;
-        self.obj().add_pad(pad).map_err(|e| e.to_string())
+    fn expose(&self, pad: &gst::GhostPad) -> Result<(), BuildError> {
+        pad.set_active(true)
+            .map_err(BuildError::pad("activate", pad))?;
+        self.obj()
+            .add_pad(pad)
+            .map_err(BuildError::pad("expose", pad))
     }
 
     /// A stream nobody asked for ends in a fakesink (an unlinked one would stop the source);
@@ -440,8 +469,9 @@ impl Ingest {
         if !self.is_current(generation) {
             return;
         }
-        let Ok(decodebin) = decoder("decodebin", true) else {
-            return self.attempt_failed(generation, "GStreamer element 'decodebin' is missing");
+        let decodebin = match decoder("decodebin", true) {
+            Ok(decodebin) => decodebin,
+            Err(e) => return self.attempt_failed(generation, &e.to_string()),
         };
         let weak = self.obj().downgrade();
         decodebin.connect_pad_added(move |_, pad| {
@@ -494,9 +524,9 @@ impl Ingest {
             return;
         }
         let selection = lock(&self.settings).selection.clone();
-        if let Err(msg) = selection.check(&found) {
+        if let Err(missing) = selection.check(&found) {
             let uri = self.source().map(|s| s.masked()).unwrap_or_default();
-            Failure::config(format!("{uri}: {msg} (track-selection={selection})"))
+            Failure::config(format!("{uri}: {missing} (track-selection={selection})"))
                 .uri(&uri)
                 .post(&*self.obj());
             return;
@@ -687,12 +717,12 @@ impl Ingest {
             (s.uri.clone(), s.selection_error.clone())
         };
         if let Some(e) = selection_error {
-            return Err(Failure::config(e));
+            return Err(Failure::config(e.to_string()));
         }
-        let source = uri::parse(&uri).map_err(Failure::config)?;
+        let source = uri::parse(&uri).map_err(|e| Failure::config(e.to_string()))?;
         let missing = if source.scheme == Scheme::Srt {
             // srtsrc runs in the relay: it is looked up here, not loaded.
-            relay::locate().map_err(Failure::config)?;
+            relay::locate().map_err(|e| Failure::config(e.to_string()))?;
             gst::ElementFactory::find("srtsrc").is_none().then(|| {
                 "no GStreamer source element reads srt:// (install gstreamer1.0-plugins-bad, see \
                  README setup)"
@@ -852,7 +882,7 @@ impl ObjectImpl for Ingest {
                         s.selection = sel;
                         s.selection_error = None;
                     }
-                    Err(e) => s.selection_error = Some(format!("track-selection '{text}': {e}")),
+                    Err(e) => s.selection_error = Some(e),
                 }
             }
             "max-attempts" => s.backoff.max_attempts = value.get().unwrap_or(10),

@@ -14,6 +14,35 @@ const BINARY: &str = "remotemedia-srt-relay";
 
 static PLUGIN_DIR: OnceLock<PathBuf> = OnceLock::new();
 
+/// Why the relay could not be found or started.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("REMOTEMEDIA_SRT_RELAY={} is not a file", .0.display())]
+    NotAFile(PathBuf),
+    #[error(
+        "SRT is received by the helper program {BINARY}, which is in none of {} nor in PATH \
+         (cargo build -p gst-plugin-remotemedia builds it beside the plugin; or set \
+         REMOTEMEDIA_SRT_RELAY)",
+        looked_in(.0)
+    )]
+    NotFound(Vec<PathBuf>),
+    #[error("cannot start {}: {source}", path.display())]
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{BINARY} started without its pipes")]
+    NoPipes,
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+fn looked_in(dirs: &[PathBuf]) -> String {
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    dirs.join(", ")
+}
+
 /// Where the plugin was loaded from: the relay is looked for next to it first.
 pub fn set_plugin_file(file: Option<PathBuf>) {
     if let Some(dir) = file.as_deref().and_then(Path::parent) {
@@ -23,16 +52,13 @@ pub fn set_plugin_file(file: Option<PathBuf>) {
 
 /// The relay binary: `REMOTEMEDIA_SRT_RELAY`, else next to the plugin, next to this program
 /// (or one folder up, as cargo lays out tests), else in `PATH`.
-pub fn locate() -> Result<PathBuf, String> {
+pub fn locate() -> Result<PathBuf, RelayError> {
     if let Some(path) = std::env::var_os("REMOTEMEDIA_SRT_RELAY") {
         let path = PathBuf::from(path);
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!(
-                "REMOTEMEDIA_SRT_RELAY={} is not a file",
-                path.display()
-            ))
+            Err(RelayError::NotAFile(path))
         };
     }
     let exe_dir = std::env::current_exe()
@@ -54,15 +80,7 @@ pub fn locate() -> Result<PathBuf, String> {
         .flat_map(std::env::split_paths)
         .map(|d| d.join(BINARY))
         .find(|p| p.is_file());
-    in_path.ok_or_else(|| {
-        let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        format!(
-            "SRT is received by the helper program {BINARY}, which is in none of {} nor in PATH \
-             (cargo build -p gst-plugin-remotemedia builds it beside the plugin; or set \
-             REMOTEMEDIA_SRT_RELAY)",
-            looked.join(", ")
-        )
-    })
+    in_path.ok_or(RelayError::NotFound(dirs))
 }
 
 /// What the relay said on stderr: its error line (the one with `ERROR_PREFIX`) and whether
@@ -90,7 +108,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn spawn(uri: &str, latency_ms: u32) -> Result<Relay, String> {
+    pub fn spawn(uri: &str, latency_ms: u32) -> Result<Relay, RelayError> {
         let path = locate()?;
         let mut child = Command::new(&path)
             .env("REMOTEMEDIA_SRT_URI", uri)
@@ -99,13 +117,13 @@ impl Relay {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+            .map_err(|source| RelayError::Spawn { path, source })?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("{BINARY} started without its pipes"));
+            return Err(RelayError::NoPipes);
         };
         let said = Arc::new((Mutex::new(Said::default()), Condvar::new()));
         let heard = said.clone();
@@ -125,7 +143,7 @@ impl Relay {
         if let Err(e) = reader {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("cannot start a thread: {e}"));
+            return Err(RelayError::Thread(e));
         }
         Ok(Relay {
             child,

@@ -60,12 +60,7 @@ struct GstIngestSource {
 }
 
 fn make(factory: &str) -> Result<gst::Element, IngestError> {
-    gst::ElementFactory::make(factory).build().map_err(|_| {
-        IngestError::new(
-            ErrorCode::Config,
-            format!("GStreamer element '{factory}' is missing (see README setup)"),
-        )
-    })
+    crate::elements::make(factory).map_err(|e| IngestError::new(ErrorCode::Config, e.to_string()))
 }
 
 impl GstIngestSource {

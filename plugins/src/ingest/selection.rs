@@ -31,6 +31,51 @@ impl fmt::Display for Track {
     }
 }
 
+/// Why a `track-selection` value was refused; `text` is the whole value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    #[error("track-selection '{text}': item '{item}': write audio:N or video:N")]
+    NoIndex { text: String, item: String },
+    #[error("track-selection '{text}': item '{item}': unknown kind '{kind}' (audio or video)")]
+    UnknownKind {
+        text: String,
+        item: String,
+        kind: String,
+    },
+    #[error("track-selection '{text}': item '{item}': '{index}' is not a number")]
+    BadIndex {
+        text: String,
+        item: String,
+        index: String,
+    },
+    #[error(
+        "track-selection '{0}' names no track: use first-audio-video, all, or a list such as \
+         audio:0,video:0"
+    )]
+    Empty(String),
+}
+
+/// The streams a source turned out to have lack what the selection asks for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MissingStream {
+    #[error("the source has no {missing} stream (it has: {})", have(found))]
+    Listed { missing: Track, found: Vec<Track> },
+    #[error("the source has no audio or video stream")]
+    NoMedia,
+}
+
+/// The streams in `found`, for messages.
+fn have(found: &[Track]) -> String {
+    if found.is_empty() {
+        return "no audio or video stream".to_owned();
+    }
+    found
+        .iter()
+        .map(Track::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Selection {
     #[default]
@@ -40,7 +85,7 @@ pub enum Selection {
 }
 
 impl Selection {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SelectionError> {
         match text.trim() {
             "" | "first-audio-video" => return Ok(Selection::FirstAudioVideo),
             "all" => return Ok(Selection::All),
@@ -48,25 +93,32 @@ impl Selection {
         }
         let mut tracks = Vec::new();
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (kind, index) = item.split_once(':').ok_or_else(|| {
-                format!("track-selection item '{item}': write audio:N or video:N")
-            })?;
+            let (kind, index) = item
+                .split_once(':')
+                .ok_or_else(|| SelectionError::NoIndex {
+                    text: text.to_owned(),
+                    item: item.to_owned(),
+                })?;
             let kind = match kind {
                 "audio" => Kind::Audio,
                 "video" => Kind::Video,
                 other => {
-                    return Err(format!(
-                        "track-selection item '{item}': unknown kind '{other}' (audio or video)"
-                    ));
+                    return Err(SelectionError::UnknownKind {
+                        text: text.to_owned(),
+                        item: item.to_owned(),
+                        kind: other.to_owned(),
+                    });
                 }
             };
-            let index = index
-                .parse()
-                .map_err(|_| format!("track-selection item '{item}': '{index}' is not a number"))?;
+            let index = index.parse().map_err(|_| SelectionError::BadIndex {
+                text: text.to_owned(),
+                item: item.to_owned(),
+                index: index.to_owned(),
+            })?;
             tracks.push(Track { kind, index });
         }
         if tracks.is_empty() {
-            return Err("track-selection is empty: use first-audio-video, all, or a list such as audio:0,video:0".into());
+            return Err(SelectionError::Empty(text.to_owned()));
         }
         Ok(Selection::List(tracks))
     }
@@ -81,27 +133,16 @@ impl Selection {
 
     /// Checks the streams a source turned out to have: a listed stream it lacks, or a source
     /// with no audio or video at all, is an error naming what there is.
-    pub fn check(&self, found: &[Track]) -> Result<(), String> {
-        let have = || {
-            if found.is_empty() {
-                "no audio or video stream".to_owned()
-            } else {
-                found
-                    .iter()
-                    .map(Track::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        };
+    pub fn check(&self, found: &[Track]) -> Result<(), MissingStream> {
         match self {
             Selection::List(list) => match list.iter().find(|t| !found.contains(t)) {
-                Some(missing) => Err(format!(
-                    "the source has no {missing} stream (it has: {})",
-                    have()
-                )),
+                Some(missing) => Err(MissingStream::Listed {
+                    missing: *missing,
+                    found: found.to_vec(),
+                }),
                 None => Ok(()),
             },
-            _ if found.is_empty() => Err(format!("the source has {}", have())),
+            _ if found.is_empty() => Err(MissingStream::NoMedia),
             _ => Ok(()),
         }
     }
@@ -146,31 +187,36 @@ mod tests {
         let list = Selection::parse("audio:1, video:0").unwrap();
         assert!(list.wants(A1) && list.wants(V0) && !list.wants(A0));
         assert_eq!(list.to_string(), "audio:1,video:0");
-        assert!(
-            Selection::parse("subtitle:0")
-                .unwrap_err()
-                .contains("unknown kind")
+        assert!(matches!(
+            Selection::parse("subtitle:0"),
+            Err(SelectionError::UnknownKind { kind, .. }) if kind == "subtitle"
+        ));
+        let bad = Selection::parse("audio:x").unwrap_err();
+        assert!(matches!(bad, SelectionError::BadIndex { .. }));
+        assert_eq!(
+            bad.to_string(),
+            "track-selection 'audio:x': item 'audio:x': 'x' is not a number"
         );
-        assert!(
-            Selection::parse("audio:x")
-                .unwrap_err()
-                .contains("not a number")
-        );
-        assert!(Selection::parse("audio").unwrap_err().contains("audio:N"));
+        assert!(matches!(
+            Selection::parse("audio"),
+            Err(SelectionError::NoIndex { .. })
+        ));
+        assert!(matches!(
+            Selection::parse(" , "),
+            Err(SelectionError::Empty(_))
+        ));
     }
 
     #[test]
     fn missing_streams_are_named() {
         let list = Selection::parse("audio:0").unwrap();
         let err = list.check(&[V0]).unwrap_err();
-        assert_eq!(err, "the source has no audio:0 stream (it has: video:0)");
+        assert_eq!(
+            err.to_string(),
+            "the source has no audio:0 stream (it has: video:0)"
+        );
         assert!(list.check(&[A0, V0]).is_ok());
         assert!(Selection::FirstAudioVideo.check(&[V0]).is_ok());
-        assert!(
-            Selection::All
-                .check(&[])
-                .unwrap_err()
-                .contains("no audio or video")
-        );
+        assert_eq!(Selection::All.check(&[]), Err(MissingStream::NoMedia));
     }
 }

@@ -1,10 +1,35 @@
 //! What `uri` may name, whether it is live (and so reconnected), and how it is shown in
 //! messages: credentials and SRT passphrases are masked.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const SUPPORTED: &str =
     "rtsp://, rtsps://, rtmp://, rtmps://, srt://, udp://, file://, a file path, or - for stdin";
+
+/// Why `uri` names nothing the element can ingest. URIs in it are masked.
+#[derive(Debug, thiserror::Error)]
+pub enum UriError {
+    #[error("set \"uri\" to one of: {SUPPORTED}")]
+    Empty,
+    #[error("unsupported scheme '{scheme}' in '{uri}'; supported: {SUPPORTED}")]
+    Scheme { scheme: String, uri: String },
+    #[error("'{0}' names no host")]
+    NoHost(String),
+    #[error("no such file: {}", .0.display())]
+    NoSuchFile(PathBuf),
+    #[error("{}: {source}", path.display())]
+    BadPath {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    NotAUri {
+        path: PathBuf,
+        #[source]
+        source: gst::glib::Error,
+    },
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -36,10 +61,10 @@ impl SourceUri {
 }
 
 /// Parses `uri`: a URI of a supported scheme, a file path, or `-`.
-pub fn parse(uri: &str) -> Result<SourceUri, String> {
+pub fn parse(uri: &str) -> Result<SourceUri, UriError> {
     let uri = uri.trim();
     if uri.is_empty() {
-        return Err(format!("set \"uri\" to one of: {SUPPORTED}"));
+        return Err(UriError::Empty);
     }
     if uri == "-" {
         return Ok(SourceUri {
@@ -57,14 +82,14 @@ pub fn parse(uri: &str) -> Result<SourceUri, String> {
         "udp" => Scheme::Udp,
         "file" => Scheme::File,
         other => {
-            return Err(format!(
-                "unsupported scheme '{other}' in '{}'; supported: {SUPPORTED}",
-                mask(uri)
-            ));
+            return Err(UriError::Scheme {
+                scheme: other.to_owned(),
+                uri: mask(uri),
+            });
         }
     };
     if scheme != Scheme::File && rest.split(['/', '?']).next().unwrap_or("").is_empty() {
-        return Err(format!("'{}' names no host", mask(uri)));
+        return Err(UriError::NoHost(mask(uri)));
     }
     if scheme == Scheme::File {
         let path = rest.strip_prefix("localhost").unwrap_or(rest);
@@ -76,14 +101,19 @@ pub fn parse(uri: &str) -> Result<SourceUri, String> {
     })
 }
 
-fn file_path(path: &str) -> Result<SourceUri, String> {
+fn file_path(path: &str) -> Result<SourceUri, UriError> {
     let path = Path::new(path);
-    let absolute = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let absolute = std::path::absolute(path).map_err(|source| UriError::BadPath {
+        path: path.to_owned(),
+        source,
+    })?;
     if !absolute.is_file() {
-        return Err(format!("no such file: {}", absolute.display()));
+        return Err(UriError::NoSuchFile(absolute));
     }
-    let uri = gst::glib::filename_to_uri(&absolute, None)
-        .map_err(|e| format!("{}: {e}", absolute.display()))?;
+    let uri = gst::glib::filename_to_uri(&absolute, None).map_err(|source| UriError::NotAUri {
+        path: absolute.clone(),
+        source,
+    })?;
     Ok(SourceUri {
         scheme: Scheme::File,
         uri: uri.to_string(),
@@ -135,16 +165,16 @@ mod tests {
         );
         let err = parse("http://example.invalid/x").unwrap_err();
         assert!(
-            err.contains("unsupported scheme 'http'") && err.contains("srt://"),
+            matches!(&err, UriError::Scheme { scheme, .. } if scheme == "http"),
             "{err}"
         );
-        assert!(
-            parse("/no/such/file.wav")
-                .unwrap_err()
-                .contains("no such file")
-        );
-        assert!(parse("rtsp:///path").unwrap_err().contains("names no host"));
-        assert!(parse("  ").unwrap_err().contains("set \"uri\""));
+        assert!(err.to_string().contains("srt://"), "{err}");
+        assert!(matches!(
+            parse("/no/such/file.wav"),
+            Err(UriError::NoSuchFile(_))
+        ));
+        assert!(matches!(parse("rtsp:///path"), Err(UriError::NoHost(_))));
+        assert!(matches!(parse("  "), Err(UriError::Empty)));
     }
 
     #[test]
@@ -158,7 +188,7 @@ mod tests {
             "srt://h:9000?mode=caller&passphrase=***&latency=100"
         );
         assert_eq!(mask("rtsp://h/a@b"), "rtsp://h/a@b");
-        let err = parse("http://bob:pw@h/").unwrap_err();
+        let err = parse("http://bob:pw@h/").unwrap_err().to_string();
         assert!(!err.contains("pw@"), "{err}");
     }
 }

@@ -25,6 +25,41 @@ impl SampleStorage for BufferSamples {
     }
 }
 
+/// Why caps or an input buffer cannot be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("empty caps")]
+    EmptyCaps,
+    #[error("{0} is not audio/x-raw, video/x-raw or text/x-raw")]
+    MediaType(String),
+    #[error("{field}: {source}")]
+    Field {
+        field: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("audio format {0} is not F32LE (add audioconvert)")]
+    AudioFormat(String),
+    #[error("audio layout must be interleaved")]
+    AudioLayout,
+    #[error("video format {0} is not I420, NV12, RGB or RGBA")]
+    VideoFormat(String),
+    #[error("cannot map the input buffer")]
+    Map,
+    #[error("text buffer is not UTF-8: {0}")]
+    NotUtf8(#[from] std::str::Utf8Error),
+}
+
+/// A caps field that is missing or of the wrong type.
+fn field<E: std::error::Error + Send + Sync + 'static>(
+    field: &'static str,
+) -> impl FnOnce(E) -> ConvertError {
+    move |e| ConvertError::Field {
+        field,
+        source: Box::new(e),
+    }
+}
+
 /// What the sink pad negotiated.
 #[derive(Clone, Debug)]
 pub enum InputCaps {
@@ -41,42 +76,34 @@ pub enum InputCaps {
 }
 
 impl InputCaps {
-    pub fn parse(caps: &gst::CapsRef) -> Result<Self, String> {
-        let s = caps.structure(0).ok_or("empty caps")?;
+    pub fn parse(caps: &gst::CapsRef) -> Result<Self, ConvertError> {
+        let s = caps.structure(0).ok_or(ConvertError::EmptyCaps)?;
         match s.name().as_str() {
             "audio/x-raw" => {
-                let format = s.get::<&str>("format").map_err(|e| e.to_string())?;
+                let format = s.get::<&str>("format").map_err(field("format"))?;
                 if format != "F32LE" {
-                    return Err(format!(
-                        "audio format {format} is not F32LE (add audioconvert)"
-                    ));
+                    return Err(ConvertError::AudioFormat(format.to_owned()));
                 }
                 if s.get::<&str>("layout").unwrap_or("interleaved") != "interleaved" {
-                    return Err("audio layout must be interleaved".into());
+                    return Err(ConvertError::AudioLayout);
                 }
-                let rate = s.get::<i32>("rate").map_err(|e| format!("rate: {e}"))?;
-                let channels = s
-                    .get::<i32>("channels")
-                    .map_err(|e| format!("channels: {e}"))?;
+                let rate = s.get::<i32>("rate").map_err(field("rate"))?;
+                let channels = s.get::<i32>("channels").map_err(field("channels"))?;
                 Ok(Self::Audio {
                     rate: rate as u32,
                     channels: channels as u16,
                 })
             }
             "video/x-raw" => {
-                let format = match s.get::<&str>("format").map_err(|e| e.to_string())? {
+                let format = match s.get::<&str>("format").map_err(field("format"))? {
                     "I420" => PixelFormat::I420,
                     "NV12" => PixelFormat::Nv12,
                     "RGB" => PixelFormat::Rgb,
                     "RGBA" => PixelFormat::Rgba,
-                    other => {
-                        return Err(format!(
-                            "video format {other} is not I420, NV12, RGB or RGBA"
-                        ));
-                    }
+                    other => return Err(ConvertError::VideoFormat(other.to_owned())),
                 };
-                let width = s.get::<i32>("width").map_err(|e| format!("width: {e}"))? as u32;
-                let height = s.get::<i32>("height").map_err(|e| format!("height: {e}"))? as u32;
+                let width = s.get::<i32>("width").map_err(field("width"))? as u32;
+                let height = s.get::<i32>("height").map_err(field("height"))? as u32;
                 Ok(Self::Video {
                     format,
                     width,
@@ -84,9 +111,7 @@ impl InputCaps {
                 })
             }
             "text/x-raw" => Ok(Self::Text),
-            other => Err(format!(
-                "{other} is not audio/x-raw, video/x-raw or text/x-raw"
-            )),
+            other => Err(ConvertError::MediaType(other.to_owned())),
         }
     }
 
@@ -102,14 +127,14 @@ impl InputCaps {
     }
 
     /// Wraps a buffer as RuntimeData. Audio samples stay in the buffer's memory.
-    pub fn to_data(&self, buffer: gst::Buffer) -> Result<RuntimeData, String> {
+    pub fn to_data(&self, buffer: gst::Buffer) -> Result<RuntimeData, ConvertError> {
         let pts = buffer.pts().map(gst::ClockTime::nseconds);
         match self {
             Self::Audio { rate, channels } => {
                 let duration = buffer.duration().map(gst::ClockTime::nseconds);
                 let mapped = buffer
                     .into_mapped_buffer_readable()
-                    .map_err(|_| "cannot map the input buffer")?;
+                    .map_err(|_| ConvertError::Map)?;
                 let samples = if bytemuck::try_cast_slice::<u8, f32>(mapped.as_slice()).is_ok() {
                     AudioSamples::from_storage(Arc::new(BufferSamples { mapped }))
                 } else {
@@ -136,7 +161,7 @@ impl InputCaps {
                 let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
                 let mapped = buffer
                     .into_mapped_buffer_readable()
-                    .map_err(|_| "cannot map the input buffer")?;
+                    .map_err(|_| ConvertError::Map)?;
                 Ok(RuntimeData::Video(VideoFrame {
                     data: Bytes::from_owner(mapped),
                     width: *width,
@@ -148,11 +173,8 @@ impl InputCaps {
                 }))
             }
             Self::Text => {
-                let map = buffer
-                    .map_readable()
-                    .map_err(|_| "cannot map the input buffer")?;
-                let text = std::str::from_utf8(map.as_slice())
-                    .map_err(|e| format!("text buffer is not UTF-8: {e}"))?;
+                let map = buffer.map_readable().map_err(|_| ConvertError::Map)?;
+                let text = std::str::from_utf8(map.as_slice())?;
                 Ok(RuntimeData::Text(text.to_string()))
             }
         }

@@ -12,11 +12,14 @@ use std::sync::{Arc, LazyLock, Mutex};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use remotemedia_runtime::data::ControlMessage;
 use remotemedia_runtime::sync::lock;
 use remotemedia_runtime::{Graph, Output, RuntimeData, Session, StreamFormat};
 
 use super::convert::{self, InputCaps};
+use super::held::{Held, Released};
 use super::queue::{Item, OutQueue, QueueSink};
+use super::result_meta;
 use crate::failure::Failure;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -30,11 +33,16 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// Outputs waiting for the src pad task when nodes run on their own threads.
 const THREADED_QUEUE_CAPACITY: usize = 64;
 
+const DEFAULT_RESULT_META: bool = true;
+/// The custom downstream event that carries a `CancelSpeculation` control.
+const CANCEL_SPECULATION: &str = "remotemedia-cancel-speculation";
+
 #[derive(Debug, Clone)]
 struct Settings {
     manifest: Option<String>,
     manifest_json: Option<String>,
     post_messages: bool,
+    result_meta: bool,
 }
 
 impl Default for Settings {
@@ -43,6 +51,7 @@ impl Default for Settings {
             manifest: None,
             manifest_json: None,
             post_messages: true,
+            result_meta: DEFAULT_RESULT_META,
         }
     }
 }
@@ -89,6 +98,8 @@ pub struct RemoteMediaPipeline {
     settings: Mutex<Settings>,
     running: Mutex<Option<Running>>,
     stream: Mutex<StreamState>,
+    /// The media buffer about to leave on src, and the results that will ride on it.
+    held: Mutex<Held>,
     /// The last flow return of the src pad task, returned by the chain function.
     last_flow: Mutex<Result<gst::FlowSuccess, gst::FlowError>>,
 }
@@ -152,6 +163,7 @@ impl RemoteMediaPipeline {
             drop(r);
         }
         *lock(&self.stream) = StreamState::default();
+        lock(&self.held).clear();
         let textpad = lock(&self.textpad).take();
         if let Some(pad) = textpad {
             let _ = pad.set_active(false);
@@ -221,6 +233,7 @@ impl RemoteMediaPipeline {
                 if let Some((session, queue, threaded)) = self.running() {
                     session.reset();
                     queue.set_flushing(false);
+                    lock(&self.held).clear();
                     *lock(&self.last_flow) = Ok(gst::FlowSuccess::Ok);
                     self.forward_to_text(&event);
                     let ok = self.srcpad.push_event(event);
@@ -314,7 +327,8 @@ impl RemoteMediaPipeline {
 
     // ----- pushing side -----------------------------------------------------------------
 
-    /// Pushes what the queue holds now (inline graphs, on the streaming thread).
+    /// Pushes what the queue holds now (inline graphs, on the streaming thread): the outputs
+    /// of one input, so the media buffer goes last, with the results computed from it.
     fn push_ready(&self, queue: &OutQueue) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut flow = Ok(gst::FlowSuccess::Ok);
         let media_node = lock(&self.stream).media_node.clone();
@@ -323,6 +337,10 @@ impl RemoteMediaPipeline {
             if f.is_err() {
                 flow = f;
             }
+        }
+        let f = self.push_held();
+        if f.is_err() {
+            flow = f;
         }
         flow
     }
@@ -350,7 +368,11 @@ impl RemoteMediaPipeline {
         };
         let is_eos = matches!(&item, Item::Event(e) if e.type_() == gst::EventType::Eos);
         let media_node = lock(&self.stream).media_node.clone();
-        let flow = self.push_item(item, media_node.as_ref());
+        let mut flow = self.push_item(item, media_node.as_ref());
+        // Nothing behind it: the held buffer goes, with the results that came so far.
+        if queue.is_empty() {
+            flow = flow.and(self.push_held());
+        }
         *lock(&self.last_flow) = flow;
         match flow {
             Err(gst::FlowError::Flushing) => {
@@ -385,7 +407,8 @@ impl RemoteMediaPipeline {
                     Some(m) if *m.id == *out.node_id => Route::SrcMedia,
                     _ => Route::Side,
                 };
-                self.push_output(out, route)
+                let media_on_src = media_node.is_some_and(|m| !m.text);
+                self.push_output(out, route, media_on_src)
             }
             Item::Error(e) => {
                 self.node_failed(&e);
@@ -405,103 +428,165 @@ impl RemoteMediaPipeline {
                 Ok(gst::FlowSuccess::Ok)
             }
             Item::Event(event) => {
+                // The buffer held goes before the event that follows it.
+                let flow = self.push_held();
                 if matches!(event.type_(), gst::EventType::Eos) {
+                    lock(&self.held).clear();
                     self.forward_to_text(&event);
                 }
                 if event.type_() == gst::EventType::Segment {
                     self.forward_to_text(&event);
                 }
                 self.srcpad.push_event(event);
-                Ok(gst::FlowSuccess::Ok)
+                flow
             }
         }
     }
 
-    fn push_output(&self, out: Output, route: Route) -> Result<gst::FlowSuccess, gst::FlowError> {
+    /// Pushes one output; `media_on_src` says the graph delivers audio/video on src, which
+    /// its results ride on.
+    fn push_output(
+        &self,
+        out: Output,
+        route: Route,
+        media_on_src: bool,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let to_src = route == Route::SrcText;
-        match &out.data {
-            RuntimeData::Audio(frame) if route == Route::SrcMedia => {
-                self.srcpad.push(convert::audio_buffer(frame))
-            }
-            RuntimeData::Video(frame) if route == Route::SrcMedia => {
-                self.srcpad.push(convert::video_buffer(frame))
-            }
-            RuntimeData::Audio(_) | RuntimeData::Video(_) => Ok(gst::FlowSuccess::Ok),
+        let media = match &out.data {
+            RuntimeData::Audio(frame) if route == Route::SrcMedia => convert::audio_buffer(frame),
+            RuntimeData::Video(frame) if route == Route::SrcMedia => convert::video_buffer(frame),
+            RuntimeData::Audio(_) | RuntimeData::Video(_) => return Ok(gst::FlowSuccess::Ok),
             RuntimeData::Text(text) => {
-                self.post_result(&out, "text", text.clone());
-                self.push_text(text.as_bytes().to_vec(), out.pts, false, to_src)
+                let result = self.post_result(&out, "text", text.clone(), media_on_src);
+                return self.push_text(text.as_bytes().to_vec(), out.pts, false, to_src, result);
             }
             RuntimeData::Json(json) => {
                 let text = json.to_string();
-                self.post_result(&out, "json", text.clone());
-                self.push_text(text.into_bytes(), out.pts, true, to_src)
+                let result = self.post_result(&out, "json", text.clone(), media_on_src);
+                return self.push_text(text.into_bytes(), out.pts, true, to_src, result);
             }
             RuntimeData::Binary(b) => {
-                self.post_result(
-                    &out,
-                    "binary",
-                    serde_json::json!({"bytes": b.len()}).to_string(),
-                );
-                Ok(gst::FlowSuccess::Ok)
+                let summary = serde_json::json!({"bytes": b.len()});
+                self.post_result(&out, "binary", summary.to_string(), media_on_src);
+                return Ok(gst::FlowSuccess::Ok);
             }
             RuntimeData::Tensor(t) => {
                 let summary =
                     serde_json::json!({"shape": t.shape, "dtype": format!("{:?}", t.dtype)});
-                self.post_result(&out, "tensor", summary.to_string());
-                Ok(gst::FlowSuccess::Ok)
+                self.post_result(&out, "tensor", summary.to_string(), media_on_src);
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            RuntimeData::Control(ControlMessage::CancelSpeculation { from_ms, to_ms }) => {
+                return self.push_cancel(&out.node_id, *from_ms, *to_ms);
             }
             RuntimeData::Control(c) => {
-                self.post_result(
-                    &out,
-                    "control",
-                    serde_json::json!({"control": format!("{c:?}")}).to_string(),
-                );
-                Ok(gst::FlowSuccess::Ok)
+                let summary = serde_json::json!({"control": format!("{c:?}")});
+                self.post_result(&out, "control", summary.to_string(), media_on_src);
+                return Ok(gst::FlowSuccess::Ok);
             }
-        }
-    }
-
-    /// A text/JSON/summary result: on the bus (`remotemedia`), and downstream with the media
-    /// as a `remotemedia-result` event, which a `remotemediawebrtcsink` sends to its peers.
-    fn post_result(&self, out: &Output, kind: &str, json: String) {
-        let pts = out.pts.map(gst::ClockTime::from_nseconds);
-        let fields = |name: &str| {
-            gst::Structure::builder(name)
-                .field("node-id", &*out.node_id)
-                .field("kind", kind)
-                .field("json", json.as_str())
-                .field("pts", pts)
-                .build()
         };
-        self.srcpad
-            .push_event(gst::event::CustomDownstream::new(fields(
-                "remotemedia-result",
-            )));
-        if !lock(&self.settings).post_messages {
-            return;
-        }
-        let obj = self.obj();
-        let _ = obj.post_message(
-            gst::message::Element::builder(fields("remotemedia"))
-                .src(&*obj)
-                .build(),
-        );
+        // Dropped first: the buffer may then be ours alone, and a meta added in place.
+        drop(out);
+        let before = lock(&self.held).hold(media);
+        self.push_released(before)
     }
 
-    /// Pushes a text/JSON result: on the src pad when it is the graph's main output (a
-    /// text-only graph), else on the `text` pad, added on first use.
+    /// A speculative gate took back audio it let through: downstream elements learn it from a
+    /// `remotemedia-cancel-speculation` event (times on the stream's running-time axis, as the
+    /// buffers' timestamps), which follows the last buffer it covers.
+    fn push_cancel(
+        &self,
+        node_id: &str,
+        from_ms: f64,
+        to_ms: f64,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let flow = self.push_held();
+        let time = |ms: f64| gst::ClockTime::from_nseconds((ms * 1e6).round() as u64);
+        let event = gst::Structure::builder(CANCEL_SPECULATION)
+            .field("node-id", node_id)
+            .field("from-ms", from_ms)
+            .field("to-ms", to_ms)
+            .field("from", time(from_ms))
+            .field("to", time(to_ms))
+            .build();
+        self.srcpad
+            .push_event(gst::event::CustomDownstream::new(event));
+        flow
+    }
+
+    /// Pushes the held media buffer, with its results as metas (held.rs has the rule).
+    fn push_held(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let released = lock(&self.held).release();
+        self.push_released(released)
+    }
+
+    fn push_released(
+        &self,
+        released: Option<Released>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        match released {
+            Some(released) => self.srcpad.push(released.into_buffer()),
+            None => Ok(gst::FlowSuccess::Ok),
+        }
+    }
+
+    /// A text/JSON/summary result: on the bus (`remotemedia`), downstream as a
+    /// `remotemedia-result` event (which a `remotemediawebrtcsink` sends to its peers) and, with
+    /// `result-meta`, as a `RemoteMediaResultMeta` on the media buffer it was computed from when
+    /// the graph delivers media on src. All carry the same `result-id`. Returns the result
+    /// when it rides on buffers, for its text buffer.
+    fn post_result(
+        &self,
+        out: &Output,
+        kind: &str,
+        json: String,
+        media_on_src: bool,
+    ) -> Option<gst::Structure> {
+        let result = gst::Structure::builder("remotemedia-result")
+            .field("node-id", &*out.node_id)
+            .field("kind", kind)
+            .field("json", json)
+            .field("pts", out.pts.map(gst::ClockTime::from_nseconds))
+            .field(result_meta::ID_FIELD, result_meta::next_id())
+            .build();
+        self.srcpad
+            .push_event(gst::event::CustomDownstream::new(result.clone()));
+        let (post_messages, on_buffers) = {
+            let s = lock(&self.settings);
+            (s.post_messages, s.result_meta)
+        };
+        if post_messages {
+            let mut fields = result.clone();
+            fields.set_name("remotemedia");
+            let obj = self.obj();
+            let _ = obj.post_message(gst::message::Element::builder(fields).src(&*obj).build());
+        }
+        if !on_buffers {
+            return None;
+        }
+        if media_on_src {
+            lock(&self.held).attach(result.clone());
+        }
+        Some(result)
+    }
+
+    /// Pushes a text/JSON result, with its meta when `result` is given: on the src pad when it
+    /// is the graph's main output (a text-only graph), else on the `text` pad, added on first
+    /// use.
     fn push_text(
         &self,
         bytes: Vec<u8>,
         pts: Option<u64>,
         json: bool,
         to_src: bool,
+        result: Option<gst::Structure>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut buffer = gst::Buffer::from_mut_slice(bytes);
-        buffer
-            .get_mut()
-            .expect("a new buffer is writable")
-            .set_pts(pts.map(gst::ClockTime::from_nseconds));
+        let writable = buffer.get_mut().expect("a new buffer is writable");
+        writable.set_pts(pts.map(gst::ClockTime::from_nseconds));
+        if let Some(result) = &result {
+            result_meta::add(writable, result);
+        }
         if to_src {
             return self.srcpad.push(buffer);
         }
@@ -582,6 +667,7 @@ impl RemoteMediaPipeline {
                 serde_json::json!({
                     "node_id": m.node_id, "processed": m.processed,
                     "busy_ms": m.busy_ns as f64 / 1e6, "errors": m.errors,
+                    "counters": m.counters,
                 })
             })
             .collect();
@@ -628,6 +714,7 @@ impl ObjectSubclass for RemoteMediaPipeline {
             settings: Mutex::new(Settings::default()),
             running: Mutex::new(None),
             stream: Mutex::new(StreamState::default()),
+            held: Mutex::new(Held::default()),
             last_flow: Mutex::new(Ok(gst::FlowSuccess::Ok)),
         }
     }
@@ -649,8 +736,14 @@ impl ObjectImpl for RemoteMediaPipeline {
                     .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
-                    .blurb("Post a \"remotemedia\" element message (node-id, kind, json, pts) on the bus for every text/JSON result")
+                    .blurb("Post a \"remotemedia\" element message (node-id, kind, json, pts, result-id) on the bus for every text/JSON result")
                     .default_value(true)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("result-meta")
+                    .nick("Result meta")
+                    .blurb("Attach every text/JSON result as a RemoteMediaResultMeta (node-id, kind, json, pts, result-id) to the media buffer on src it was computed from and to its buffer on the text pad")
+                    .default_value(DEFAULT_RESULT_META)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("metrics")
@@ -669,6 +762,7 @@ impl ObjectImpl for RemoteMediaPipeline {
             "manifest" => s.manifest = value.get().expect("type checked upstream"),
             "manifest-json" => s.manifest_json = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            "result-meta" => s.result_meta = value.get().expect("type checked upstream"),
             other => gst::warning!(CAT, imp = self, "no writable property {other}"),
         }
     }
@@ -678,6 +772,7 @@ impl ObjectImpl for RemoteMediaPipeline {
             "manifest" => lock(&self.settings).manifest.to_value(),
             "manifest-json" => lock(&self.settings).manifest_json.to_value(),
             "post-messages" => lock(&self.settings).post_messages.to_value(),
+            "result-meta" => lock(&self.settings).result_meta.to_value(),
             "metrics" => self.metrics_json().to_value(),
             other => {
                 gst::warning!(CAT, imp = self, "no readable property {other}");
@@ -798,6 +893,7 @@ impl ElementImpl for RemoteMediaPipeline {
                     queue.set_flushing(false);
                 }
                 *lock(&self.stream) = StreamState::default();
+                lock(&self.held).clear();
             }
             gst::StateChange::ReadyToPaused => {
                 *lock(&self.last_flow) = Ok(gst::FlowSuccess::Ok);

@@ -4,8 +4,10 @@ use gst::glib;
 use gst::prelude::*;
 
 pub(crate) mod convert;
+mod held;
 mod imp;
 mod queue;
+pub(crate) mod result_meta;
 
 glib::wrapper! {
     pub struct RemoteMediaPipeline(ObjectSubclass<imp::RemoteMediaPipeline>)
@@ -13,6 +15,7 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    result_meta::register();
     gst::Element::register(
         Some(plugin),
         "remotemediapipeline",

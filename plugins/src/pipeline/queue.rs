@@ -86,6 +86,11 @@ impl OutQueue {
         item
     }
 
+    /// Whether nothing waits to be pushed.
+    pub fn is_empty(&self) -> bool {
+        self.lock().items.is_empty()
+    }
+
     /// Waits for the next item; `None` once flushing.
     pub fn pop(&self) -> Option<Item> {
         let mut inner = self.lock();

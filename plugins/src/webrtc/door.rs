@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use remotemedia_signaling::{HttpRequest, HttpResponse, Route};
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 
-use super::hub::PeerHub;
+use super::hub::{CallError, PeerHub};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Door {
@@ -36,20 +36,35 @@ impl Door {
     }
 }
 
-/// Why an offer on a door was not answered, as its HTTP status.
-#[derive(Debug)]
-pub struct Refusal {
-    pub status: u16,
-    pub message: String,
+/// Why an offer on a door was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("max-peers={max} reached; {door:?} client refused")]
+    Full { max: usize, door: Door },
+    #[error("offer refused: {0}")]
+    Offer(#[source] CallError),
+    #[error("the element stopped before answering")]
+    Stopped,
 }
 
 impl Refusal {
-    pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
+    /// The HTTP status the client gets.
+    fn status(&self) -> u16 {
+        match self {
+            Refusal::Full { .. } => 503,
+            Refusal::Offer(_) => 400,
+            Refusal::Stopped => 500,
         }
     }
+}
+
+/// What is wrong with a WHIP/WHEP offer before it reaches the peer connection.
+#[derive(Debug, thiserror::Error)]
+enum MalformedOffer {
+    #[error("{0}")]
+    Unparsable(#[source] webrtc::sdp::Error),
+    #[error("it has no media section (m= line)")]
+    NoMedia,
 }
 
 /// The route of `door` on the signaling server, handled by `hub` while it lives.
@@ -125,17 +140,17 @@ async fn post(door: Door, hub: &Arc<PeerHub>, req: HttpRequest) -> HttpResponse 
     match hub.answer_http(&id, door, sdp).await {
         Ok(answer) => HttpResponse::new(201, "application/sdp", answer)
             .with_header("Location", format!("{}/{id}", door.path())),
-        Err(refusal) => HttpResponse::text(refusal.status, refusal.message),
+        Err(refusal) => HttpResponse::text(refusal.status(), refusal.to_string()),
     }
 }
 
 /// What a WHIP/WHEP offer needs before it reaches the peer connection, checked so the client
 /// learns what is wrong with it.
-fn check_offer(sdp: &str) -> Result<(), String> {
+fn check_offer(sdp: &str) -> Result<(), MalformedOffer> {
     let parsed = webrtc::sdp::SessionDescription::unmarshal(&mut std::io::Cursor::new(sdp))
-        .map_err(|e| e.to_string())?;
+        .map_err(MalformedOffer::Unparsable)?;
     if parsed.media_descriptions.is_empty() {
-        return Err("it has no media section (m= line)".into());
+        return Err(MalformedOffer::NoMedia);
     }
     Ok(())
 }
@@ -167,7 +182,7 @@ async fn patch(door: Door, hub: &Arc<PeerHub>, resource: &str, req: HttpRequest)
     };
     for candidate in candidates(frag) {
         if let Err(e) = hub.add_http_candidate(resource, candidate).await {
-            return HttpResponse::text(400, e);
+            return HttpResponse::text(400, e.to_string());
         }
     }
     HttpResponse::new(204, "text/plain", Vec::new())
@@ -212,9 +227,15 @@ mod tests {
 
     #[test]
     fn offers_are_checked() {
-        assert!(check_offer("not sdp").is_err());
+        assert!(matches!(
+            check_offer("not sdp"),
+            Err(MalformedOffer::Unparsable(_))
+        ));
         let no_media = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
-        assert!(check_offer(no_media).unwrap_err().contains("no media"));
+        assert!(matches!(
+            check_offer(no_media),
+            Err(MalformedOffer::NoMedia)
+        ));
         assert!(check_offer(&format!("{no_media}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n")).is_ok());
     }
 

@@ -16,6 +16,61 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerN
 /// Longest a request may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{method} {url}: no answer within {} s", TIMEOUT.as_secs())]
+    Timeout { method: String, url: String },
+    #[error("bad URL '{url}': {source}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: hyper::http::uri::InvalidUri,
+    },
+    #[error("'{0}': the scheme must be http:// or https://")]
+    Scheme(String),
+    #[error("'{0}' has no host")]
+    NoHost(String),
+    #[error("cannot reach {authority}: {source}")]
+    Unreachable {
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{method} {url}: {source}")]
+    Request {
+        method: String,
+        url: String,
+        #[source]
+        source: hyper::http::Error,
+    },
+    #[error("'{host}': {source}")]
+    ServerName {
+        host: String,
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("TLS set-up: {0}")]
+    TlsSetup(#[source] rustls::Error),
+    #[error("TLS with {authority}: {source}")]
+    Tls {
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP handshake: {0}")]
+    Handshake(#[source] hyper::Error),
+    #[error("HTTP request: {0}")]
+    Exchange(#[source] hyper::Error),
+    #[error("{method} {url}: reading the answer: {source}")]
+    Body {
+        method: String,
+        url: String,
+        #[source]
+        source: hyper::Error,
+    },
+}
+
 pub struct Response {
     pub status: u16,
     /// The `Location` header, made absolute against the request's URL.
@@ -24,7 +79,7 @@ pub struct Response {
 }
 
 /// TLS with the system's roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` are honoured).
-static TLS: LazyLock<Result<Arc<ClientConfig>, String>> = LazyLock::new(|| {
+static TLS: LazyLock<Result<Arc<ClientConfig>, rustls::Error>> = LazyLock::new(|| {
     let mut roots = RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
@@ -33,7 +88,6 @@ static TLS: LazyLock<Result<Arc<ClientConfig>, String>> = LazyLock::new(|| {
     ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-        .map_err(|e| format!("TLS set-up: {e}"))
 });
 
 /// Sends `method url` with an optional bearer `token` and body (`(content type, bytes)`).
@@ -42,10 +96,13 @@ pub async fn request(
     url: &str,
     token: Option<&str>,
     body: Option<(&str, String)>,
-) -> Result<Response, String> {
+) -> Result<Response, HttpError> {
     tokio::time::timeout(TIMEOUT, send(method, url, token, body))
         .await
-        .map_err(|_| format!("{method} {url}: no answer within {} s", TIMEOUT.as_secs()))?
+        .map_err(|_| HttpError::Timeout {
+            method: method.to_owned(),
+            url: url.to_owned(),
+        })?
 }
 
 async fn send(
@@ -53,14 +110,19 @@ async fn send(
     url: &str,
     token: Option<&str>,
     body: Option<(&str, String)>,
-) -> Result<Response, String> {
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL '{url}': {e}"))?;
+) -> Result<Response, HttpError> {
+    let uri: hyper::Uri = url.parse().map_err(|source| HttpError::BadUrl {
+        url: url.to_owned(),
+        source,
+    })?;
     let tls = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
-        _ => return Err(format!("'{url}': the scheme must be http:// or https://")),
+        _ => return Err(HttpError::Scheme(url.to_owned())),
     };
-    let host = uri.host().ok_or_else(|| format!("'{url}' has no host"))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| HttpError::NoHost(url.to_owned()))?;
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let authority = uri
         .authority()
@@ -68,7 +130,10 @@ async fn send(
         .unwrap_or_default();
     let tcp = TcpStream::connect((host.trim_matches(['[', ']']), port))
         .await
-        .map_err(|e| format!("cannot reach {authority}: {e}"))?;
+        .map_err(|source| HttpError::Unreachable {
+            authority: authority.clone(),
+            source,
+        })?;
     let _ = tcp.set_nodelay(true);
     let mut builder = Request::builder()
         .method(method)
@@ -86,15 +151,27 @@ async fn send(
     };
     let req = builder
         .body(Full::new(payload))
-        .map_err(|e| format!("{method} {url}: {e}"))?;
+        .map_err(|source| HttpError::Request {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            source,
+        })?;
     let response = if tls {
-        let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-            .map_err(|e| format!("'{host}': {e}"))?;
-        let config = TLS.as_ref().map_err(Clone::clone)?.clone();
+        let name =
+            ServerName::try_from(host.trim_matches(['[', ']']).to_owned()).map_err(|source| {
+                HttpError::ServerName {
+                    host: host.to_owned(),
+                    source,
+                }
+            })?;
+        let config = TLS
+            .as_ref()
+            .map_err(|e| HttpError::TlsSetup(e.clone()))?
+            .clone();
         let stream = TlsConnector::from(config)
             .connect(name, tcp)
             .await
-            .map_err(|e| format!("TLS with {authority}: {e}"))?;
+            .map_err(|source| HttpError::Tls { authority, source })?;
         exchange(stream, req).await?
     } else {
         exchange(tcp, req).await?
@@ -109,7 +186,11 @@ async fn send(
         .into_body()
         .collect()
         .await
-        .map_err(|e| format!("{method} {url}: reading the answer: {e}"))?
+        .map_err(|source| HttpError::Body {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            source,
+        })?
         .to_bytes();
     Ok(Response {
         status,
@@ -121,18 +202,15 @@ async fn send(
 async fn exchange<S>(
     io: S,
     req: Request<Full<Bytes>>,
-) -> Result<hyper::Response<hyper::body::Incoming>, String>
+) -> Result<hyper::Response<hyper::body::Incoming>, HttpError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
-        .map_err(|e| format!("HTTP handshake: {e}"))?;
+        .map_err(HttpError::Handshake)?;
     tokio::spawn(conn);
-    sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("HTTP request: {e}"))
+    sender.send_request(req).await.map_err(HttpError::Exchange)
 }
 
 /// `location` resolved against `base`: absolute URLs stay, paths take base's origin.

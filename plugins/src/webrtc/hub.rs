@@ -32,13 +32,75 @@ use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use super::RUNTIME;
 use super::channel::{Outbox, Payload, send_all};
 use super::door::{self, Door, Refusal};
-use super::ice::{IceSettings, LocalSdp, gathered_local_sdp};
+use super::ice::{ConnectionError, IceSettings, LocalSdp, gathered_local_sdp};
 use super::messages;
 use super::sessions::{Change, SessionError, Sessions};
 use super::signaling::{Link, SignalingConfig};
 use crate::failure::Failure;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a role could not prepare a connection: the role's own error (each element's is its
+/// own type), with the code of the `error` message the peer's failure gets.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct SetupError {
+    code: ErrorCode,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl SetupError {
+    pub fn new(code: ErrorCode, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            code,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Why a call with a peer failed. The peer hears it (`failed: <message>`), and the bus gets
+/// an `error` message with its code.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error("cannot open a data channel: {0}")]
+    DataChannel(#[source] webrtc::Error),
+    /// The offer or answer does not parse.
+    #[error("bad {kind}: {source}")]
+    Unreadable {
+        kind: &'static str,
+        #[source]
+        source: webrtc::Error,
+    },
+    #[error("bad offer SDP: {0}")]
+    OfferRefused(#[source] webrtc::Error),
+    #[error("'{peer_id}' answered with bad SDP: {source}")]
+    AnswerRefused {
+        peer_id: String,
+        #[source]
+        source: webrtc::Error,
+    },
+    #[error("bad ICE candidate: {0}")]
+    BadCandidate(#[source] webrtc::Error),
+    #[error("ICE candidate before the offer")]
+    CandidateBeforeOffer,
+    #[error("peer left during setup")]
+    LeftDuringSetup,
+}
+
+impl CallError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Setup(e) => e.code,
+            Self::Connection(e) => e.code(),
+            Self::DataChannel(_) => ErrorCode::Internal,
+            _ => ErrorCode::Peer,
+        }
+    }
+}
 
 /// What an element does with a peer connection beyond signaling.
 pub trait Role: Send + Sync + 'static {
@@ -49,7 +111,7 @@ pub trait Role: Send + Sync + 'static {
         peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
         offer: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), String>>;
+    ) -> BoxFuture<'a, Result<(), SetupError>>;
     /// The connection reached `connected`.
     fn connected(&self, _peer_id: &str) {}
     /// The peer is gone; release what `setup` made for it.
@@ -80,7 +142,7 @@ enum Work {
     /// An offer POSTed to a WHIP/WHEP door; the answer goes back on `reply`.
     HttpOffer {
         sdp: String,
-        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+        reply: tokio::sync::oneshot::Sender<Result<String, CallError>>,
     },
 }
 
@@ -149,7 +211,7 @@ impl PeerHub {
         config: HubConfig,
         role: Arc<dyn Role>,
     ) -> Result<Arc<Self>, Failure> {
-        config.ice.validate().map_err(Failure::config)?;
+        config.ice.validate()?;
         let hub = Arc::new(Self {
             element: element.downgrade(),
             me: config.peer_id.clone(),
@@ -221,7 +283,7 @@ impl PeerHub {
         let (link, present) =
             Link::start(&config.signaling, info, handler, on_error, on_link, routes)
                 .await
-                .map_err(|e| Failure::new(ErrorCode::Signaling, e.to_string()))?;
+                .map_err(|e| Failure::new(e.code(), e.to_string()))?;
         *lock(&hub.link) = Some(Arc::new(link));
         for info in present {
             hub.on_announced(info);
@@ -468,8 +530,9 @@ impl PeerHub {
     }
 
     /// Ends a call that went wrong, telling the peer why; a `connect-to` peer is retried.
-    fn peer_failed(self: &Arc<Self>, peer_id: &str, message: &str) {
-        self.post(|e| messages::error(e, ErrorCode::Peer, Some(peer_id), message));
+    fn peer_failed(self: &Arc<Self>, peer_id: &str, error: &CallError) {
+        let message = error.to_string();
+        self.post(|e| messages::error(e, error.code(), Some(peer_id), &message));
         // WHIP and WHEP clients are not on signaling; their HTTP answer tells them.
         if lock(&self.announced).contains_key(peer_id) {
             self.send(Signal::StateChange {
@@ -478,8 +541,8 @@ impl PeerHub {
                 state: format!("failed: {message}"),
             });
         }
-        self.close_peer(peer_id, message, false);
-        self.retry(peer_id, message);
+        self.close_peer(peer_id, &message, false);
+        self.retry(peer_id, &message);
     }
 
     /// Whether `serial` is still the connection with `peer_id`.
@@ -526,13 +589,13 @@ impl PeerHub {
     }
 
     /// Makes the offer of a call this element starts, with every candidate gathered into it.
-    async fn offer(self: &Arc<Self>, peer_id: &str) -> Result<(), String> {
+    async fn offer(self: &Arc<Self>, peer_id: &str) -> Result<(), CallError> {
         let (pc, serial) = self.new_connection(peer_id, None).await?;
         // The caller opens the data channel; the answerer gets it through `on_data_channel`.
         let channel = pc
             .create_data_channel("remotemedia", None)
             .await
-            .map_err(|e| format!("cannot open a data channel: {e}"))?;
+            .map_err(CallError::DataChannel)?;
         let weak = Arc::downgrade(self);
         let (id, open) = (peer_id.to_owned(), channel.clone());
         channel.on_open(Box::new(move || {
@@ -567,7 +630,7 @@ impl PeerHub {
     }
 
     /// An offer from `peer_id`: a new call, a renegotiation of the current one, or glare.
-    async fn on_offer(self: &Arc<Self>, peer_id: &str, sdp: String) -> Result<(), String> {
+    async fn on_offer(self: &Arc<Self>, peer_id: &str, sdp: String) -> Result<(), CallError> {
         let existing = lock(&self.peers).get(peer_id).and_then(|p| p.pc.clone());
         if let Some(pc) = existing {
             if pc.signaling_state() == RTCSignalingState::HaveLocalOffer {
@@ -621,7 +684,7 @@ impl PeerHub {
     }
 
     /// The answer to our offer. A late answer to an offer already given up is ignored.
-    async fn on_answer(&self, peer_id: &str, sdp: String) -> Result<(), String> {
+    async fn on_answer(&self, peer_id: &str, sdp: String) -> Result<(), CallError> {
         let pc = lock(&self.peers).get(peer_id).and_then(|p| p.pc.clone());
         let Some(pc) = pc.filter(|pc| pc.signaling_state() == RTCSignalingState::HaveLocalOffer)
         else {
@@ -632,16 +695,24 @@ impl PeerHub {
             );
             return Ok(());
         };
-        let answer = RTCSessionDescription::answer(self.ice.filter_remote_sdp(&sdp))
-            .map_err(|e| format!("bad answer: {e}"))?;
+        let answer =
+            RTCSessionDescription::answer(self.ice.filter_remote_sdp(&sdp)).map_err(|source| {
+                CallError::Unreadable {
+                    kind: "answer",
+                    source,
+                }
+            })?;
         pc.set_remote_description(answer)
             .await
-            .map_err(|e| format!("'{peer_id}' answered with bad SDP: {e}"))
+            .map_err(|source| CallError::AnswerRefused {
+                peer_id: peer_id.to_owned(),
+                source,
+            })
     }
 
     /// Answers an offer (or a renegotiation). ICE candidates are gathered into the answer:
     /// host gathering takes milliseconds, and every peer then works without trickle.
-    async fn answer(self: &Arc<Self>, peer_id: &str, sdp: String) -> Result<(), String> {
+    async fn answer(self: &Arc<Self>, peer_id: &str, sdp: String) -> Result<(), CallError> {
         let sdp = self.answer_sdp(peer_id, sdp).await?;
         self.send(Signal::Answer {
             from: self.me.clone(),
@@ -653,18 +724,23 @@ impl PeerHub {
 
     /// Applies `sdp` (an offer) to the peer's connection, made for it if needed, and returns
     /// the answer with every local candidate in it.
-    async fn answer_sdp(self: &Arc<Self>, peer_id: &str, sdp: String) -> Result<String, String> {
+    async fn answer_sdp(self: &Arc<Self>, peer_id: &str, sdp: String) -> Result<String, CallError> {
         let existing = lock(&self.peers).get(peer_id).and_then(|p| p.pc.clone());
         let pc = match existing {
             Some(pc) => pc,
             None => self.new_connection(peer_id, Some(&sdp)).await?.0,
         };
-        let offer = RTCSessionDescription::offer(self.ice.filter_remote_sdp(&sdp))
-            .map_err(|e| format!("bad offer: {e}"))?;
+        let offer =
+            RTCSessionDescription::offer(self.ice.filter_remote_sdp(&sdp)).map_err(|source| {
+                CallError::Unreadable {
+                    kind: "offer",
+                    source,
+                }
+            })?;
         pc.set_remote_description(offer)
             .await
-            .map_err(|e| format!("bad offer SDP: {e}"))?;
-        gathered_local_sdp(&pc, LocalSdp::Answer).await
+            .map_err(CallError::OfferRefused)?;
+        Ok(gathered_local_sdp(&pc, LocalSdp::Answer).await?)
     }
 
     /// Whether a call with `peer_id` exists (any state).
@@ -685,9 +761,10 @@ impl PeerHub {
             let mut peers = lock(&self.peers);
             if peers.len() >= max {
                 drop(peers);
-                let msg = format!("max-peers={max} reached; {door:?} client refused");
+                let refusal = Refusal::Full { max, door };
+                let msg = refusal.to_string();
                 self.post(|e| messages::error(e, ErrorCode::MaxPeersReached, Some(peer_id), &msg));
-                return Err(Refusal::new(503, msg));
+                return Err(refusal);
             }
             let (tx, rx) = mpsc::channel(64);
             let _ = tx.try_send(Work::HttpOffer { sdp, reply });
@@ -697,8 +774,8 @@ impl PeerHub {
         }
         match answered.await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(message)) => Err(Refusal::new(400, format!("offer refused: {message}"))),
-            Err(_) => Err(Refusal::new(500, "the element stopped before answering")),
+            Ok(Err(error)) => Err(Refusal::Offer(error)),
+            Err(_) => Err(Refusal::Stopped),
         }
     }
 
@@ -707,7 +784,7 @@ impl PeerHub {
         &self,
         peer_id: &str,
         init: RTCIceCandidateInit,
-    ) -> Result<(), String> {
+    ) -> Result<(), CallError> {
         self.add_candidate(peer_id, init).await
     }
 
@@ -717,7 +794,7 @@ impl PeerHub {
         self: &Arc<Self>,
         peer_id: &str,
         offer: Option<&str>,
-    ) -> Result<(Arc<RTCPeerConnection>, u64), String> {
+    ) -> Result<(Arc<RTCPeerConnection>, u64), CallError> {
         let serial = self.serials.fetch_add(1, Ordering::Relaxed);
         let pc = self.ice.new_peer_connection().await?;
         self.role.setup(peer_id, &pc, offer).await?;
@@ -752,7 +829,7 @@ impl PeerHub {
         if !registered {
             // The peer left while we were setting up.
             let _ = pc.close().await;
-            return Err("peer left during setup".into());
+            return Err(CallError::LeftDuringSetup);
         }
         Ok((pc, serial))
     }
@@ -782,7 +859,11 @@ impl PeerHub {
         }
     }
 
-    async fn add_candidate(&self, peer_id: &str, init: RTCIceCandidateInit) -> Result<(), String> {
+    async fn add_candidate(
+        &self,
+        peer_id: &str,
+        init: RTCIceCandidateInit,
+    ) -> Result<(), CallError> {
         if !self.ice.accepts_remote(&init.candidate) {
             return Ok(());
         }
@@ -791,8 +872,8 @@ impl PeerHub {
             Some(pc) => pc
                 .add_ice_candidate(init)
                 .await
-                .map_err(|e| format!("bad ICE candidate: {e}")),
-            None => Err("ICE candidate before the offer".into()),
+                .map_err(CallError::BadCandidate),
+            None => Err(CallError::CandidateBeforeOffer),
         }
     }
 
@@ -922,8 +1003,8 @@ async fn run_peer(hub: Weak<PeerHub>, peer_id: String, mut rx: mpsc::Receiver<Wo
         let Some(hub) = hub.upgrade() else { return };
         let signal = match work {
             Work::Call => {
-                if let Err(message) = hub.offer(&peer_id).await {
-                    hub.peer_failed(&peer_id, &message);
+                if let Err(error) = hub.offer(&peer_id).await {
+                    hub.peer_failed(&peer_id, &error);
                     return;
                 }
                 continue;
@@ -933,10 +1014,11 @@ async fn run_peer(hub: Weak<PeerHub>, peer_id: String, mut rx: mpsc::Receiver<Wo
                     let _ = reply.send(Ok(answer));
                     continue;
                 }
-                Err(message) => {
-                    hub.post(|e| messages::error(e, ErrorCode::Peer, Some(&peer_id), &message));
+                Err(error) => {
+                    let message = error.to_string();
+                    hub.post(|e| messages::error(e, error.code(), Some(&peer_id), &message));
                     hub.close_peer(&peer_id, &message, false);
-                    let _ = reply.send(Err(message));
+                    let _ = reply.send(Err(error));
                     return;
                 }
             },
@@ -969,8 +1051,8 @@ async fn run_peer(hub: Weak<PeerHub>, peer_id: String, mut rx: mpsc::Receiver<Wo
             }
             _ => Ok(()),
         };
-        if let Err(message) = result {
-            hub.peer_failed(&peer_id, &message);
+        if let Err(error) = result {
+            hub.peer_failed(&peer_id, &error);
             return;
         }
     }

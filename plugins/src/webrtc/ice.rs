@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use remotemedia_runtime::ErrorCode;
 use webrtc::api::APIBuilder;
 use webrtc::api::interceptor_registry::register_default_interceptors;
 use webrtc::api::media_engine::MediaEngine;
@@ -14,6 +15,8 @@ use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
+
+use crate::failure::Failure;
 
 /// ICE settings shared by the WebRTC elements.
 #[derive(Clone, Debug, Default)]
@@ -36,17 +39,72 @@ pub fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn turn_server(url: &str) -> Result<RTCIceServer, String> {
+/// A STUN or TURN server URL that cannot be used. TURN passwords are never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum IceServerError {
+    #[error("STUN server '{0}' must start with stun: or stuns:")]
+    StunScheme(String),
+    /// Shown up to its first `:`, as a password may follow.
+    #[error("TURN server '{0}…' must start with turn: or turns:")]
+    TurnScheme(String),
+    #[error("TURN server '{scheme}…@{host}' needs user:password")]
+    TurnCredentials { scheme: String, host: String },
+    #[error("TURN server '{0}…' needs user:password@host:port or host:port:user:password")]
+    TurnForm(String),
+}
+
+impl From<IceServerError> for Failure {
+    fn from(e: IceServerError) -> Self {
+        Failure::config(e.to_string())
+    }
+}
+
+/// Why webrtc-rs could not make a peer connection or its local description.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error(transparent)]
+    Server(#[from] IceServerError),
+    #[error("codecs: {0}")]
+    Codecs(#[source] webrtc::Error),
+    #[error("interceptors: {0}")]
+    Interceptors(#[source] webrtc::Error),
+    #[error("peer connection: {0}")]
+    Create(#[source] webrtc::Error),
+    #[error("cannot make an offer: {0}")]
+    Offer(#[source] webrtc::Error),
+    #[error("cannot answer: {0}")]
+    Answer(#[source] webrtc::Error),
+    #[error("cannot apply our own description: {0}")]
+    ApplyLocal(#[source] webrtc::Error),
+    #[error("no local description")]
+    NoLocalDescription,
+}
+
+impl ConnectionError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Server(_) => ErrorCode::Config,
+            Self::Codecs(_) | Self::Interceptors(_) | Self::Create(_) => ErrorCode::Internal,
+            // What we can offer or answer depends on the peer's description.
+            _ => ErrorCode::Peer,
+        }
+    }
+}
+
+fn turn_server(url: &str) -> Result<RTCIceServer, IceServerError> {
     let rest = url
         .strip_prefix("turn:")
         .or_else(|| url.strip_prefix("turns:"))
-        .ok_or_else(|| format!("TURN server '{url}' must start with turn: or turns:"))?;
+        .ok_or_else(|| IceServerError::TurnScheme(url.split(':').next().unwrap_or("").into()))?;
     let scheme = &url[..url.len() - rest.len()];
     let (host, user, pass) = match rest.rsplit_once('@') {
         Some((cred, host)) => {
-            let (user, pass) = cred
-                .split_once(':')
-                .ok_or_else(|| format!("TURN server '{scheme}…@{host}' needs user:password"))?;
+            let (user, pass) =
+                cred.split_once(':')
+                    .ok_or_else(|| IceServerError::TurnCredentials {
+                        scheme: scheme.to_owned(),
+                        host: host.to_owned(),
+                    })?;
             (host.to_owned(), user, pass)
         }
         // RemoteMedia's form: host:port:user:password.
@@ -54,11 +112,7 @@ fn turn_server(url: &str) -> Result<RTCIceServer, String> {
             [host, port, user, pass] if port.parse::<u16>().is_ok() => {
                 (format!("{host}:{port}"), user, pass)
             }
-            _ => {
-                return Err(format!(
-                    "TURN server '{scheme}…' needs user:password@host:port or host:port:user:password"
-                ));
-            }
+            _ => return Err(IceServerError::TurnForm(scheme.to_owned())),
         },
     };
     Ok(RTCIceServer {
@@ -70,10 +124,10 @@ fn turn_server(url: &str) -> Result<RTCIceServer, String> {
 
 impl IceSettings {
     /// Checks the URLs; the error names the bad one (credentials masked).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), IceServerError> {
         for s in &self.stun_servers {
             if !(s.starts_with("stun:") || s.starts_with("stuns:")) {
-                return Err(format!("STUN server '{s}' must start with stun: or stuns:"));
+                return Err(IceServerError::StunScheme(s.clone()));
             }
         }
         for t in &self.turn_servers {
@@ -108,13 +162,13 @@ impl IceSettings {
             .collect()
     }
 
-    pub async fn new_peer_connection(&self) -> Result<Arc<RTCPeerConnection>, String> {
+    pub async fn new_peer_connection(&self) -> Result<Arc<RTCPeerConnection>, ConnectionError> {
         let mut media = MediaEngine::default();
         media
             .register_default_codecs()
-            .map_err(|e| format!("codecs: {e}"))?;
+            .map_err(ConnectionError::Codecs)?;
         let registry = register_default_interceptors(Registry::new(), &mut media)
-            .map_err(|e| format!("interceptors: {e}"))?;
+            .map_err(ConnectionError::Interceptors)?;
         let mut setting = SettingEngine::default();
         setting.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
         // A peer that vanishes without goodbye is reported within seconds, not half a minute.
@@ -149,7 +203,7 @@ impl IceSettings {
         api.new_peer_connection(config)
             .await
             .map(Arc::new)
-            .map_err(|e| format!("peer connection: {e}"))
+            .map_err(ConnectionError::Create)
     }
 }
 
@@ -161,26 +215,29 @@ pub enum LocalSdp {
 
 /// Makes the local offer or answer, applies it and returns it with every local candidate in
 /// it: host gathering takes milliseconds, and every peer then works without trickle.
-pub async fn gathered_local_sdp(pc: &RTCPeerConnection, kind: LocalSdp) -> Result<String, String> {
+pub async fn gathered_local_sdp(
+    pc: &RTCPeerConnection,
+    kind: LocalSdp,
+) -> Result<String, ConnectionError> {
     let description = match kind {
         LocalSdp::Offer => pc
             .create_offer(None)
             .await
-            .map_err(|e| format!("cannot make an offer: {e}"))?,
+            .map_err(ConnectionError::Offer)?,
         LocalSdp::Answer => pc
             .create_answer(None)
             .await
-            .map_err(|e| format!("cannot answer: {e}"))?,
+            .map_err(ConnectionError::Answer)?,
     };
     let mut gathered = pc.gathering_complete_promise().await;
     pc.set_local_description(description)
         .await
-        .map_err(|e| format!("cannot apply our own description: {e}"))?;
+        .map_err(ConnectionError::ApplyLocal)?;
     let _ = gathered.recv().await;
     Ok(pc
         .local_description()
         .await
-        .ok_or("no local description")?
+        .ok_or(ConnectionError::NoLocalDescription)?
         .sdp)
 }
 
@@ -200,7 +257,8 @@ mod tests {
             ..Default::default()
         };
         let err = bad.validate().unwrap_err();
-        assert!(!err.contains("secret"), "{err}");
+        assert!(matches!(err, IceServerError::TurnForm(_)), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 
     #[test]
@@ -212,7 +270,11 @@ mod tests {
             ("bob", "se:cret")
         );
         let err = turn_server("turns:127.0.0.1:port:bob:secret").unwrap_err();
-        assert!(!err.contains("secret"), "{err}");
+        assert!(matches!(err, IceServerError::TurnForm(_)), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        let err = turn_server("127.0.0.1:3478:bob:secret").unwrap_err();
+        assert!(matches!(err, IceServerError::TurnScheme(_)), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 
     #[test]

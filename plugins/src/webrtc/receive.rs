@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use gst::prelude::*;
 
-use crate::elements::{make, tear_down};
+use crate::elements::{self, BuildError, MissingElement, make, tear_down};
+use remotemedia_runtime::ErrorCode;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::track::track_remote::TrackRemote;
@@ -22,14 +23,41 @@ const MAX_QUEUED_PACKETS: u64 = 400;
 /// Jitter buffer depth in milliseconds, unless the element says otherwise.
 pub const DEFAULT_LATENCY_MS: u32 = 50;
 
-/// RTP caps, depayloader and decoder for a negotiated codec.
-fn codec_elements(mime: &str) -> Result<(&'static str, &'static str, &'static str), String> {
-    Ok(match mime.to_ascii_lowercase().as_str() {
+/// Why a peer's track could not be received.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("no depayloader for the negotiated codec {mime} (payload type {payload_type})")]
+    UnsupportedCodec { mime: String, payload_type: u8 },
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("rtpbin has no {0}")]
+    NoRtpbinPad(String),
+}
+
+impl ReceiveError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::UnsupportedCodec { .. } => ErrorCode::Peer,
+            Self::Build(e) => e.code(),
+            Self::NoRtpbinPad(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<MissingElement> for ReceiveError {
+    fn from(e: MissingElement) -> Self {
+        Self::Build(e.into())
+    }
+}
+
+/// RTP caps, depayloader and decoder for a negotiated codec (by its lower-case MIME type).
+fn codec_elements(mime: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    Some(match mime {
         "audio/opus" => ("OPUS", "rtpopusdepay", "opusdec"),
         "video/vp8" => ("VP8", "rtpvp8depay", "vp8dec"),
         "video/vp9" => ("VP9", "rtpvp9depay", "vp9dec"),
         "video/h264" => ("H264", "rtph264depay", "avdec_h264"),
-        other => return Err(format!("no depayloader for the negotiated codec {other}")),
+        _ => return None,
     })
 }
 
@@ -51,12 +79,12 @@ pub struct PeerReceive {
 }
 
 impl PeerReceive {
-    pub fn new(bin: &gst::Bin, latency_ms: u32) -> Result<Self, String> {
+    pub fn new(bin: &gst::Bin, latency_ms: u32) -> Result<Self, BuildError> {
         let rtpbin = make("rtpbin")?;
         rtpbin.set_property("latency", latency_ms);
         rtpbin.set_property("drop-on-latency", true);
-        bin.add(&rtpbin).map_err(|e| e.to_string())?;
-        rtpbin.sync_state_with_parent().map_err(|e| e.to_string())?;
+        elements::add(bin, &[&rtpbin])?;
+        elements::start(&rtpbin)?;
         Ok(Self {
             rtpbin,
             sessions: AtomicU32::new(0),
@@ -69,11 +97,15 @@ impl PeerReceive {
         bin: &gst::Bin,
         track: &TrackRemote,
         decode: bool,
-    ) -> Result<Receiver, String> {
+    ) -> Result<Receiver, ReceiveError> {
         let session = self.sessions.fetch_add(1, Ordering::Relaxed);
         let codec = track.codec();
-        let (encoding, depay, dec) = codec_elements(&codec.capability.mime_type)
-            .map_err(|e| format!("{e} (payload type {})", codec.payload_type))?;
+        let mime = codec.capability.mime_type.to_ascii_lowercase();
+        let (encoding, depay, dec) =
+            codec_elements(&mime).ok_or_else(|| ReceiveError::UnsupportedCodec {
+                mime: mime.clone(),
+                payload_type: codec.payload_type,
+            })?;
         let media = match track.kind() {
             RTPCodecType::Audio => "audio",
             _ => "video",
@@ -95,37 +127,35 @@ impl PeerReceive {
                 "videoconvert"
             })?);
         }
-        let mut elements: Vec<gst::Element> = vec![rtp.clone().upcast(), rtcp.clone().upcast()];
-        elements.extend(chain.iter().cloned());
-        bin.add_many(&elements).map_err(|e| e.to_string())?;
-        gst::Element::link_many(&chain).map_err(|e| format!("cannot link {media}: {e}"))?;
-        let link = |src: &gst_app::AppSrc, pad: String| {
-            src.static_pad("src")
-                .zip(self.rtpbin.request_pad_simple(&pad))
-                .ok_or_else(|| format!("rtpbin has no {pad}"))
-                .and_then(|(a, b)| a.link(&b).map(|_| ()).map_err(|e| format!("{pad}: {e:?}")))
+        let mut owned: Vec<gst::Element> = vec![rtp.clone().upcast(), rtcp.clone().upcast()];
+        owned.extend(chain.iter().cloned());
+        elements::add(bin, &owned)?;
+        elements::link(&chain)?;
+        let link = |src: &gst_app::AppSrc, pad: String| -> Result<(), ReceiveError> {
+            let sink = self
+                .rtpbin
+                .request_pad_simple(&pad)
+                .ok_or(ReceiveError::NoRtpbinPad(pad))?;
+            let src = elements::static_pad(src.upcast_ref(), "src")?;
+            Ok(elements::link_pads(&src, &sink)?)
         };
         link(&rtp, format!("recv_rtp_sink_{session}"))?;
         link(&rtcp, format!("recv_rtcp_sink_{session}"))?;
         // The session's output appears with the first packet; it goes to the depayloader.
-        let depay_sink = chain[0]
-            .static_pad("sink")
-            .ok_or("depayloader without sink")?;
+        let depay_sink = elements::static_pad(&chain[0], "sink")?;
         let prefix = format!("recv_rtp_src_{session}_");
         self.rtpbin.connect_pad_added(move |_, pad| {
             if pad.name().starts_with(&prefix) && !depay_sink.is_linked() {
                 let _ = pad.link(&depay_sink);
             }
         });
-        let src = chain
-            .last()
-            .and_then(|e| e.static_pad("src"))
-            .ok_or("the chain has no src pad")?;
+        let last = chain.last().expect("the chain has a depayloader");
+        let src = elements::static_pad(last, "src")?;
         Ok(Receiver {
             src,
             rtp,
             rtcp,
-            elements,
+            elements: owned,
         })
     }
 
@@ -150,10 +180,8 @@ impl Receiver {
         &self,
         track: Arc<TrackRemote>,
         receiver: Arc<RTCRtpReceiver>,
-    ) -> Result<(), String> {
-        for e in &self.elements {
-            e.sync_state_with_parent().map_err(|e| e.to_string())?;
-        }
+    ) -> Result<(), BuildError> {
+        self.elements.iter().try_for_each(elements::start)?;
         let rtp = self.rtp.clone();
         RUNTIME.spawn(async move {
             while let Ok((packet, _)) = track.read_rtp().await {

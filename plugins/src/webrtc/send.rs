@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use gst::glib;
 use gst::prelude::*;
 
-use crate::elements::make;
+use crate::elements::{self, BuildError, MissingElement, make};
+use remotemedia_runtime::ErrorCode;
 use remotemedia_runtime::sync::lock;
 use tokio::sync::mpsc;
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9};
@@ -28,6 +29,7 @@ use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::util::Unmarshal;
 
 use crate::webrtc::RUNTIME;
+use crate::webrtc::hub::SetupError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -141,6 +143,46 @@ impl EncodeSettings {
     }
 }
 
+/// Why a stream could not be built or sent to a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The video stream's codec is not among those the peer's offer takes.
+    #[error(
+        "the peer offers no {wanted} video (it offers {}): set the sink's video-codec to one of \
+         those",
+        offered.join(", ")
+    )]
+    CodecNotOffered {
+        wanted: &'static str,
+        offered: Vec<String>,
+    },
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("cannot add track: {0}")]
+    AddTrack(#[source] webrtc::Error),
+}
+
+impl SendError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Build(e) => e.code(),
+            Self::CodecNotOffered { .. } | Self::AddTrack(_) => ErrorCode::Peer,
+        }
+    }
+}
+
+impl From<MissingElement> for SendError {
+    fn from(e: MissingElement) -> Self {
+        Self::Build(e.into())
+    }
+}
+
+impl From<SendError> for SetupError {
+    fn from(e: SendError) -> Self {
+        SetupError::new(e.code(), e)
+    }
+}
+
 /// Packets waiting for the track writer; enough for a key frame burst at 720p.
 const RTP_QUEUE: usize = 512;
 /// Longest a packet may wait for the track's writers.
@@ -197,7 +239,7 @@ fn offered_video_codecs(sdp: &str) -> Vec<String> {
 impl Stream {
     /// Whether a peer's offer can take this stream: a video stream's codec must be among the
     /// offer's video codecs, or the call would carry no video and say nothing.
-    pub fn check_offer(&self, offer: &str) -> Result<(), String> {
+    pub fn check_offer(&self, offer: &str) -> Result<(), SendError> {
         if self.kind != Kind::Video {
             return Ok(());
         }
@@ -206,11 +248,7 @@ impl Stream {
         if offered.is_empty() || offered.iter().any(|c| c.eq_ignore_ascii_case(wanted)) {
             return Ok(());
         }
-        Err(format!(
-            "the peer offers no {wanted} video (it offers {}): set the sink's video-codec to one \
-             of those",
-            offered.join(", ")
-        ))
+        Err(SendError::CodecNotOffered { wanted, offered })
     }
 
     /// Creates the fixed head of the chain inside `bin` and returns the pad to ghost.
@@ -219,7 +257,7 @@ impl Stream {
         kind: Kind,
         name: &str,
         settings: EncodeSettings,
-    ) -> Result<(Arc<Self>, gst::Pad), String> {
+    ) -> Result<(Arc<Self>, gst::Pad), SendError> {
         let (mime, accepted) = match kind {
             Kind::Audio => (MIME_TYPE_OPUS, ["audio/x-raw", "audio/x-opus"]),
             Kind::Video => (
@@ -256,17 +294,17 @@ impl Stream {
             .name(format!("{name}-filter"))
             .property("caps", &accepted)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| MissingElement::new("capsfilter", e))?;
         let queue = gst::ElementFactory::make("queue")
             .name(format!("{name}-queue"))
             .property("max-size-time", 200_000_000u64)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| MissingElement::new("queue", e))?;
         let appsink = gst_app::AppSink::builder()
             .name(format!("{name}-rtp"))
             .build();
-        bin.add_many([&filter, &queue]).map_err(|e| e.to_string())?;
-        filter.link(&queue).map_err(|e| e.to_string())?;
+        elements::add(bin, &[&filter, &queue])?;
+        elements::link(&[&filter, &queue])?;
 
         let stream = Arc::new(Self {
             kind,
@@ -291,8 +329,8 @@ impl Stream {
                 };
                 match stream.build_tail(&bin, c.caps()) {
                     Ok(()) => gst::PadProbeReturn::Ok,
-                    Err(msg) => {
-                        gst::element_error!(bin, gst::StreamError::Format, ["{}", msg]);
+                    Err(e) => {
+                        gst::element_error!(bin, gst::StreamError::Format, ["{}", e]);
                         gst::PadProbeReturn::Handled
                     }
                 }
@@ -304,7 +342,7 @@ impl Stream {
 
     /// Builds the encoder/payloader tail for the first caps; later caps of the same kind
     /// (raw or encoded) are handled by the elements themselves.
-    fn build_tail(&self, bin: &gst::Bin, caps: &gst::CapsRef) -> Result<(), String> {
+    fn build_tail(&self, bin: &gst::Bin, caps: &gst::CapsRef) -> Result<(), BuildError> {
         let raw = caps
             .structure(0)
             .is_some_and(|s| s.name().ends_with("x-raw"));
@@ -355,16 +393,13 @@ impl Stream {
             .static_pad("sink")
             .is_some_and(|sink| sink.peer_query(&mut query) && query.result().0);
         self.appsink.set_sync(!live);
-        bin.add_many(&chain).map_err(|e| e.to_string())?;
-        gst::Element::link_many(std::iter::once(&self.queue).chain(chain.iter()))
-            .map_err(|e| format!("cannot link the {:?} chain: {e}", self.kind))?;
-        for e in &chain {
-            e.sync_state_with_parent().map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        elements::add(bin, &chain)?;
+        let linked: Vec<&gst::Element> = std::iter::once(&self.queue).chain(&chain).collect();
+        elements::link(&linked)?;
+        chain.iter().try_for_each(elements::start)
     }
 
-    fn video_encoder(&self) -> Result<Vec<gst::Element>, String> {
+    fn video_encoder(&self) -> Result<Vec<gst::Element>, MissingElement> {
         let kbps = self.settings.video_bitrate_kbps;
         Ok(match self.settings.video_codec {
             VideoCodec::Vp8 | VideoCodec::Vp9 => {
@@ -397,7 +432,7 @@ impl Stream {
                             .build(),
                     )
                     .build()
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| MissingElement::new("capsfilter", e))?;
                 vec![enc, profile]
             }
         })
@@ -451,7 +486,7 @@ impl Stream {
         self: &Arc<Self>,
         pc: &RTCPeerConnection,
         direction: Option<RTCRtpTransceiverDirection>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SendError> {
         let track = self.track.clone();
         let sender = if let Some(direction) = direction {
             let init = RTCRtpTransceiverInit {
@@ -460,13 +495,11 @@ impl Stream {
             };
             pc.add_transceiver_from_track(track, Some(init))
                 .await
-                .map_err(|e| format!("cannot add track: {e}"))?
+                .map_err(SendError::AddTrack)?
                 .sender()
                 .await
         } else {
-            pc.add_track(track)
-                .await
-                .map_err(|e| format!("cannot add track: {e}"))?
+            pc.add_track(track).await.map_err(SendError::AddTrack)?
         };
         // Reading RTCP keeps the interceptors going; PLI and FIR ask for a key frame.
         let weak = Arc::downgrade(self);

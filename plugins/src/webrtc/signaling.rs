@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
+use remotemedia_runtime::ErrorCode;
 use remotemedia_signaling::grpc::client::{GrpcSignalClient, LinkHandler};
 use remotemedia_signaling::{
     ErrorHandler, Handler, LocalPeer, Page, PeerInfo, PeerRegistry, Route, RpcError, ServerOptions,
@@ -40,6 +41,40 @@ pub struct SignalingConfig {
     pub tokens: Tokens,
 }
 
+/// Why signaling could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalingError {
+    #[error("signaling-host '{host}': {source}")]
+    BadHost {
+        host: String,
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The embedded server's registry refused our announcement.
+    #[error("{0}")]
+    Refused(#[source] RpcError),
+    /// The external server could not be reached, or refused us.
+    #[error("{}", .0.message)]
+    Connect(#[source] RpcError),
+    #[error("signaling-url '{0}': the supported schemes are ws://, grpc:// and grpcs://")]
+    Scheme(String),
+}
+
+impl SignalingError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Refused(e) | Self::Connect(e) => e.kind,
+            _ => ErrorCode::Signaling,
+        }
+    }
+}
+
 pub enum Link {
     Embedded {
         // Dropped after the peer, so the peer's goodbye still reaches the connections.
@@ -60,11 +95,15 @@ impl Link {
         on_error: ErrorHandler,
         on_link: LinkHandler,
         routes: Vec<Route>,
-    ) -> Result<(Self, Vec<PeerInfo>), String> {
+    ) -> Result<(Self, Vec<PeerInfo>), SignalingError> {
         if config.url.is_empty() {
-            let addr: SocketAddr = format!("{}:{}", config.host, config.port)
-                .parse()
-                .map_err(|e| format!("signaling-host '{}': {e}", config.host))?;
+            let addr: SocketAddr =
+                format!("{}:{}", config.host, config.port)
+                    .parse()
+                    .map_err(|source| SignalingError::BadHost {
+                        host: config.host.clone(),
+                        source,
+                    })?;
             let registry = PeerRegistry::new();
             let options = ServerOptions {
                 pages: pages(),
@@ -74,10 +113,10 @@ impl Link {
             };
             let server = SignalingServer::bind(addr, registry.clone(), options)
                 .await
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                .map_err(|source| SignalingError::Listen { addr, source })?;
             let (peer, present) = registry
                 .register_local_with(info, handler, false)
-                .map_err(|e| e.to_string())?;
+                .map_err(SignalingError::Refused)?;
             return Ok((Link::Embedded { peer, server }, present));
         }
         if config.url.starts_with("ws://") {
@@ -87,7 +126,7 @@ impl Link {
                     let present = c.present().to_vec();
                     (Link::External(c), present)
                 })
-                .map_err(|e| e.message);
+                .map_err(SignalingError::Connect);
         }
         if config.url.starts_with("grpc://") || config.url.starts_with("grpcs://") {
             return GrpcSignalClient::connect(&config.url, info, handler, on_link)
@@ -96,12 +135,9 @@ impl Link {
                     let present = c.present().to_vec();
                     (Link::Grpc(c), present)
                 })
-                .map_err(|e| e.message);
+                .map_err(SignalingError::Connect);
         }
-        Err(format!(
-            "signaling-url '{}': the supported schemes are ws://, grpc:// and grpcs://",
-            config.url
-        ))
+        Err(SignalingError::Scheme(config.url.clone()))
     }
 
     pub fn send(&self, signal: Signal) -> Result<(), RpcError> {

@@ -14,11 +14,11 @@ use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
-use super::http_client::{self, Response};
+use super::http_client::{self, HttpError, Response};
 use super::hub::Announced;
-use super::ice::{IceSettings, LocalSdp, gathered_local_sdp};
+use super::ice::{ConnectionError, IceSettings, LocalSdp, gathered_local_sdp};
 use super::messages;
-use super::send::Stream;
+use super::send::{SendError, Stream};
 use super::{RUNTIME, run_blocking};
 use remotemedia_runtime::ErrorCode;
 
@@ -35,9 +35,30 @@ pub struct WhipClient {
     done: oneshot::Receiver<()>,
 }
 
+/// Why a WHIP session could not be set up, or ended.
+#[derive(Debug, thiserror::Error)]
+enum WhipError {
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("the WHIP server answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the WHIP server's 201 has no Location")]
+    NoLocation,
+    #[error("bad answer: {0}")]
+    BadAnswer(#[source] webrtc::Error),
+    #[error("the WHIP server's answer was refused: {0}")]
+    AnswerRefused(#[source] webrtc::Error),
+    #[error("the connection failed")]
+    ConnectionFailed,
+}
+
 enum Ended {
     Stopped,
-    Failed { reason: String, connected: bool },
+    Failed { reason: WhipError, connected: bool },
 }
 
 impl WhipClient {
@@ -143,7 +164,7 @@ async fn session(
                     }
                 }
                 Some(RTCPeerConnectionState::Failed) | Some(RTCPeerConnectionState::Closed) | None => {
-                    break Ended::Failed { reason: "the connection failed".into(), connected };
+                    break Ended::Failed { reason: WhipError::ConnectionFailed, connected };
                 }
                 Some(_) => {}
             },
@@ -173,7 +194,7 @@ type Negotiated = (
 );
 
 /// Makes the offer, POSTs it and applies the answer.
-async fn negotiate(target: &WhipTarget, streams: &[Arc<Stream>]) -> Result<Negotiated, String> {
+async fn negotiate(target: &WhipTarget, streams: &[Arc<Stream>]) -> Result<Negotiated, WhipError> {
     let pc = target.ice.new_peer_connection().await?;
     for s in streams {
         s.add_to(&pc, Some(RTCRtpTransceiverDirection::Sendonly))
@@ -198,20 +219,20 @@ async fn negotiate(target: &WhipTarget, streams: &[Arc<Stream>]) -> Result<Negot
     .await?;
     if status != 201 {
         let _ = pc.close().await;
-        return Err(format!(
-            "the WHIP server answered {status}: {}",
-            body.trim()
-        ));
+        return Err(WhipError::Status {
+            status,
+            body: body.trim().to_owned(),
+        });
     }
     let Some(location) = location else {
         let _ = pc.close().await;
-        return Err("the WHIP server's 201 has no Location".into());
+        return Err(WhipError::NoLocation);
     };
     let answer = RTCSessionDescription::answer(target.ice.filter_remote_sdp(&body))
-        .map_err(|e| format!("bad answer: {e}"))?;
+        .map_err(WhipError::BadAnswer)?;
     if let Err(e) = pc.set_remote_description(answer).await {
         let _ = pc.close().await;
-        return Err(format!("the WHIP server's answer was refused: {e}"));
+        return Err(WhipError::AnswerRefused(e));
     }
     Ok((pc, location, states))
 }

@@ -14,11 +14,11 @@ use remotemedia_runtime::sync::lock;
 use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 
-use super::run::{ManifestSource, PeerRun, Teardowns, shut_down};
+use super::run::{ManifestSource, PeerRun, RunError, Teardowns, shut_down};
 use crate::failure::Failure;
 use crate::webrtc::channel::Payload;
 use crate::webrtc::door::Door;
-use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
+use crate::webrtc::hub::{BoxFuture, PeerHub, Role, SetupError};
 use crate::webrtc::messages;
 use crate::webrtc::send::EncodeSettings;
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
@@ -66,9 +66,9 @@ impl Role for ServerRole {
         peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
         offer: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), SetupError>> {
         Box::pin(async move {
-            let bin = self.bin.upgrade().ok_or("element gone")?;
+            let bin = self.bin.upgrade().ok_or(RunError::ServerGone)?;
             let name = format!("peer{}", self.serial.fetch_add(1, Ordering::Relaxed));
             // A video track back only for peers that negotiate video (and in our own offers).
             let video = offer.is_none_or(|o| o.contains("\nm=video"));
@@ -89,8 +89,8 @@ impl Role for ServerRole {
             let launching = run.clone();
             tokio::task::spawn_blocking(move || launching.launch(&bin))
                 .await
-                .map_err(|_| "the manifest run's start-up died".to_string())??;
-            run.attach(pc).await
+                .map_err(RunError::StartUpDied)??;
+            Ok(run.attach(pc).await?)
         })
     }
 
@@ -127,7 +127,9 @@ impl WebRtcServer {
                 ));
             }
         };
-        manifest.validate().map_err(Failure::config)?;
+        manifest
+            .validate()
+            .map_err(|report| Failure::config(report.to_string()))?;
         let config = settings.common.hub_config(
             "remotemediawebrtcserver",
             json!({"role": "server", "audio": true, "video": true, "data": true}),

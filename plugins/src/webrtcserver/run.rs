@@ -9,15 +9,62 @@ use std::time::Duration;
 
 use gst::prelude::*;
 
-use crate::elements::make;
+use crate::elements::{self, BuildError, MissingElement, make};
+use remotemedia_runtime::{ErrorCode, ManifestReport};
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::track::track_remote::TrackRemote;
 
 use crate::webrtc::RUNTIME;
-use crate::webrtc::receive::{DEFAULT_LATENCY_MS, PeerReceive, Receiver};
-use crate::webrtc::send::{EncodeSettings, Kind, Stream};
+use crate::webrtc::hub::SetupError;
+use crate::webrtc::receive::{DEFAULT_LATENCY_MS, PeerReceive, ReceiveError, Receiver};
+use crate::webrtc::send::{EncodeSettings, Kind, SendError, Stream};
+
+/// Why a peer's run of the manifest could not be made, started or fed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the server is stopping")]
+    ServerGone,
+    #[error("the run is stopping")]
+    Stopping,
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error(transparent)]
+    Receive(#[from] ReceiveError),
+    #[error("the manifest run did not start")]
+    NotStarted(#[source] gst::glib::BoolError),
+    #[error("the manifest run's start-up died")]
+    StartUpDied(#[source] tokio::task::JoinError),
+    #[error("the manifest cannot take this peer's media: {0}")]
+    MediaRefused(#[source] gst::PadLinkError),
+}
+
+impl RunError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::ServerGone | Self::Stopping | Self::StartUpDied(_) => ErrorCode::Internal,
+            Self::Build(e) => e.code(),
+            Self::Send(e) => e.code(),
+            Self::Receive(e) => e.code(),
+            Self::NotStarted(_) | Self::MediaRefused(_) => ErrorCode::Pipeline,
+        }
+    }
+}
+
+impl From<MissingElement> for RunError {
+    fn from(e: MissingElement) -> Self {
+        Self::Build(e.into())
+    }
+}
+
+impl From<RunError> for SetupError {
+    fn from(e: RunError) -> Self {
+        SetupError::new(e.code(), e)
+    }
+}
 
 /// Where the manifest comes from: a file (relative paths inside it resolve next to it) or
 /// inline JSON.
@@ -29,7 +76,7 @@ pub enum ManifestSource {
 
 impl ManifestSource {
     /// Loads the manifest once, so a bad one fails the server at start, not at the first peer.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ManifestReport> {
         match self {
             ManifestSource::Path(p) => {
                 remotemedia_runtime::load_graph_file(std::path::Path::new(p)).map(|_| ())
@@ -38,7 +85,6 @@ impl ManifestSource {
                 remotemedia_runtime::load_graph(j, "manifest-json").map(|_| ())
             }
         }
-        .map_err(|report| report.to_string())
     }
 }
 
@@ -96,7 +142,7 @@ impl PeerRun {
         manifest: &ManifestSource,
         encode: EncodeSettings,
         with_video: bool,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<Arc<Self>, RunError> {
         let bin = gst::Bin::builder().name(name).build();
         // The streams' appsinks appear once caps are known; their preroll stays in this bin.
         bin.set_property("async-handling", true);
@@ -105,7 +151,7 @@ impl PeerRun {
             ManifestSource::Path(p) => pipeline.set_property("manifest", p),
             ManifestSource::Json(j) => pipeline.set_property("manifest-json", j),
         }
-        bin.add(&pipeline).map_err(|e| e.to_string())?;
+        elements::add(&bin, &[&pipeline])?;
         let (audio, audio_pad) = Stream::new(&bin, Kind::Audio, "audio", encode)?;
         let (video, video_pad) = match with_video {
             true => {
@@ -135,15 +181,15 @@ impl PeerRun {
     /// Starts the run inside `server` (errors of the manifest go to the server's bus handler).
     /// This blocks (the manifest loads, Python workers start and report ready): call it off
     /// the async runtime.
-    pub fn launch(&self, server: &gst::Bin) -> Result<(), String> {
-        server.add(&self.bin).map_err(|e| e.to_string())?;
+    pub fn launch(&self, server: &gst::Bin) -> Result<(), RunError> {
+        elements::add(server, &[&self.bin])?;
         self.bin
             .sync_state_with_parent()
-            .map_err(|_| "the manifest run did not start".to_string())
+            .map_err(RunError::NotStarted)
     }
 
     /// Adds the run's tracks to `pc` and takes the peer's tracks from it.
-    pub async fn attach(self: &Arc<Self>, pc: &Arc<RTCPeerConnection>) -> Result<(), String> {
+    pub async fn attach(self: &Arc<Self>, pc: &Arc<RTCPeerConnection>) -> Result<(), SendError> {
         // The peer's audio comes in on the transceiver our audio goes out on.
         self.audio
             .add_to(pc, Some(RTCRtpTransceiverDirection::Sendrecv))
@@ -172,13 +218,10 @@ impl PeerRun {
             RUNTIME.spawn(async move { while track.read_rtp().await.is_ok() {} });
             return;
         }
-        let feed = || -> Result<Receiver, String> {
+        let feed = || -> Result<Receiver, RunError> {
             let receiver = self.receive.add_track(&self.bin, &track, true)?;
-            let sink = self.pipeline.static_pad("sink").ok_or("no sink pad")?;
-            receiver
-                .src
-                .link(&sink)
-                .map_err(|e| format!("the manifest cannot take this peer's media: {e:?}"))?;
+            let sink = elements::static_pad(&self.pipeline, "sink")?;
+            receiver.src.link(&sink).map_err(RunError::MediaRefused)?;
             receiver.start(track.clone(), rtp_receiver.clone())?;
             Ok(receiver)
         };
@@ -239,8 +282,8 @@ fn route_results(
     pipeline: &gst::Element,
     audio: gst::Pad,
     video: Option<gst::Pad>,
-) -> Result<(), String> {
-    let src = pipeline.static_pad("src").ok_or("no src pad")?;
+) -> Result<(), BuildError> {
+    let src = elements::static_pad(pipeline, "src")?;
     let weak = bin.downgrade();
     src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
         let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view()) else {
@@ -257,7 +300,7 @@ fn route_results(
             }
             _ => discard(&weak),
         };
-        match target.and_then(|t| pad.link(&t).map_err(|e| format!("{e:?}"))) {
+        match target.and_then(|t| elements::link_pads(pad, &t).map_err(RunError::from)) {
             Ok(_) => gst::PadProbeReturn::Ok,
             Err(e) => {
                 if let Some(bin) = weak.upgrade() {
@@ -270,15 +313,13 @@ fn route_results(
     Ok(())
 }
 
-fn discard(bin: &gst::glib::WeakRef<gst::Bin>) -> Result<gst::Pad, String> {
-    let bin = bin.upgrade().ok_or("run gone")?;
-    let sink = gst::ElementFactory::make("fakesink")
-        .property("sync", false)
-        .property("async", false)
-        .build()
-        .map_err(|e| e.to_string())?;
-    bin.add(&sink).map_err(|e| e.to_string())?;
-    sink.sync_state_with_parent().map_err(|e| e.to_string())?;
-    sink.static_pad("sink")
-        .ok_or_else(|| "fakesink has no pad".into())
+/// A fakesink in the run's bin, for results no stream carries.
+fn discard(bin: &gst::glib::WeakRef<gst::Bin>) -> Result<gst::Pad, RunError> {
+    let bin = bin.upgrade().ok_or(RunError::Stopping)?;
+    let sink = make("fakesink")?;
+    sink.set_property("sync", false);
+    sink.set_property("async", false);
+    elements::add(&bin, &[&sink])?;
+    elements::start(&sink)?;
+    Ok(elements::static_pad(&sink, "sink")?)
 }

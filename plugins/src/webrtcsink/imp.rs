@@ -11,10 +11,12 @@ use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
+use super::results::Forwarded;
 use crate::failure::Failure;
+use crate::pipeline::result_meta;
 use crate::webrtc::channel::Payload;
 use crate::webrtc::door::Door;
-use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
+use crate::webrtc::hub::{BoxFuture, PeerHub, Role, SetupError};
 use crate::webrtc::messages;
 use crate::webrtc::send::{EncodeSettings, Kind, Stream};
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
@@ -58,6 +60,8 @@ pub struct WebRtcSink {
     streams: Streams,
     hub: Mutex<Option<Arc<PeerHub>>>,
     whip: Mutex<Option<WhipClient>>,
+    /// Results sent to the peers lately, so each goes once (results.rs).
+    forwarded: Mutex<Forwarded>,
 }
 
 /// Every peer gets the same tracks; its RTCP asks for key frames.
@@ -77,7 +81,7 @@ impl Role for SinkRole {
         _peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
         offer: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), SetupError>> {
         // A sink only sends, whichever side offers.
         let direction = offer
             .is_none()
@@ -153,7 +157,7 @@ impl WebRtcSink {
             )));
         }
         let ice = settings.common.ice();
-        ice.validate().map_err(Failure::config)?;
+        ice.validate()?;
         let streams: Vec<Arc<Stream>> =
             lock(&self.streams).iter().map(|(_, s)| s.clone()).collect();
         for stream in &streams {
@@ -171,8 +175,10 @@ impl WebRtcSink {
         Ok(())
     }
 
-    /// Results of a `remotemediapipeline` upstream travel with the media as
-    /// `remotemedia-result` events; every peer gets them on its data channel.
+    /// Results of a `remotemediapipeline` upstream travel with the media, as
+    /// `remotemedia-result` events and as `RemoteMediaResultMeta`s on the buffers; every peer
+    /// gets each result once on its data channel, from whichever carrier comes first
+    /// (results.rs). The events end here; the buffers go on to the encoders with their metas.
     fn forward_results(&self, pad: &gst::GhostPad) {
         let weak = self.obj().downgrade();
         pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
@@ -182,11 +188,44 @@ impl WebRtcSink {
             let Some(s) = e.structure().filter(|s| s.name() == "remotemedia-result") else {
                 return gst::PadProbeReturn::Ok;
             };
-            if let Some(hub) = weak.upgrade().and_then(|obj| obj.imp().hub()) {
-                hub.broadcast(&Payload::Text(messages::result_json(s)));
+            if let Some(obj) = weak.upgrade() {
+                obj.imp().forward(s);
             }
             gst::PadProbeReturn::Handled
         });
+        let weak = self.obj().downgrade();
+        let buffers = gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST;
+        pad.add_probe(buffers, move |_, info| {
+            let Some(obj) = weak.upgrade() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(buffer)) => obj.imp().forward_metas(buffer),
+                Some(gst::PadProbeData::BufferList(list)) => {
+                    for buffer in list.iter() {
+                        obj.imp().forward_metas(buffer);
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+
+    fn forward_metas(&self, buffer: &gst::BufferRef) {
+        for result in result_meta::results(buffer) {
+            self.forward(&result);
+        }
+    }
+
+    /// Sends a result to every peer, unless it went already.
+    fn forward(&self, result: &gst::StructureRef) {
+        if !lock(&self.forwarded).first_time(result) {
+            return;
+        }
+        if let Some(hub) = self.hub() {
+            hub.broadcast(&Payload::Text(messages::result_json(result)));
+        }
     }
 
     fn stop(&self) {

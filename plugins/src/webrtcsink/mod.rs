@@ -6,6 +6,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod results;
 
 use crate::webrtc::send::VideoCodec;
 

@@ -17,12 +17,14 @@ use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
+use crate::elements::BuildError;
 use crate::failure::Failure;
 use crate::webrtc::RUNTIME;
 use crate::webrtc::door::Door;
-use crate::webrtc::hub::{BoxFuture, PeerHub, Role};
-use crate::webrtc::receive::{DEFAULT_LATENCY_MS, PeerReceive, Receiver};
+use crate::webrtc::hub::{BoxFuture, PeerHub, Role, SetupError};
+use crate::webrtc::receive::{DEFAULT_LATENCY_MS, PeerReceive, ReceiveError, Receiver};
 use crate::webrtc::settings::{CommonSettings, HubOwner, action_signals};
+use remotemedia_runtime::ErrorCode;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -46,6 +48,39 @@ impl Default for Settings {
             decode: true,
             latency_ms: DEFAULT_LATENCY_MS,
         }
+    }
+}
+
+/// Why the source could not take a peer's media.
+#[derive(Debug, thiserror::Error)]
+enum SrcError {
+    #[error("the element is stopping")]
+    Stopping,
+    #[error(transparent)]
+    Receive(#[from] ReceiveError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("cannot add a {kind} transceiver: {source}")]
+    Transceiver {
+        kind: RTPCodecType,
+        #[source]
+        source: webrtc::Error,
+    },
+}
+
+impl SrcError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Stopping | Self::Transceiver { .. } => ErrorCode::Internal,
+            Self::Receive(e) => e.code(),
+            Self::Build(e) => e.code(),
+        }
+    }
+}
+
+impl From<SrcError> for SetupError {
+    fn from(e: SrcError) -> Self {
+        SetupError::new(e.code(), e)
     }
 }
 
@@ -101,8 +136,8 @@ impl Tracks {
         peer_id: &str,
         track: Arc<webrtc::track::track_remote::TrackRemote>,
         rtp_receiver: Arc<RTCRtpReceiver>,
-    ) -> Result<gst::Pad, String> {
-        let bin = self.bin.upgrade().ok_or("element gone")?;
+    ) -> Result<gst::Pad, SrcError> {
+        let bin = self.bin.upgrade().ok_or(SrcError::Stopping)?;
         let kind = track.kind();
         let (prefix, counter) = match kind {
             RTPCodecType::Audio => ("audio", &self.next_audio),
@@ -157,7 +192,7 @@ impl Tracks {
         if let Some(pad) = parked {
             // The peer is back: its pad carries the new call's stream.
             pad.set_target(Some(&receiver.src))
-                .map_err(|e| e.to_string())?;
+                .map_err(BuildError::pad("retarget", &pad))?;
             receiver.start(track, rtp_receiver)?;
             if let Some(e) = lock(&self.receivers).iter_mut().find(|e| e.pad == pad) {
                 e.receiver = Some(receiver);
@@ -172,11 +207,12 @@ impl Tracks {
         }
         let pad_name = format!("{prefix}_{}", counter.fetch_add(1, Ordering::Relaxed));
         let pad = gst::GhostPad::builder_with_target(&receiver.src)
-            .map_err(|e| e.to_string())?
+            .map_err(BuildError::pad("ghost", &receiver.src))?
             .name(pad_name.as_str())
             .build();
         receiver.start(track, rtp_receiver)?;
-        pad.set_active(true).map_err(|e| e.to_string())?;
+        pad.set_active(true)
+            .map_err(BuildError::pad("activate", &pad))?;
         lock(&self.receivers).push(Exposed {
             peer_id: peer_id.to_owned(),
             kind: prefix,
@@ -184,7 +220,7 @@ impl Tracks {
             pad: pad.clone(),
             receiver: Some(receiver),
         });
-        bin.add_pad(&pad).map_err(|e| e.to_string())?;
+        bin.add_pad(&pad).map_err(BuildError::pad("expose", &pad))?;
         gst::info!(CAT, obj = bin, "peer {peer_id}: {prefix} on {}", pad.name());
         Ok(pad.upcast())
     }
@@ -196,7 +232,7 @@ impl Role for SrcRole {
         peer_id: &'a str,
         pc: &'a Arc<RTCPeerConnection>,
         offer: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), SetupError>> {
         let peer = peer_id.to_owned();
         let weak_pc = Arc::downgrade(pc);
         let this = self.0.clone();
@@ -213,9 +249,9 @@ impl Role for SrcRole {
                         if let Some(bin) = this.bin.upgrade() {
                             crate::webrtc::messages::error(
                                 bin.upcast_ref(),
-                                remotemedia_runtime::ErrorCode::Peer,
+                                e.code(),
                                 Some(&peer),
-                                &e,
+                                &e.to_string(),
                             );
                         }
                         return;
@@ -252,7 +288,7 @@ impl Role for SrcRole {
                     };
                     pc.add_transceiver_from_kind(kind, Some(init))
                         .await
-                        .map_err(|e| format!("cannot add a {kind} transceiver: {e}"))?;
+                        .map_err(|source| SrcError::Transceiver { kind, source })?;
                 }
             }
             Ok(())

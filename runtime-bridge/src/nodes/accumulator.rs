@@ -2,11 +2,12 @@
 //! to its end, and emits it as one audio frame. It reads the JSON events of a SileroVADNode
 //! (or any node that emits `is_speech_start`/`is_speech_end` with `timestamp_ms`) placed
 //! before it, and keeps enough recent audio to reach back to a start that the VAD reports
-//! late (after `min_speech_duration_ms`).
+//! late (after `min_speech_duration_ms`). After a SpeculativeVADGate, an utterance begins at
+//! the gate's speculative start, and a `CancelSpeculation` control drops it and its audio.
 
 use std::collections::VecDeque;
 
-use crate::data::{AudioFrame, AudioSamples, Packet, RuntimeData, frames_to_ns};
+use crate::data::{AudioFrame, AudioSamples, ControlMessage, Packet, RuntimeData, frames_to_ns};
 use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
@@ -48,19 +49,19 @@ pub static SPEC: NodeSpec = NodeSpec {
 /// Audio kept while no speech is going on, so a late-reported start still finds its audio.
 const LOOKBACK_NS: u64 = 2_000_000_000;
 
-fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
+fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, NodeError> {
     check(p)?;
     audio_input("AudioBufferAccumulatorNode", input)?;
     Ok(input.clone())
 }
 
-fn check(p: &Params) -> Result<(u64, u64), String> {
+fn check(p: &Params) -> Result<(u64, u64), NodeError> {
     let min = p.i64("min_utterance_duration_ms").unwrap_or(250) as u64;
     let max = p.i64("max_utterance_duration_ms").unwrap_or(30_000) as u64;
     if min > max {
-        return Err(format!(
+        return Err(NodeError::Config(format!(
             "param \"min_utterance_duration_ms\" ({min}) exceeds \"max_utterance_duration_ms\" ({max})"
-        ));
+        )));
     }
     Ok((min * 1_000_000, max * 1_000_000))
 }
@@ -78,7 +79,7 @@ struct Accumulator {
 
 impl Accumulator {
     fn new(p: &Params) -> Result<Self, NodeError> {
-        let (min_ns, max_ns) = check(p).map_err(NodeError::Config)?;
+        let (min_ns, max_ns) = check(p)?;
         Ok(Self {
             min_ns,
             max_ns,
@@ -135,6 +136,12 @@ impl Accumulator {
         }
     }
 
+    /// Drops the frames that lie within [from, to).
+    fn drop_between(&mut self, from: u64, to: u64) {
+        self.frames
+            .retain(|f| f.pts.unwrap_or(0) < from || Self::end_of(f) > to);
+    }
+
     fn event_time(packet: &Packet, json: &serde_json::Value) -> Option<u64> {
         json.get("timestamp_ms")
             .and_then(serde_json::Value::as_f64)
@@ -177,6 +184,18 @@ impl Node for Accumulator {
                     self.emit(from, to, out);
                     self.forget_before(to);
                 }
+            }
+            RuntimeData::Control(ControlMessage::CancelSpeculation { from_ms, to_ms }) => {
+                // A speculative gate before us let through a false start: what it covers is
+                // not speech, and the utterance it began is no utterance.
+                // The times are in ms with µs precision: widen by 1 µs so rounding keeps
+                // no buffer at either edge.
+                let from = ((from_ms * 1e6) as u64).saturating_sub(1_000);
+                let to = (to_ms * 1e6) as u64 + 1_000;
+                if self.speech_from.is_some_and(|s| s >= from && s < to) {
+                    self.speech_from = None;
+                }
+                self.drop_between(from, to);
             }
             _ => {}
         }
@@ -282,6 +301,33 @@ mod tests {
         );
         assert_eq!(got[0].1.len(), 400);
         assert_eq!(got[1].1.len(), 400);
+    }
+
+    #[test]
+    fn a_cancelled_speculation_drops_its_start_and_its_audio() {
+        let mut n = node(json!({"min_utterance_duration_ms": 0}));
+        let mut e = Emitter::default();
+        // A gate's speculative start at 100 ms, taken back at 300 ms.
+        n.process(event(true, 100), &mut e).unwrap();
+        n.process(audio(100), &mut e).unwrap();
+        n.process(audio(200), &mut e).unwrap();
+        let cancel = ControlMessage::CancelSpeculation {
+            from_ms: 100.0,
+            to_ms: 300.0,
+        };
+        n.process(Packet::at(RuntimeData::Control(cancel), None), &mut e)
+            .unwrap();
+        assert!(n.frames.is_empty(), "cancelled audio is dropped");
+        // The end of that run says nothing; real speech later is one utterance.
+        n.process(event(false, 300), &mut e).unwrap();
+        assert!(e.packets.is_empty(), "{:?}", e.packets);
+        n.process(event(true, 500), &mut e).unwrap();
+        n.process(audio(500), &mut e).unwrap();
+        n.process(event(false, 600), &mut e).unwrap();
+        let got = utterances(&e);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, 500);
+        assert_eq!(got[0].1, (500..600).map(|v| v as f32).collect::<Vec<_>>());
     }
 
     #[test]

@@ -51,11 +51,11 @@ pub static SPEC: NodeSpec = NodeSpec {
     latency_ns: no_latency,
 };
 
-fn format(_: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
+fn format(_: &Params, input: &StreamFormat) -> Result<StreamFormat, NodeError> {
     match audio_input("ChannelBalanceNode", input)? {
-        Some((_, channels)) if channels < 2 => Err(format!(
+        Some((_, channels)) if channels < 2 => Err(NodeError::BadInput(format!(
             "ChannelBalanceNode needs 2 or more channels to compare, got {channels}"
-        )),
+        ))),
         _ => Ok(input.clone()),
     }
 }
@@ -221,6 +221,9 @@ mod tests {
             channels: 1,
         };
         let err = format(&p, &mono).unwrap_err();
-        assert!(err.contains("2 or more channels"), "{err}");
+        assert!(
+            matches!(&err, NodeError::BadInput(m) if m.contains("2 or more channels")),
+            "{err}"
+        );
     }
 }

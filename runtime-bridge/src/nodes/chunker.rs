@@ -32,13 +32,13 @@ fn chunk_size(p: &Params) -> usize {
     p.i64("chunk_size").unwrap_or(512) as usize
 }
 
-fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
+fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, NodeError> {
     if let Some((_, channels)) = audio_input("AudioChunkerNode", input)? {
         let chunk = chunk_size(p);
         if !chunk.is_multiple_of(usize::from(channels)) {
-            return Err(format!(
+            return Err(NodeError::BadInput(format!(
                 "chunk_size {chunk} is not a multiple of the {channels} channels"
-            ));
+            )));
         }
     }
     Ok(input.clone())

@@ -36,7 +36,7 @@ pub const fn dbfs_param(name: &'static str, default: f64, doc: &'static str) -> 
 }
 
 /// `format` of a health node: any audio, passed through.
-pub fn passes_audio(node: &str, input: &StreamFormat) -> Result<StreamFormat, String> {
+pub fn passes_audio(node: &str, input: &StreamFormat) -> Result<StreamFormat, NodeError> {
     audio_input(node, input)?;
     Ok(input.clone())
 }

@@ -32,17 +32,33 @@ fn python_dirs(lib: &Path, leaf: &str) -> Vec<PathBuf> {
     found
 }
 
-/// The first `<site>/<relative>` that exists, or an error listing where it looked.
-pub fn find_file(relative: &str, what: &str, hint: &str) -> Result<PathBuf, String> {
+/// A file that no Python package directory holds.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{what} not found: looked for {relative} in {}; {hint}", shown(.searched))]
+pub struct NotFound {
+    /// What the file is ("Silero VAD model").
+    pub what: String,
+    pub relative: String,
+    pub searched: Vec<PathBuf>,
+    /// How to install it.
+    pub hint: String,
+}
+
+fn shown(dirs: &[PathBuf]) -> String {
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    dirs.join(", ")
+}
+
+/// The first `<site>/<relative>` that exists.
+pub fn find_file(relative: &str, what: &str, hint: &str) -> Result<PathBuf, NotFound> {
     let dirs = site_dirs();
-    dirs.iter()
-        .map(|d| d.join(relative))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            format!(
-                "{what} not found: looked for {relative} in {}; {hint}",
-                looked.join(", ")
-            )
-        })
+    match dirs.iter().map(|d| d.join(relative)).find(|p| p.is_file()) {
+        Some(path) => Ok(path),
+        None => Err(NotFound {
+            what: what.to_owned(),
+            relative: relative.to_owned(),
+            searched: dirs,
+            hint: hint.to_owned(),
+        }),
+    }
 }

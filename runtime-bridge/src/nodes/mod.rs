@@ -15,7 +15,9 @@ pub mod resample;
 pub mod silence_detector;
 pub mod silero_model;
 pub mod silero_vad;
+pub mod speculative_gate;
 pub mod text_collector;
+mod vad_segments;
 
 use crate::registry::Registry;
 
@@ -24,6 +26,7 @@ pub fn register_builtin(r: &mut Registry) {
     r.register(&chunker::SPEC);
     r.register(&resample::SPEC);
     r.register(&silero_vad::SPEC);
+    r.register(&speculative_gate::SPEC);
     r.register(&accumulator::SPEC);
     r.register(&text_collector::SPEC);
     r.register(&remote_pipeline::SPEC);

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::backoff::Backoff;
 use crate::data::{Packet, RuntimeData};
+use crate::manifest::ManifestReport;
 use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 use crate::registry::Registry;
@@ -68,9 +69,48 @@ pub static SPEC: NodeSpec = NodeSpec {
     latency_ns: no_latency,
 };
 
-fn format(_: &Params, _: &StreamFormat) -> Result<StreamFormat, String> {
+fn format(_: &Params, _: &StreamFormat) -> Result<StreamFormat, NodeError> {
     // What the remote pipeline emits is only known when it runs.
     Ok(StreamFormat::Any)
+}
+
+/// Why a `RemotePipelineNode` cannot be set up.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error("param \"endpoint\": {0:?} must start with grpc:// or grpcs://")]
+    Endpoint(String),
+    #[error(
+        "RemotePipelineNode needs the gRPC transport, which the GStreamer plugin, the \
+         remotemedia Python package and remotemedia-server install; none is loaded here"
+    )]
+    NoTransport,
+    #[error("param \"retry\": a number of attempts must be 0 to 100")]
+    RetryAttempts,
+    #[error("param \"retry.{0}\" must be a number >= 0")]
+    RetryValue(String),
+    #[error(
+        "param \"retry\": unknown field \"{0}\" (max_attempts, initial_backoff_ms, \
+         max_backoff_ms, backoff_multiplier)"
+    )]
+    RetryField(String),
+    #[error("param \"retry\" must be a number or an object, not {0}")]
+    RetryType(Value),
+    #[error("param \"manifest\": cannot read {path}: {source}")]
+    ManifestUnreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("param \"manifest\" must be a manifest object or a file path")]
+    ManifestType,
+    #[error("param \"manifest\": {0}")]
+    ManifestInvalid(#[source] ManifestReport),
+}
+
+impl From<SetupError> for NodeError {
+    fn from(e: SetupError) -> Self {
+        NodeError::Config(e.to_string())
+    }
 }
 
 fn default_retry() -> Backoff {
@@ -82,7 +122,7 @@ fn default_retry() -> Backoff {
     }
 }
 
-fn retry(p: &Params) -> Result<Backoff, String> {
+fn retry(p: &Params) -> Result<Backoff, SetupError> {
     let mut b = default_retry();
     match p.get("retry") {
         None | Some(Value::Null) => {}
@@ -90,52 +130,44 @@ fn retry(p: &Params) -> Result<Backoff, String> {
             b.max_attempts = n
                 .as_u64()
                 .filter(|&n| n <= 100)
-                .ok_or("param \"retry\": a number of attempts must be 0 to 100")?
-                as u32;
+                .ok_or(SetupError::RetryAttempts)? as u32;
         }
         Some(Value::Object(m)) => {
             for (key, value) in m {
                 let n = value
                     .as_f64()
                     .filter(|v| *v >= 0.0 && v.is_finite())
-                    .ok_or_else(|| format!("param \"retry.{key}\" must be a number >= 0"))?;
+                    .ok_or_else(|| SetupError::RetryValue(key.clone()))?;
                 match key.as_str() {
                     "max_attempts" => b.max_attempts = n.min(100.0) as u32,
                     "initial_backoff_ms" => b.initial = Duration::from_millis(n as u64),
                     "max_backoff_ms" => b.max = Duration::from_millis(n as u64),
                     "backoff_multiplier" => b.multiplier = n,
-                    other => {
-                        return Err(format!(
-                            "param \"retry\": unknown field \"{other}\" (max_attempts, \
-                             initial_backoff_ms, max_backoff_ms, backoff_multiplier)"
-                        ));
-                    }
+                    other => return Err(SetupError::RetryField(other.to_owned())),
                 }
             }
         }
-        Some(other) => {
-            return Err(format!(
-                "param \"retry\" must be a number or an object, not {other}"
-            ));
-        }
+        Some(other) => return Err(SetupError::RetryType(other.clone())),
     }
     Ok(b)
 }
 
 /// The sub-manifest as JSON text, checked here with the local node catalog so that a mistake
 /// shows at load, not at the first buffer on the server.
-fn manifest_json(p: &Params) -> Result<String, String> {
+fn manifest_json(p: &Params) -> Result<String, SetupError> {
     let (text, source) = match p.get("manifest") {
         Some(Value::String(path)) => (
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("param \"manifest\": cannot read {path}: {e}"))?,
+            std::fs::read_to_string(path).map_err(|source| SetupError::ManifestUnreadable {
+                path: path.clone(),
+                source,
+            })?,
             path.clone(),
         ),
         Some(v @ Value::Object(_)) => (v.to_string(), "param \"manifest\"".to_owned()),
-        _ => return Err("param \"manifest\" must be a manifest object or a file path".into()),
+        _ => return Err(SetupError::ManifestType),
     };
     crate::manifest::parse(&text, &source, Registry::builtin())
-        .map_err(|report| format!("param \"manifest\": {report}"))?;
+        .map_err(SetupError::ManifestInvalid)?;
     Ok(text)
 }
 
@@ -151,26 +183,18 @@ impl RemotePipeline {
     fn new(p: &Params) -> Result<Self, NodeError> {
         let endpoint = p.str("endpoint").unwrap_or_default().to_owned();
         if !(endpoint.starts_with("grpc://") || endpoint.starts_with("grpcs://")) {
-            return Err(NodeError::Config(format!(
-                "param \"endpoint\": {endpoint:?} must start with grpc:// or grpcs://"
-            )));
+            return Err(SetupError::Endpoint(endpoint).into());
         }
-        let transport = remote_transport().ok_or_else(|| {
-            NodeError::Config(
-                "RemotePipelineNode needs the gRPC transport, which the GStreamer plugin, the \
-                 remotemedia Python package and remotemedia-server install; none is loaded here"
-                    .into(),
-            )
-        })?;
+        let transport = remote_transport().ok_or(SetupError::NoTransport)?;
         Ok(Self {
             transport,
             call: RemoteCall {
                 endpoint,
-                manifest_json: manifest_json(p).map_err(NodeError::Config)?,
+                manifest_json: manifest_json(p)?,
                 timeout: Duration::from_millis(p.i64("timeout_ms").unwrap_or(30_000) as u64),
                 auth_token: p.str("auth_token").map(str::to_owned),
             },
-            retry: retry(p).map_err(NodeError::Config)?,
+            retry: retry(p)?,
             streaming: p.str("mode") == Some("streaming"),
             stream: None,
         })
@@ -274,11 +298,11 @@ impl Node for RemotePipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::validate;
+    use crate::params::{BadParam, validate};
 
-    fn params(v: Value) -> Result<Params, String> {
+    fn params(v: Value) -> Result<Params, Vec<BadParam>> {
         let Value::Object(m) = v else { unreachable!() };
-        validate(PARAMS, &m).map_err(|e| format!("{e:?}"))
+        validate(PARAMS, &m)
     }
 
     #[test]
@@ -294,7 +318,11 @@ mod tests {
         let p = params(serde_json::json!({"endpoint": "grpc://h:1", "manifest": {},
             "retry": {"tries": 2}}))
         .unwrap();
-        assert!(retry(&p).unwrap_err().contains("tries"));
+        let err = retry(&p).unwrap_err();
+        assert!(
+            matches!(&err, SetupError::RetryField(f) if f == "tries"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -303,6 +331,10 @@ mod tests {
             "manifest": {"version": "v1", "nodes": [{"id": "x", "node_type": "NoSuchNode"}]}}))
         .unwrap();
         let err = manifest_json(&p).unwrap_err();
-        assert!(err.contains("NoSuchNode"), "{err}");
+        assert!(
+            matches!(&err, SetupError::ManifestInvalid(report) if report.errors.len() == 1),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("NoSuchNode"), "{err}");
     }
 }

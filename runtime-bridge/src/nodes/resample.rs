@@ -5,8 +5,9 @@
 //! ratio gives.
 
 use rubato::{
-    FastFixedIn, FftFixedIn, PolynomialDegree, SincFixedIn, SincInterpolationParameters,
-    SincInterpolationType, VecResampler, WindowFunction, calculate_cutoff,
+    FastFixedIn, FftFixedIn, PolynomialDegree, ResamplerConstructionError, SincFixedIn,
+    SincInterpolationParameters, SincInterpolationType, VecResampler, WindowFunction,
+    calculate_cutoff,
 };
 
 use crate::data::{AudioFrame, AudioSamples, Packet, RuntimeData, frames_to_ns};
@@ -88,21 +89,31 @@ impl Config {
         }
     }
 
-    fn check_rate(&self, rate: u32) -> Result<(), String> {
+    fn check_rate(&self, rate: u32) -> Result<(), RateMismatch> {
         match self.source {
-            Some(s) if s != rate => {
-                Err(format!("source_rate is {s} Hz but the input is {rate} Hz"))
-            }
+            Some(source_rate) if source_rate != rate => Err(RateMismatch {
+                source_rate,
+                input_rate: rate,
+            }),
             _ => Ok(()),
         }
     }
 }
 
-fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
+/// Input at another rate than the `source_rate` param says.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("source_rate is {source_rate} Hz but the input is {input_rate} Hz")]
+struct RateMismatch {
+    source_rate: u32,
+    input_rate: u32,
+}
+
+fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, NodeError> {
     let cfg = Config::from(p);
     match audio_input("FastResampleNode", input)? {
         Some((rate, channels)) => {
-            cfg.check_rate(rate)?;
+            cfg.check_rate(rate)
+                .map_err(|e| NodeError::BadInput(e.to_string()))?;
             Ok(StreamFormat::Audio {
                 rate: cfg.target,
                 channels: cfg.channels.unwrap_or(channels),
@@ -142,17 +153,20 @@ fn build(
     from: u32,
     to: u32,
     channels: usize,
-) -> Result<Option<Box<dyn VecResampler<f32>>>, String> {
+) -> Result<Option<Box<dyn VecResampler<f32>>>, ResamplerConstructionError> {
     if from == to {
         return Ok(None);
     }
     let ratio = f64::from(to) / f64::from(from);
     let chunk = chunk_frames(from);
     let r: Box<dyn VecResampler<f32>> = match quality {
-        Quality::Low => Box::new(
-            FastFixedIn::new(ratio, 1.0, PolynomialDegree::Cubic, chunk, channels)
-                .map_err(|e| e.to_string())?,
-        ),
+        Quality::Low => Box::new(FastFixedIn::new(
+            ratio,
+            1.0,
+            PolynomialDegree::Cubic,
+            chunk,
+            channels,
+        )?),
         Quality::Medium => {
             let window = WindowFunction::BlackmanHarris2;
             let params = SincInterpolationParameters {
@@ -162,14 +176,15 @@ fn build(
                 oversampling_factor: 128,
                 window,
             };
-            Box::new(
-                SincFixedIn::new(ratio, 1.0, params, chunk, channels).map_err(|e| e.to_string())?,
-            )
+            Box::new(SincFixedIn::new(ratio, 1.0, params, chunk, channels)?)
         }
-        Quality::High => Box::new(
-            FftFixedIn::new(from as usize, to as usize, chunk, 1, channels)
-                .map_err(|e| e.to_string())?,
-        ),
+        Quality::High => Box::new(FftFixedIn::new(
+            from as usize,
+            to as usize,
+            chunk,
+            1,
+            channels,
+        )?),
     };
     Ok(Some(r))
 }
@@ -206,7 +221,7 @@ impl Resample {
     fn start(&self, frame: &AudioFrame) -> Result<State, NodeError> {
         self.cfg
             .check_rate(frame.sample_rate)
-            .map_err(NodeError::BadInput)?;
+            .map_err(|e| NodeError::BadInput(e.to_string()))?;
         let out_channels = self.cfg.channels.unwrap_or(frame.channels);
         let resampler = build(
             self.cfg.quality,
@@ -214,7 +229,7 @@ impl Resample {
             self.cfg.target,
             usize::from(out_channels),
         )
-        .map_err(NodeError::BadInput)?;
+        .map_err(|e| NodeError::BadInput(e.to_string()))?;
         let (skip, out_max) = resampler
             .as_ref()
             .map_or((0, 0), |r| (r.output_delay(), r.output_frames_max()));
@@ -520,7 +535,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.contains("source_rate is 48000 Hz but the input is 44100 Hz"),
+            matches!(&e, NodeError::BadInput(m)
+                if m == "source_rate is 48000 Hz but the input is 44100 Hz"),
             "{e}"
         );
         assert!(

@@ -11,26 +11,86 @@
 use crate::node::NodeError;
 use crate::sync::lock;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
-use super::locate;
-use super::onnx_weights::{self, Tensor};
+use super::locate::{self, NotFound};
+use super::onnx_weights::{self, OnnxError, Tensor};
+
+/// Why the Silero model cannot be found, loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model_path {0:?} is not a file")]
+    NotAFile(String),
+    #[error(transparent)]
+    NotInstalled(#[from] NotFound),
+    #[error("cannot load Silero model {}: {source}", path.display())]
+    Load {
+        path: PathBuf,
+        #[source]
+        source: LoadError,
+    },
+    #[error("a frame has {expected} samples, got {got}")]
+    FrameSize { expected: usize, got: usize },
+}
+
+impl From<ModelError> for NodeError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::FrameSize { .. } => NodeError::BadInput(e.to_string()),
+            ModelError::NotAFile(_) | ModelError::NotInstalled(_) | ModelError::Load { .. } => {
+                NodeError::Config(e.to_string())
+            }
+        }
+    }
+}
+
+/// Why a file is not a Silero model that this code can run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+    #[error("not a Silero VAD model: no tensor {0:?}")]
+    MissingTensor(String),
+    #[error("{layer}: expected a [cout, cin, 3] kernel, got {dims:?}")]
+    ConvKernel { layer: String, dims: Vec<usize> },
+    #[error("{layer}: bias has {values} values for {outputs} outputs")]
+    ConvBias {
+        layer: String,
+        values: usize,
+        outputs: usize,
+    },
+    #[error("unexpected STFT basis shape {0:?}")]
+    BasisShape(Vec<usize>),
+    #[error("STFT basis has {rows} rows for {n_fft} points")]
+    BasisRows { rows: usize, n_fft: usize },
+    #[error("the STFT basis is not a windowed DFT")]
+    BasisNotDft,
+    #[error("encoder.0 takes {takes} channels, the STFT gives {bins}")]
+    EncoderInput { takes: usize, bins: usize },
+    #[error("unexpected LSTM shapes {ih:?} and {hh:?}")]
+    LstmShapes { ih: Vec<usize>, hh: Vec<usize> },
+    #[error("empty head bias")]
+    EmptyHeadBias,
+    #[error("unexpected decoder shapes")]
+    DecoderShapes,
+}
 
 /// The model file: `model_path` if given, else the one the silero-vad package ships.
-pub fn model_file(model_path: Option<&str>) -> Result<std::path::PathBuf, NodeError> {
+pub fn model_file(model_path: Option<&str>) -> Result<PathBuf, ModelError> {
     match model_path {
         Some(p) if Path::new(p).is_file() => Ok(p.into()),
-        Some(p) => Err(NodeError::Config(format!("model_path {p:?} is not a file"))),
-        None => locate::find_file(
+        Some(p) => Err(ModelError::NotAFile(p.to_owned())),
+        None => Ok(locate::find_file(
             "silero_vad/data/silero_vad.onnx",
             "Silero VAD model",
             "install the silero-vad Python package (the README's setup does) or give model_path",
-        )
-        .map_err(NodeError::Config),
+        )?),
     }
 }
 
@@ -45,18 +105,19 @@ struct Conv {
 }
 
 impl Conv {
-    fn from(w: &Tensor, b: &Tensor, stride: usize, name: &str) -> Result<Self, String> {
+    fn from(w: &Tensor, b: &Tensor, stride: usize, name: &str) -> Result<Self, LoadError> {
         let [cout, cin, 3] = w.dims[..] else {
-            return Err(format!(
-                "{name}: expected a [cout, cin, 3] kernel, got {:?}",
-                w.dims
-            ));
+            return Err(LoadError::ConvKernel {
+                layer: name.to_owned(),
+                dims: w.dims.clone(),
+            });
         };
         if b.data.len() != cout {
-            return Err(format!(
-                "{name}: bias has {} values for {cout} outputs",
-                b.data.len()
-            ));
+            return Err(LoadError::ConvBias {
+                layer: name.to_owned(),
+                values: b.data.len(),
+                outputs: cout,
+            });
         }
         let mut weights = vec![0.0; cout * cin * 3];
         for o in 0..cout {
@@ -166,13 +227,13 @@ struct Scratch {
     gates: Vec<f32>,
 }
 
-fn take<'a>(t: &'a HashMap<String, Tensor>, name: &str) -> Result<&'a Tensor, String> {
+fn take<'a>(t: &'a HashMap<String, Tensor>, name: &str) -> Result<&'a Tensor, LoadError> {
     t.get(name)
-        .ok_or_else(|| format!("not a Silero VAD model: no tensor {name:?}"))
+        .ok_or_else(|| LoadError::MissingTensor(name.to_owned()))
 }
 
 impl SileroModel {
-    pub fn load(path: &Path, sampling_rate: u32) -> Result<Self, NodeError> {
+    pub fn load(path: &Path, sampling_rate: u32) -> Result<Self, ModelError> {
         let key = (
             path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
             sampling_rate,
@@ -181,7 +242,11 @@ impl SileroModel {
         let weights = match cache.get(&key) {
             Some(w) => Arc::clone(w),
             None => {
-                let w = Arc::new(Weights::read(path, sampling_rate).map_err(NodeError::Config)?);
+                let w = Weights::read(path, sampling_rate).map_err(|source| ModelError::Load {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let w = Arc::new(w);
                 cache.insert(key, Arc::clone(&w));
                 w
             }
@@ -207,20 +272,19 @@ impl SileroModel {
 }
 
 impl Weights {
-    fn read(path: &Path, sampling_rate: u32) -> Result<Self, String> {
-        let fail = |e: String| format!("cannot load Silero model {}: {e}", path.display());
-        let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    fn read(path: &Path, sampling_rate: u32) -> Result<Self, LoadError> {
+        let bytes = std::fs::read(path)?;
         // The model branches on the rate: `then` is 16 kHz, `else` 8 kHz.
         let branch = if sampling_rate == 8000 {
             "else_branch"
         } else {
             "then_branch"
         };
-        let t = onnx_weights::load(&bytes, Some(branch)).map_err(fail)?;
-        Self::from_tensors(&t, sampling_rate).map_err(fail)
+        let t = onnx_weights::load(&bytes, Some(branch))?;
+        Self::from_tensors(&t, sampling_rate)
     }
 
-    fn from_tensors(t: &HashMap<String, Tensor>, sampling_rate: u32) -> Result<Self, String> {
+    fn from_tensors(t: &HashMap<String, Tensor>, sampling_rate: u32) -> Result<Self, LoadError> {
         let (window, context) = if sampling_rate == 8000 {
             (256, 32)
         } else {
@@ -228,11 +292,11 @@ impl Weights {
         };
         let basis = take(t, "stft.forward_basis_buffer")?;
         let [rows, 1, n_fft] = basis.dims[..] else {
-            return Err(format!("unexpected STFT basis shape {:?}", basis.dims));
+            return Err(LoadError::BasisShape(basis.dims.clone()));
         };
         let bins = n_fft / 2 + 1;
         if rows != 2 * bins {
-            return Err(format!("STFT basis has {rows} rows for {n_fft} points"));
+            return Err(LoadError::BasisRows { rows, n_fft });
         }
         // Row 0 is the window itself (cos 0 = 1); every row must be window * cos / -sin.
         let hann = basis.data[..n_fft].to_vec();
@@ -246,7 +310,7 @@ impl Weights {
                     basis.data[(bins + k) * n_fft + n],
                 );
                 if (f64::from(got_re) - re).abs() > 1e-4 || (f64::from(got_im) - im).abs() > 1e-4 {
-                    return Err("the STFT basis is not a windowed DFT".into());
+                    return Err(LoadError::BasisNotDft);
                 }
             }
         }
@@ -261,10 +325,10 @@ impl Weights {
         };
         let convs = [conv(0, 1)?, conv(1, 2)?, conv(2, 2)?, conv(3, 1)?];
         if convs[0].cin != bins {
-            return Err(format!(
-                "encoder.0 takes {} channels, the STFT gives {bins}",
-                convs[0].cin
-            ));
+            return Err(LoadError::EncoderInput {
+                takes: convs[0].cin,
+                bins,
+            });
         }
         let (w_ih, w_hh) = (
             take(t, "decoder.rnn.weight_ih")?,
@@ -272,10 +336,10 @@ impl Weights {
         );
         let hidden = w_hh.dims.get(1).copied().unwrap_or(0);
         if w_ih.dims != [4 * hidden, convs[3].cout] || w_hh.dims != [4 * hidden, hidden] {
-            return Err(format!(
-                "unexpected LSTM shapes {:?} and {:?}",
-                w_ih.dims, w_hh.dims
-            ));
+            return Err(LoadError::LstmShapes {
+                ih: w_ih.dims.clone(),
+                hh: w_hh.dims.clone(),
+            });
         }
         let mut lstm = Vec::with_capacity(4 * hidden * (convs[3].cout + hidden));
         for r in 0..4 * hidden {
@@ -292,9 +356,9 @@ impl Weights {
         let head_bias = *take(t, "decoder.decoder.2.bias")?
             .data
             .first()
-            .ok_or("empty head bias")?;
+            .ok_or(LoadError::EmptyHeadBias)?;
         if head.len() != hidden || lstm_bias.len() != 4 * hidden {
-            return Err("unexpected decoder shapes".into());
+            return Err(LoadError::DecoderShapes);
         }
         Ok(Self {
             window,
@@ -326,13 +390,12 @@ impl SileroModel {
     }
 
     /// Speech probability of one frame of `window()` samples.
-    pub fn infer(&mut self, frame: &[f32]) -> Result<f32, NodeError> {
+    pub fn infer(&mut self, frame: &[f32]) -> Result<f32, ModelError> {
         if frame.len() != self.w.window {
-            return Err(NodeError::BadInput(format!(
-                "a frame has {} samples, got {}",
-                self.w.window,
-                frame.len()
-            )));
+            return Err(ModelError::FrameSize {
+                expected: self.w.window,
+                got: frame.len(),
+            });
         }
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
@@ -459,9 +522,16 @@ mod tests {
         }
         let err = model.infer(&[0.0; 100]).unwrap_err();
         assert!(
-            matches!(&err, NodeError::BadInput(m) if m.contains("512 samples")),
+            matches!(
+                err,
+                ModelError::FrameSize {
+                    expected: 512,
+                    got: 100
+                }
+            ),
             "{err:?}"
         );
+        assert!(matches!(NodeError::from(err), NodeError::BadInput(_)));
     }
 
     #[test]
@@ -471,8 +541,9 @@ mod tests {
         let err = SileroModel::load(&path, 16000).err().unwrap();
         let _ = std::fs::remove_file(&path);
         assert!(
-            matches!(&err, NodeError::Config(m) if m.starts_with("cannot load Silero model")),
+            matches!(&err, ModelError::Load { path: p, .. } if *p == path),
             "{err:?}"
         );
+        assert!(matches!(NodeError::from(err), NodeError::Config(_)));
     }
 }

@@ -9,6 +9,7 @@ use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
 use super::audio_format::audio_input;
 use super::silero_model::{SileroModel, model_file};
+use super::vad_segments::{Event, Rules, Segmenter};
 
 static PARAMS: &[ParamSpec] = &[
     ParamSpec::new(
@@ -84,121 +85,53 @@ pub static SPEC: NodeSpec = NodeSpec {
 
 #[derive(Clone, Copy, Debug)]
 struct Config {
-    threshold: f32,
-    neg_threshold: f32,
+    rules: Rules,
     rate: u32,
-    min_speech: u64,
-    min_silence: u64,
-    pad: u64,
 }
 
 impl Config {
-    fn from(p: &Params) -> Result<Self, String> {
+    fn from(p: &Params) -> Result<Self, NodeError> {
         let threshold = p.f64("threshold").unwrap_or(0.5);
         let neg_threshold = p
             .f64("neg_threshold")
             .unwrap_or((threshold - 0.15).max(0.0));
         if neg_threshold > threshold {
-            return Err(format!(
+            return Err(NodeError::Config(format!(
                 "param \"neg_threshold\" ({neg_threshold}) must not exceed \"threshold\" ({threshold})"
-            ));
+            )));
         }
         let rate = p.i64("sampling_rate").unwrap_or(16000) as u32;
         if rate != 8000 && rate != 16000 {
-            return Err(format!(
+            return Err(NodeError::Config(format!(
                 "param \"sampling_rate\" must be 8000 or 16000, got {rate}"
-            ));
+            )));
         }
         let samples = |name: &str| p.i64(name).unwrap_or(0) as u64 * u64::from(rate) / 1000;
         Ok(Self {
-            threshold: threshold as f32,
-            neg_threshold: neg_threshold as f32,
+            rules: Rules {
+                threshold: threshold as f32,
+                neg_threshold: neg_threshold as f32,
+                min_speech: samples("min_speech_duration_ms"),
+                min_silence: samples("min_silence_duration_ms"),
+                pad: samples("speech_pad_ms"),
+            },
             rate,
-            min_speech: samples("min_speech_duration_ms"),
-            min_silence: samples("min_silence_duration_ms"),
-            pad: samples("speech_pad_ms"),
         })
     }
 }
 
-fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
+fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, NodeError> {
     let cfg = Config::from(p)?;
     if let Some((rate, channels)) = audio_input("SileroVADNode", input)?
         && (rate != cfg.rate || channels != 1)
     {
-        return Err(format!(
+        return Err(NodeError::BadInput(format!(
             "needs mono audio at {} Hz; put a FastResampleNode with \"target_rate\": {}, \
              \"channels\": 1 before it",
             cfg.rate, cfg.rate
-        ));
+        )));
     }
     Ok(input.clone())
-}
-
-/// The speech segmenter of Silero's VADIterator, with min_speech_duration_ms on top: a start
-/// is reported once speech has lasted that long, with the time speech began. As in Silero's
-/// get_speech_timestamps, a dip below neg_threshold shorter than min_silence_duration_ms
-/// neither ends a segment nor restarts one that is not yet confirmed.
-#[derive(Default)]
-struct Segmenter {
-    /// Samples seen (end of the last frame).
-    position: u64,
-    triggered: bool,
-    /// Where a not yet confirmed speech run began (frame start).
-    candidate: Option<u64>,
-    /// Where the current dip inside that run began.
-    candidate_dip: Option<u64>,
-    temp_end: u64,
-    start: u64,
-}
-
-enum Event {
-    Start(u64),
-    End { start: u64, end: u64 },
-}
-
-impl Segmenter {
-    fn frame(&mut self, cfg: &Config, prob: f32, window: u64) -> Option<Event> {
-        self.position += window;
-        let frame_start = self.position - window;
-        if prob >= cfg.threshold {
-            self.temp_end = 0;
-            self.candidate_dip = None;
-            if !self.triggered {
-                let first = *self.candidate.get_or_insert(frame_start);
-                if self.position - first >= cfg.min_speech.max(1) || cfg.min_speech == 0 {
-                    self.triggered = true;
-                    self.candidate = None;
-                    self.start = first.saturating_sub(cfg.pad);
-                    return Some(Event::Start(self.start));
-                }
-            }
-        } else if prob < cfg.neg_threshold {
-            if self.candidate.is_some() {
-                let dip = *self.candidate_dip.get_or_insert(frame_start);
-                if self.position - dip >= cfg.min_silence {
-                    // Silence long enough: the run was too short to be speech.
-                    self.candidate = None;
-                    self.candidate_dip = None;
-                }
-            }
-            if self.triggered {
-                if self.temp_end == 0 {
-                    self.temp_end = frame_start;
-                }
-                if self.position - self.temp_end >= cfg.min_silence {
-                    let end = self.temp_end + cfg.pad;
-                    self.temp_end = 0;
-                    self.triggered = false;
-                    return Some(Event::End {
-                        start: self.start,
-                        end,
-                    });
-                }
-            }
-        }
-        None
-    }
 }
 
 struct SileroVad {
@@ -214,7 +147,7 @@ struct SileroVad {
 
 impl SileroVad {
     fn new(p: &Params) -> Result<Self, NodeError> {
-        let cfg = Config::from(p).map_err(NodeError::Config)?;
+        let cfg = Config::from(p)?;
         let model = SileroModel::load(&model_file(p.str("model_path"))?, cfg.rate)?;
         Ok(Self {
             cfg,
@@ -288,7 +221,10 @@ impl Node for SileroVad {
             let prob = self.model.infer(&self.pending[offset..offset + window])?;
             offset += window;
             last_prob = Some(prob);
-            if let Some(ev) = self.segmenter.frame(&self.cfg, prob, window as u64) {
+            // This node reports segments only; a run not yet confirmed is the gate's concern.
+            if let Some(ev @ (Event::Start(_) | Event::End { .. })) =
+                self.segmenter.frame(&self.cfg.rules, prob, window as u64)
+            {
                 events.push((ev, prob));
             }
         }
@@ -299,6 +235,7 @@ impl Node for SileroVad {
             let (json, at) = match ev {
                 Event::Start(s) => (self.event_json(*prob, true, false, *s), *s),
                 Event::End { start, end } => (self.end_json(*prob, *start, *end), *end),
+                Event::Onset(_) | Event::FalseStart => continue,
             };
             let at_ns = self.origin.map(|o| o + frames_to_ns(at, self.cfg.rate));
             out.emit_at(json, at_ns);
@@ -332,96 +269,5 @@ impl Node for SileroVad {
         }
         self.reset();
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(min_speech_ms: u64) -> Config {
-        Config {
-            threshold: 0.5,
-            neg_threshold: 0.35,
-            rate: 16000,
-            min_speech: min_speech_ms * 16,
-            min_silence: 100 * 16,
-            pad: 30 * 16,
-        }
-    }
-
-    fn run(seg: &mut Segmenter, cfg: &Config, probs: &[f32]) -> Vec<String> {
-        probs
-            .iter()
-            .filter_map(|p| seg.frame(cfg, *p, 512))
-            .map(|e| match e {
-                Event::Start(s) => format!("start {s}"),
-                Event::End { start, end } => format!("end {start}..{end}"),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn start_and_end_with_padding() {
-        let c = cfg(0);
-        let mut s = Segmenter::default();
-        // 2 silent frames, 10 speech, 4 silent (4*512 = 2048 >= 1600 silence samples).
-        let mut probs = vec![0.1; 2];
-        probs.extend([0.9; 10]);
-        probs.extend([0.1; 5]);
-        let ev = run(&mut s, &c, &probs);
-        assert_eq!(
-            ev,
-            vec![
-                format!("start {}", 1024 - 480),
-                format!("end {}..{}", 1024 - 480, 12 * 512 + 480)
-            ]
-        );
-    }
-
-    #[test]
-    fn short_bursts_are_not_speech() {
-        let c = cfg(250); // 4000 samples = 8 frames
-        let mut s = Segmenter::default();
-        let mut probs = vec![0.9; 3];
-        probs.extend([0.1; 5]);
-        probs.extend([0.9; 9]);
-        let ev = run(&mut s, &c, &probs);
-        assert_eq!(ev, vec![format!("start {}", 8 * 512 - 480)]);
-    }
-
-    #[test]
-    fn a_one_frame_dip_keeps_a_pending_start() {
-        // Unseen espeak-ng speech: 0.52, 0.97, 1.0, 1.0, 1.0, one 32 ms frame at 0.001, then
-        // speech again. The start stays at the first frame, as Silero's reference has it; it
-        // was reported six frames (192 ms) late when the dip restarted the pending run.
-        let c = cfg(250);
-        let mut s = Segmenter::default();
-        let mut probs = vec![0.52, 0.97, 1.0, 1.0, 1.0, 0.001];
-        probs.extend([0.98; 10]);
-        assert_eq!(run(&mut s, &c, &probs), vec!["start 0".to_string()]);
-    }
-
-    #[test]
-    fn a_dip_as_long_as_min_silence_drops_a_pending_start() {
-        let c = cfg(250); // min_silence 100 ms = 1600 samples: 4 frames
-        let mut s = Segmenter::default();
-        let mut probs = vec![0.9; 3];
-        probs.extend([0.01; 4]);
-        probs.extend([0.9; 9]);
-        assert_eq!(
-            run(&mut s, &c, &probs),
-            vec![format!("start {}", 7 * 512 - 480)]
-        );
-    }
-
-    #[test]
-    fn hysteresis_between_thresholds() {
-        let c = cfg(0);
-        let mut s = Segmenter::default();
-        let mut probs = vec![0.9; 2];
-        probs.extend([0.4; 20]); // between neg_threshold and threshold: still speech
-        assert_eq!(run(&mut s, &c, &probs).len(), 1);
-        assert!(s.triggered);
     }
 }

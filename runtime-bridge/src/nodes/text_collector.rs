@@ -43,18 +43,30 @@ pub static SPEC: NodeSpec = NodeSpec {
     latency_ns: no_latency,
 };
 
-fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, String> {
+fn format(p: &Params, input: &StreamFormat) -> Result<StreamFormat, NodeError> {
     pattern(p)?;
     match input {
         StreamFormat::Text | StreamFormat::Json | StreamFormat::Any => Ok(StreamFormat::Text),
-        other => Err(format!("TextCollectorNode takes text or JSON, not {other}")),
+        other => Err(NodeError::BadInput(format!(
+            "TextCollectorNode takes text or JSON, not {other}"
+        ))),
     }
 }
 
-fn pattern(p: &Params) -> Result<Regex, String> {
+/// A `split_pattern` that does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("param \"split_pattern\" is not a valid regular expression: {0}")]
+struct BadSplitPattern(#[source] regex::Error);
+
+impl From<BadSplitPattern> for NodeError {
+    fn from(e: BadSplitPattern) -> Self {
+        NodeError::Config(e.to_string())
+    }
+}
+
+fn pattern(p: &Params) -> Result<Regex, BadSplitPattern> {
     let source = p.str("split_pattern").unwrap_or(DEFAULT_SPLIT);
-    Regex::new(source)
-        .map_err(|e| format!("param \"split_pattern\" is not a valid regular expression: {e}"))
+    Regex::new(source).map_err(BadSplitPattern)
 }
 
 struct TextCollector {
@@ -69,7 +81,7 @@ struct TextCollector {
 impl TextCollector {
     fn new(p: &Params) -> Result<Self, NodeError> {
         Ok(Self {
-            split: pattern(p).map_err(NodeError::Config)?,
+            split: pattern(p)?,
             min_len: p.i64("min_sentence_length").unwrap_or(3) as usize,
             partial_on_end: p.bool("yield_partial_on_end").unwrap_or(true),
             pending: String::new(),

@@ -69,39 +69,59 @@ const DEFAULT_BACKOFF_MS: u64 = 200;
 /// The node fields only Python nodes take, checked by the manifest loader.
 pub const FIELDS: &[&str] = &["python_module", "timeout_ms", "init_timeout_ms", "restart"];
 
-fn millis(obj: &Map<String, Value>, name: &str, default: u64) -> Result<Duration, String> {
-    match obj.get(name) {
+/// What is wrong with a Python node's own fields in the manifest.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PythonEntryError {
+    #[error("python_module must be a module name or a .py path, got {0}")]
+    Module(Value),
+    #[error("{field} must be an integer within 1..86400000, got {got}")]
+    Millis { field: &'static str, got: Value },
+    #[error("restart must be an object {{\"max_restarts\": n, \"backoff_ms\": ms}}, got {0}")]
+    Restart(Value),
+    #[error("restart: unknown field {0:?} (known: max_restarts, backoff_ms)")]
+    RestartField(String),
+    #[error("restart.max_restarts must be an integer within 0..1000, got {0}")]
+    MaxRestarts(Value),
+    #[error("restart.backoff_ms must be an integer within 0..60000, got {0}")]
+    RestartBackoff(Value),
+}
+
+fn millis(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    default: u64,
+) -> Result<Duration, PythonEntryError> {
+    match obj.get(field) {
         None | Some(Value::Null) => Ok(Duration::from_millis(default)),
         Some(v) => v
             .as_u64()
             .filter(|&ms| (1..=86_400_000).contains(&ms))
             .map(Duration::from_millis)
-            .ok_or_else(|| format!("{name} must be an integer within 1..86400000, got {v}")),
+            .ok_or_else(|| PythonEntryError::Millis {
+                field,
+                got: v.clone(),
+            }),
     }
 }
 
-fn restart_policy(value: Option<&Value>) -> Result<Option<RestartPolicy>, String> {
+fn restart_policy(value: Option<&Value>) -> Result<Option<RestartPolicy>, PythonEntryError> {
     let obj = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Object(o)) => o,
-        Some(other) => {
-            return Err(format!(
-                "restart must be an object {{\"max_restarts\": n, \"backoff_ms\": ms}}, got {other}"
-            ));
-        }
+        Some(other) => return Err(PythonEntryError::Restart(other.clone())),
     };
-    for key in obj.keys() {
-        if !["max_restarts", "backoff_ms"].contains(&key.as_str()) {
-            return Err(format!(
-                "restart: unknown field {key:?} (known: max_restarts, backoff_ms)"
-            ));
-        }
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !["max_restarts", "backoff_ms"].contains(&k.as_str()))
+    {
+        return Err(PythonEntryError::RestartField(key.clone()));
     }
     let max_restarts = match obj.get("max_restarts") {
         None => 3,
-        Some(v) => v.as_u64().filter(|&n| n <= 1000).ok_or_else(|| {
-            format!("restart.max_restarts must be an integer within 0..1000, got {v}")
-        })? as u32,
+        Some(v) => v
+            .as_u64()
+            .filter(|&n| n <= 1000)
+            .ok_or_else(|| PythonEntryError::MaxRestarts(v.clone()))? as u32,
     };
     let backoff = match obj.get("backoff_ms") {
         None => Duration::from_millis(DEFAULT_BACKOFF_MS),
@@ -109,9 +129,7 @@ fn restart_policy(value: Option<&Value>) -> Result<Option<RestartPolicy>, String
             .as_u64()
             .filter(|&ms| ms <= 60_000)
             .map(Duration::from_millis)
-            .ok_or_else(|| {
-                format!("restart.backoff_ms must be an integer within 0..60000, got {v}")
-            })?,
+            .ok_or_else(|| PythonEntryError::RestartBackoff(v.clone()))?,
     };
     Ok(Some(RestartPolicy {
         max_restarts,
@@ -126,19 +144,17 @@ impl PythonNodeConfig {
         obj: &Map<String, Value>,
         params: &Map<String, Value>,
         manifest_dir: Option<&std::path::Path>,
-    ) -> Result<Self, Vec<String>> {
+    ) -> Result<Self, Vec<PythonEntryError>> {
         let mut errors = Vec::new();
         let module = match obj.get("python_module") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(other) => {
-                errors.push(format!(
-                    "python_module must be a module name or a .py path, got {other}"
-                ));
+                errors.push(PythonEntryError::Module(other.clone()));
                 None
             }
         };
-        let mut field = |r: Result<Duration, String>| {
+        let mut field = |r: Result<Duration, PythonEntryError>| {
             r.unwrap_or_else(|e| {
                 errors.push(e);
                 Duration::ZERO

@@ -6,99 +6,17 @@ use remotemedia_runtime::ErrorCode;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use remotemedia_runtime::Backoff;
-
-use crate::reconnect::{backoff_param, reopen, settle_early};
+use crate::reconnect::{reopen, settle_early};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::pb::webrtc as pb;
 use super::pb::webrtc::signaling_request::Request as Req;
 use super::pb::webrtc::signaling_response::Response as Resp;
+use super::target::{BadToken, ConnectError, GrpcTarget};
 use crate::protocol::{self, PeerInfo, RpcError, Signal};
 use crate::registry::{Event, Handler};
-
-/// Where and how to connect, read from a `grpc://` or `grpcs://` URL. Query parameters:
-/// `token` (sent as `authorization: Bearer`), `max_attempts`, `initial_backoff_ms`,
-/// `max_backoff_ms`, `backoff_multiplier`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GrpcTarget {
-    /// `http://host:port` or `https://host:port`.
-    pub endpoint: String,
-    pub token: Option<String>,
-    pub backoff: Backoff,
-}
-
-impl GrpcTarget {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("'{url}' is not a URL"))?;
-        let http = match scheme {
-            "grpc" => "http",
-            "grpcs" => "https",
-            _ => return Err(format!("'{url}': the scheme must be grpc:// or grpcs://")),
-        };
-        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let authority = authority.trim_end_matches('/');
-        if authority.is_empty() || authority.contains('/') {
-            return Err(format!("'{url}': expected grpc://host:port"));
-        }
-        let mut target = Self {
-            endpoint: format!("{http}://{authority}"),
-            token: None,
-            backoff: Backoff::default(),
-        };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if key == "token" {
-                target.token = Some(value.to_owned());
-                continue;
-            }
-            match backoff_param(&mut target.backoff, key, value, url)? {
-                true => {}
-                false => {
-                    return Err(format!(
-                        "'{url}': unknown parameter '{key}' (token, max_attempts, \
-                         initial_backoff_ms, max_backoff_ms, backoff_multiplier)"
-                    ));
-                }
-            }
-        }
-        Ok(target)
-    }
-
-    pub async fn channel(&self) -> Result<Channel, String> {
-        let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5));
-        if self.endpoint.starts_with("https://") {
-            endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().with_native_roots())
-                .map_err(|e| e.to_string())?;
-        }
-        endpoint.connect().await.map_err(|e| format!("{e:?}"))
-    }
-
-    /// Adds the bearer token, if any, to a request.
-    pub fn authorize<T>(
-        &self,
-        mut request: tonic::Request<T>,
-    ) -> Result<tonic::Request<T>, String> {
-        if let Some(token) = &self.token {
-            let value = format!("Bearer {token}")
-                .parse()
-                .map_err(|_| "the token is not a valid header value".to_owned())?;
-            request.metadata_mut().insert("authorization", value);
-        }
-        Ok(request)
-    }
-}
 
 pub use crate::reconnect::{LinkEvent, LinkHandler};
 
@@ -120,7 +38,42 @@ struct Stream {
     early: Vec<Event>,
 }
 
-async fn open(target: &GrpcTarget, info: &PeerInfo, take_over: bool) -> Result<Stream, String> {
+/// Why a stream could not be opened and announced on.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Token(#[from] BadToken),
+    #[error("request queue closed")]
+    QueueClosed,
+    /// The call, or its response stream, failed with this status.
+    #[error("{}: {}", .0.code(), .0.message())]
+    Status(#[source] tonic::Status),
+    #[error("no answer to announce within 10 s")]
+    NoAnswer,
+    #[error("stream closed during announce")]
+    ClosedDuringAnnounce,
+    #[error("announce refused: {} ({})", .0.message, .0.code)]
+    AnnounceRefused(pb::ErrorResponse),
+    #[error("unexpected answer to announce")]
+    UnexpectedAnswer,
+    #[error("the answer to announce lists a bad peer: {}", .0.message)]
+    BadPeer(#[source] RpcError),
+}
+
+/// Why a served stream ended without the client asking.
+#[derive(Debug, thiserror::Error)]
+enum StreamLost {
+    #[error("the request stream closed")]
+    RequestsClosed,
+    #[error("the server ended the stream")]
+    Ended,
+    #[error("{}: {}", .0.code(), .0.message())]
+    Failed(#[source] tonic::Status),
+}
+
+async fn open(target: &GrpcTarget, info: &PeerInfo, take_over: bool) -> Result<Stream, OpenError> {
     let channel = target.channel().await?;
     let mut client = pb::web_rtc_signaling_client::WebRtcSignalingClient::new(channel);
     let (requests, rx) = mpsc::channel(256);
@@ -149,28 +102,26 @@ async fn open(target: &GrpcTarget, info: &PeerInfo, take_over: bool) -> Result<S
     requests
         .send(announce)
         .await
-        .map_err(|_| "request queue closed".to_owned())?;
+        .map_err(|_| OpenError::QueueClosed)?;
     let request = target.authorize(tonic::Request::new(ReceiverStream::new(rx)))?;
     let mut responses = client
         .signal(request)
         .await
-        .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+        .map_err(OpenError::Status)?
         .into_inner();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut early = Vec::new();
     let ack = loop {
         let message = tokio::time::timeout_at(deadline, responses.message())
             .await
-            .map_err(|_| "no answer to announce within 10 s".to_owned())?
-            .map_err(|s| format!("{}: {}", s.code(), s.message()))?
-            .ok_or_else(|| "stream closed during announce".to_owned())?;
+            .map_err(|_| OpenError::NoAnswer)?
+            .map_err(OpenError::Status)?
+            .ok_or(OpenError::ClosedDuringAnnounce)?;
         match message.response {
             Some(Resp::Ack(ack)) => break ack,
-            Some(Resp::Error(e)) => {
-                return Err(format!("announce refused: {} ({})", e.message, e.code));
-            }
+            Some(Resp::Error(e)) => return Err(OpenError::AnnounceRefused(e)),
             Some(Resp::Notification(n)) => early.extend(to_event(n, &info.peer_id)),
-            _ => return Err("unexpected answer to announce".into()),
+            _ => return Err(OpenError::UnexpectedAnswer),
         }
     };
     let mut present = ack
@@ -178,7 +129,7 @@ async fn open(target: &GrpcTarget, info: &PeerInfo, take_over: bool) -> Result<S
         .into_iter()
         .map(|p| super::convert::peer_from_pb(p.peer_id, p.capabilities, p.metadata))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.message)?;
+        .map_err(OpenError::BadPeer)?;
     let early = settle_early(&mut present, early);
     Ok(Stream {
         requests,
@@ -271,7 +222,7 @@ async fn serve(
     stop: &mut oneshot::Receiver<()>,
     handler: &Handler,
     on_link: &LinkHandler,
-) -> Result<(), String> {
+) -> Result<(), StreamLost> {
     let Stream {
         requests,
         mut responses,
@@ -294,7 +245,7 @@ async fn serve(
             signal = outbound.recv() => match signal {
                 Some(signal) => {
                     if requests.send(to_request(signal)).await.is_err() {
-                        return Err("the request stream closed".into());
+                        return Err(StreamLost::RequestsClosed);
                     }
                 }
                 None => return Ok(()),
@@ -313,8 +264,8 @@ async fn serve(
                     ))),
                     _ => {}
                 },
-                Ok(None) => return Err("the server ended the stream".into()),
-                Err(s) => return Err(format!("{}: {}", s.code(), s.message())),
+                Ok(None) => return Err(StreamLost::Ended),
+                Err(s) => return Err(StreamLost::Failed(s)),
             },
         }
     }
@@ -384,37 +335,5 @@ impl GrpcSignalClient {
         self.outbound
             .try_send(signal)
             .map_err(|_| RpcError::link("(grpc)", "outbound queue full or closed"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_give_endpoint_token_and_backoff() {
-        let t = GrpcTarget::parse(
-            "grpc://127.0.0.1:50051?token=abc&max_attempts=3&initial_backoff_ms=100&max_backoff_ms=400&backoff_multiplier=1.5",
-        )
-        .unwrap();
-        assert_eq!(t.endpoint, "http://127.0.0.1:50051");
-        assert_eq!(t.token.as_deref(), Some("abc"));
-        assert_eq!(t.backoff.max_attempts, 3);
-        assert_eq!(t.backoff.initial, Duration::from_millis(100));
-        assert_eq!(t.backoff.max, Duration::from_millis(400));
-        assert_eq!(t.backoff.multiplier, 1.5);
-        assert_eq!(
-            GrpcTarget::parse("grpcs://h:1").unwrap().endpoint,
-            "https://h:1"
-        );
-        for bad in [
-            "ws://h:1",
-            "grpc://",
-            "grpc://h:1/path",
-            "grpc://h:1?max_attempts=x",
-            "grpc://h:1?colour=red",
-        ] {
-            assert!(GrpcTarget::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -10,30 +10,56 @@ use super::pb;
 use super::pb::data_buffer::Data;
 use crate::protocol::{PeerInfo, RpcError};
 
-/// Why a buffer cannot become RuntimeData, naming the field.
-pub type BadBuffer = String;
+/// Why a buffer cannot become RuntimeData; the text begins with the field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BadBuffer {
+    /// The message that should carry a buffer has none.
+    #[error("no data")]
+    Absent,
+    #[error("DataBuffer: no variant set (audio, video, text, json, binary, tensor, control)")]
+    NoVariant,
+    #[error("audio.samples: {bytes} bytes is not a whole number of f32 samples")]
+    AudioSamples { bytes: usize },
+    #[error(
+        "audio: sample_rate {sample_rate} and channels {channels} must be positive (channels at \
+         most 64)"
+    )]
+    AudioFormat { sample_rate: u32, channels: u32 },
+    #[error("video.format: {0:?} is not one of I420, NV12, RGB, RGBA, ENCODED")]
+    PixelFormat(String),
+    #[error("json: not a JSON document: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("tensor.dtype: {0:?} is not one of f32, f64, i32, i64, u8")]
+    TensorDtype(String),
+    #[error("tensor: shape {shape:?} of {dtype} needs {needs} bytes, data has {has}")]
+    TensorSize {
+        shape: Vec<usize>,
+        dtype: String,
+        needs: usize,
+        has: usize,
+    },
+    #[error("control.kind: {0} is not a known kind")]
+    ControlKind(i32),
+}
 
 fn stream_id(s: String) -> Option<Arc<str>> {
     (!s.is_empty()).then(|| s.into())
 }
 
 pub fn to_runtime(buffer: pb::DataBuffer) -> Result<RuntimeData, BadBuffer> {
-    let data = buffer
-        .data
-        .ok_or("DataBuffer: no variant set (audio, video, text, json, binary, tensor, control)")?;
+    let data = buffer.data.ok_or(BadBuffer::NoVariant)?;
     Ok(match data {
         Data::Audio(a) => {
             if a.samples.len() % 4 != 0 {
-                return Err(format!(
-                    "audio.samples: {} bytes is not a whole number of f32 samples",
-                    a.samples.len()
-                ));
+                return Err(BadBuffer::AudioSamples {
+                    bytes: a.samples.len(),
+                });
             }
             if a.sample_rate == 0 || a.channels == 0 || a.channels > 64 {
-                return Err(format!(
-                    "audio: sample_rate {} and channels {} must be positive (channels at most 64)",
-                    a.sample_rate, a.channels
-                ));
+                return Err(BadBuffer::AudioFormat {
+                    sample_rate: a.sample_rate,
+                    channels: a.channels,
+                });
             }
             let samples: Vec<f32> = a
                 .samples
@@ -59,9 +85,7 @@ pub fn to_runtime(buffer: pb::DataBuffer) -> Result<RuntimeData, BadBuffer> {
             keyframe: v.keyframe,
         }),
         Data::Text(t) => RuntimeData::Text(t),
-        Data::Json(j) => RuntimeData::Json(
-            serde_json::from_str(&j).map_err(|e| format!("json: not a JSON document: {e}"))?,
-        ),
+        Data::Json(j) => RuntimeData::Json(serde_json::from_str(&j).map_err(BadBuffer::Json)?),
         Data::Binary(b) => RuntimeData::Binary(b.into()),
         Data::Tensor(t) => {
             let dtype = match t.dtype.as_str() {
@@ -70,20 +94,17 @@ pub fn to_runtime(buffer: pb::DataBuffer) -> Result<RuntimeData, BadBuffer> {
                 "i32" => DType::I32,
                 "i64" => DType::I64,
                 "u8" => DType::U8,
-                other => {
-                    return Err(format!(
-                        "tensor.dtype: {other:?} is not one of f32, f64, i32, i64, u8"
-                    ));
-                }
+                other => return Err(BadBuffer::TensorDtype(other.to_owned())),
             };
             let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
             let want = shape.iter().product::<usize>() * dtype_size(dtype);
             if want != t.data.len() {
-                return Err(format!(
-                    "tensor: shape {shape:?} of {} needs {want} bytes, data has {}",
-                    t.dtype,
-                    t.data.len()
-                ));
+                return Err(BadBuffer::TensorSize {
+                    shape,
+                    dtype: t.dtype,
+                    needs: want,
+                    has: t.data.len(),
+                });
             }
             RuntimeData::Tensor(TensorData {
                 shape,
@@ -102,7 +123,7 @@ pub fn to_runtime(buffer: pb::DataBuffer) -> Result<RuntimeData, BadBuffer> {
                     to_ms: c.to_ms,
                 },
                 pb::control_message::Kind::Unspecified => {
-                    return Err(format!("control.kind: {} is not a known kind", c.kind));
+                    return Err(BadBuffer::ControlKind(c.kind));
                 }
             },
         ),
@@ -124,11 +145,7 @@ fn pixel_format(name: &str) -> Result<PixelFormat, BadBuffer> {
         "RGB" => PixelFormat::Rgb,
         "RGBA" => PixelFormat::Rgba,
         "ENCODED" => PixelFormat::Encoded,
-        _ => {
-            return Err(format!(
-                "video.format: {name:?} is not one of I420, NV12, RGB, RGBA, ENCODED"
-            ));
-        }
+        _ => return Err(BadBuffer::PixelFormat(name.to_owned())),
     })
 }
 
@@ -331,7 +348,10 @@ mod tests {
                 ..Default::default()
             })),
         };
-        assert!(to_runtime(odd).unwrap_err().starts_with("audio.samples"));
+        assert!(matches!(
+            to_runtime(odd),
+            Err(BadBuffer::AudioSamples { bytes: 5 })
+        ));
         let tensor = pb::DataBuffer {
             data: Some(Data::Tensor(pb::Tensor {
                 data: vec![0; 7],
@@ -339,8 +359,26 @@ mod tests {
                 dtype: "f32".into(),
             })),
         };
-        assert!(to_runtime(tensor).unwrap_err().contains("needs 8 bytes"));
-        assert!(to_runtime(pb::DataBuffer { data: None }).is_err());
+        let err = to_runtime(tensor).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BadBuffer::TensorSize {
+                    needs: 8,
+                    has: 7,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "tensor: shape [2] of f32 needs 8 bytes, data has 7"
+        );
+        assert!(matches!(
+            to_runtime(pb::DataBuffer { data: None }),
+            Err(BadBuffer::NoVariant)
+        ));
     }
 
     #[test]

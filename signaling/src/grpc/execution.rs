@@ -64,6 +64,11 @@ pub fn metrics_pb(m: Vec<remotemedia_runtime::NodeMetrics>) -> Vec<pb::NodeMetri
             processed: m.processed,
             busy_ns: m.busy_ns,
             errors: m.errors,
+            counters: m
+                .counters
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
         })
         .collect()
 }

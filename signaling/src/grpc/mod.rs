@@ -11,6 +11,7 @@ pub mod remote;
 pub mod server;
 pub mod signal_service;
 pub mod streaming;
+pub mod target;
 
 /// The generated messages and services.
 pub mod pb {
@@ -27,3 +28,16 @@ pub mod pb {
 
 /// The protocol version `GetVersion` reports; bumped on incompatible .proto changes.
 pub const PROTOCOL_VERSION: &str = "remotemedia.v1";
+
+/// `error` and its causes, "a: b: c": tonic's transport errors name only their kind
+/// ("transport error") and keep what happened in their causes.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}

@@ -16,9 +16,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use super::client::GrpcTarget;
 use super::convert;
 use super::pb;
+use super::target::GrpcTarget;
 
 /// Gives the process's tokio runtime, on first use of the transport (`None`: it could not be
 /// made, and calls fail).
@@ -95,7 +95,7 @@ fn runtime_outputs(outputs: Vec<pb::NodeOutput>) -> Result<Vec<Output>, RemoteFa
 fn runtime_output(o: pb::NodeOutput) -> Result<Output, RemoteFailure> {
     let data = o
         .data
-        .ok_or_else(|| "output without data".to_owned())
+        .ok_or(convert::BadBuffer::Absent)
         .and_then(convert::to_runtime)
         .map_err(|e| RemoteFailure {
             message: format!("server sent a bad output of node '{}': {e}", o.node_id),
@@ -131,8 +131,8 @@ pub struct GrpcTransport {
 
 impl GrpcTransport {
     fn target(&self, call: &RemoteCall) -> Result<(GrpcTarget, Channel), RemoteFailure> {
-        let mut target = GrpcTarget::parse(&call.endpoint).map_err(|message| RemoteFailure {
-            message,
+        let mut target = GrpcTarget::parse(&call.endpoint).map_err(|e| RemoteFailure {
+            message: e.to_string(),
             retryable: false,
         })?;
         if call.auth_token.is_some() {
@@ -148,7 +148,8 @@ impl GrpcTransport {
             Some(c) => c,
             None => {
                 let t = target.clone();
-                let channel = run(async move { t.channel().await })?.map_err(unreachable)?;
+                let channel = run(async move { t.channel().await })?
+                    .map_err(|e| unreachable(e.to_string()))?;
                 self.channels
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -186,7 +187,7 @@ impl RemoteTransport for GrpcTransport {
                     .max_decoding_message_size(usize::MAX);
             let mut request = target
                 .authorize(tonic::Request::new(request))
-                .map_err(tonic::Status::invalid_argument)?;
+                .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
             request.set_timeout(timeout);
             client.execute_pipeline(request).await
         })?
@@ -221,7 +222,7 @@ impl RemoteTransport for GrpcTransport {
                 pb::streaming_pipeline_service_client::StreamingPipelineServiceClient::new(channel);
             let request = target
                 .authorize(tonic::Request::new(ReceiverStream::new(rx)))
-                .map_err(tonic::Status::invalid_argument)?;
+                .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
             let mut responses = client.stream_pipeline(request).await?.into_inner();
             match tokio::time::timeout(timeout, responses.message()).await {
                 Ok(Ok(Some(pb::StreamResponse {

@@ -66,6 +66,15 @@ impl Default for ServerConfig {
     }
 }
 
+/// Why the gRPC server stopped without being asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerStopped {
+    #[error("the gRPC server failed: {}", super::with_causes(.0))]
+    Failed(#[source] tonic::transport::Error),
+    #[error("the gRPC server's task ended: {0}")]
+    TaskEnded(#[source] tokio::task::JoinError),
+}
+
 /// A running server; `shutdown` stops it and waits until its ports are closed.
 pub struct RunningServer {
     pub grpc_addr: SocketAddr,
@@ -91,11 +100,11 @@ impl RunningServer {
     }
 
     /// Waits until the gRPC server ends by itself (it does not, unless it fails).
-    pub async fn wait(&mut self) -> Result<(), String> {
+    pub async fn wait(&mut self) -> Result<(), ServerStopped> {
         match (&mut self.grpc).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(Err(e)) => Err(ServerStopped::Failed(e)),
+            Err(e) => Err(ServerStopped::TaskEnded(e)),
         }
     }
 }

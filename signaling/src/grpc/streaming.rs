@@ -206,7 +206,7 @@ impl pb::streaming_pipeline_service_server::StreamingPipelineService for Streami
                         }
                         let data = chunk
                             .data
-                            .ok_or_else(|| "no data".to_owned())
+                            .ok_or(convert::BadBuffer::Absent)
                             .and_then(to_runtime);
                         match data {
                             Ok(data) => {
@@ -223,7 +223,9 @@ impl pb::streaming_pipeline_service_server::StreamingPipelineService for Streami
                             }
                             Err(e) => {
                                 let context = format!("data_chunk[{}].data", chunk.sequence);
-                                let _ = out.send(refused(Kind::Input, e, &context)).await;
+                                let _ = out
+                                    .send(refused(Kind::Input, e.to_string(), &context))
+                                    .await;
                             }
                         }
                     }
