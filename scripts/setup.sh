@@ -12,6 +12,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav chromium
   espeak-ng sox meson ninja-build
   gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0 nginx-light libnginx-mod-rtmp
+  clang lld
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -53,9 +54,33 @@ if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp" ]; then
 fi
 
 cargo build --quiet -p gst-plugin-remotemedia
+# The WASM example (examples/wasm), built with Debian's clang for wasm32 and lld's wasm-ld.
+mkdir -p target/wasm
+for src in examples/wasm/*.c; do
+  out="target/wasm/$(basename "${src%.c}").wasm"
+  if [ ! -f "$out" ] || [ "$src" -nt "$out" ]; then
+    clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry -Wl,--export-dynamic -Wl,--allow-undefined \
+      -o "$out" "$src"
+  fi
+done
 # The remotemedia Python package, editable in .venv, with its native module built by maturin
 # (in a target dir of its own, so no Python module lands where GST_PLUGIN_PATH points).
 if ! log=$(VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release -m python/Cargo.toml --target-dir target/python 2>&1); then
   echo "$log" >&2
   exit 1
+fi
+# The Node.js module (nodejs/index.node, which nodejs/index.js loads), built on the release
+# dependencies the Python module's build left in target/python; copied (by a rename, so a
+# running node keeps the file it mapped) only when it changed.
+cargo build --quiet --release -p remotemedia-node --target-dir target/python
+if ! cmp -s target/python/release/libremotemedia_node.so nodejs/index.node; then
+  cp target/python/release/libremotemedia_node.so nodejs/index.node.tmp
+  mv -f nodejs/index.node.tmp nodejs/index.node
+fi
+# TypeScript and Node's types, for the type check of nodejs/index.d.ts.
+node_stamp=$(sha256sum nodejs/package-lock.json | cut -d' ' -f1)
+if [ "$(cat nodejs/node_modules/.setup-stamp 2>/dev/null)" != "$node_stamp" ]; then
+  echo "setup: installing the Node.js module's npm packages"
+  npm ci --prefix nodejs --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$node_stamp" > nodejs/node_modules/.setup-stamp
 fi

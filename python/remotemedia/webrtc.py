@@ -14,9 +14,11 @@
 
 Every peer that connects gets its own run of the manifest; its audio goes through it, media
 results return on its track and text/JSON results on its data channel (and to
-`on_pipeline_output`). The element does the media work in native code; this module turns its
-bus messages into asyncio callbacks. It needs GStreamer's Python bindings (PyGObject) and the
-plugin on GST_PLUGIN_PATH (or installed).
+`on_pipeline_output`). A manifest without nodes (`{"nodes": [], "connections": []}`) makes it a
+signaling and data-channel server: no run per peer, the peers' media is dropped. The element
+does the media work in native code; this module turns its bus messages into asyncio callbacks.
+It needs GStreamer's Python bindings (PyGObject) and the plugin on GST_PLUGIN_PATH (or
+installed).
 """
 
 from __future__ import annotations

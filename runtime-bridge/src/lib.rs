@@ -27,7 +27,7 @@ pub use ingest::{
     IngestConfig, IngestError, IngestEvent, IngestPlugin, IngestRegistry, IngestSource,
     global_ingest_registry,
 };
-pub use manifest::{Manifest, ManifestError, ManifestReport};
+pub use manifest::{Manifest, ManifestError, ManifestReport, Nodes};
 pub use node::{Node, NodeError, NodeSpec, StreamFormat};
 pub use registry::Registry;
 pub use session::{Notify, StreamSession, execute_unary, execute_unary_with_metrics};
@@ -39,5 +39,6 @@ pub fn load_graph(text: &str, source: &str) -> Result<std::sync::Arc<Graph>, Man
 
 /// Loads a manifest file with the built-in node registry and builds its graph.
 pub fn load_graph_file(path: &std::path::Path) -> Result<std::sync::Arc<Graph>, ManifestReport> {
-    manifest::load_file(path, Registry::builtin()).map(|m| std::sync::Arc::new(Graph::new(m)))
+    manifest::load_file(path, Registry::builtin(), manifest::Nodes::REQUIRED)
+        .map(|m| std::sync::Arc::new(Graph::new(m)))
 }

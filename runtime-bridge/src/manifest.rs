@@ -1,5 +1,8 @@
 //! Manifest v1: loading and strict validation. Every problem is reported at once, each with
 //! its place.
+//!
+//! RemoteMedia's own examples load as they are written: a node's `type` is its `node_type`,
+//! and a manifest without `version` is v1.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -84,10 +87,26 @@ impl fmt::Display for ManifestReport {
 
 impl std::error::Error for ManifestReport {}
 
+/// Whether a manifest may come without nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nodes {
+    /// Something runs the manifest, so it needs a node; the text says what would have nothing
+    /// to run ("remotemediapipeline has nothing to run") and ends the report's line.
+    Required(&'static str),
+    /// A WebRTC server: no nodes means signaling and data channels only, no run per peer.
+    MayBeEmpty,
+}
+
+impl Nodes {
+    /// What every loader but the WebRTC servers' asks.
+    pub const REQUIRED: Nodes = Nodes::Required("there is nothing to run");
+}
+
 const TOP_LEVEL: &[&str] = &["version", "metadata", "nodes", "connections"];
 const NODE_FIELDS: &[&str] = &[
     "id",
     "node_type",
+    "type",
     "params",
     "is_streaming",
     "is_output_node",
@@ -131,6 +150,35 @@ impl Loader<'_> {
         }
     }
 
+    /// `node_type`, or `type` as RemoteMedia's examples spell it; both given must agree.
+    fn node_type<'v>(&mut self, place: &str, obj: &'v Map<String, Value>) -> Option<&'v str> {
+        let mut named = None;
+        for field in ["node_type", "type"] {
+            match obj.get(field) {
+                None => {}
+                Some(Value::String(t)) => match named {
+                    Some((first, earlier)) if earlier != t.as_str() => {
+                        self.err(
+                            place,
+                            format!("{first:?} {earlier:?} and {field:?} {t:?} differ; give one"),
+                        );
+                        return None;
+                    }
+                    Some(_) => {}
+                    None => named = Some((field, t.as_str())),
+                },
+                Some(other) => {
+                    self.err(place, format!("{field} must be a string, got {other}"));
+                    return None;
+                }
+            }
+        }
+        if named.is_none() {
+            self.err(place, "missing \"node_type\" (or \"type\")");
+        }
+        named.map(|(_, t)| t)
+    }
+
     fn node(&mut self, i: usize, value: &Value) -> Option<NodeEntry> {
         let Some(obj) = value.as_object() else {
             self.err(format!("nodes[{i}]"), "must be an object");
@@ -155,17 +203,7 @@ impl Loader<'_> {
             None => format!("nodes[{i}]"),
         };
         self.unknown_fields(&place, obj, NODE_FIELDS);
-        let node_type = match obj.get("node_type") {
-            Some(Value::String(t)) => Some(t.as_str()),
-            Some(other) => {
-                self.err(&place, format!("node_type must be a string, got {other}"));
-                None
-            }
-            None => {
-                self.err(&place, "missing \"node_type\"");
-                None
-            }
-        };
+        let node_type = self.node_type(&place, obj);
         let flag = |this: &mut Self, name: &str| match obj.get(name) {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -287,17 +325,20 @@ impl Loader<'_> {
     }
 }
 
-/// Parses and validates manifest text. `source` names it in the report (a path or "inline").
+/// Parses and validates manifest text, which must have nodes. `source` names it in the report
+/// (a path or "inline").
 pub fn parse(text: &str, source: &str, registry: &Registry) -> Result<Manifest, ManifestReport> {
-    parse_in(text, source, None, registry)
+    parse_in(text, source, None, registry, Nodes::REQUIRED)
 }
 
-/// `parse` for a manifest that lives in `dir`, where its Python modules are looked up too.
+/// `parse` for a manifest that lives in `dir`, where its Python modules are looked up too, and
+/// may have no nodes where `nodes` says so.
 pub fn parse_in(
     text: &str,
     source: &str,
     dir: Option<&Path>,
     registry: &Registry,
+    nodes: Nodes,
 ) -> Result<Manifest, ManifestReport> {
     let report = |errors| ManifestReport {
         source: source.to_string(),
@@ -321,8 +362,9 @@ pub fn parse_in(
     l.unknown_fields("", obj, TOP_LEVEL);
     match obj.get("version") {
         Some(Value::String(v)) if v == "v1" => {}
+        // RemoteMedia's examples leave it out.
+        None => {}
         Some(other) => l.err("version", format!("must be \"v1\", got {other}")),
-        None => l.err("version", "missing (must be \"v1\")"),
     }
     let metadata = obj.get("metadata").cloned().unwrap_or(Value::Null);
     let name = metadata
@@ -330,17 +372,17 @@ pub fn parse_in(
         .and_then(Value::as_str)
         .map(str::to_string);
 
-    let raw_nodes = match obj.get("nodes") {
-        Some(Value::Array(a)) if !a.is_empty() => a.as_slice(),
-        Some(Value::Array(_)) => {
-            l.err("nodes", "is empty: a manifest needs at least one node");
+    let raw_nodes = match (obj.get("nodes"), nodes) {
+        (Some(Value::Array(a)), Nodes::Required(why)) if a.is_empty() => {
+            l.err("", format!("the manifest has no nodes: {why}"));
             &[]
         }
-        Some(other) => {
+        (Some(Value::Array(a)), _) => a.as_slice(),
+        (Some(other), _) => {
             l.err("nodes", format!("must be an array, got {other}"));
             &[]
         }
-        None => {
+        (None, _) => {
             l.err("nodes", "missing");
             &[]
         }
@@ -451,8 +493,13 @@ pub fn parse_in(
     })
 }
 
-/// Reads and validates a manifest file; a missing file names its path.
-pub fn load_file(path: &Path, registry: &Registry) -> Result<Manifest, ManifestReport> {
+/// Reads and validates a manifest file (with or without nodes, as `nodes` says); a missing
+/// file names its path.
+pub fn load_file(
+    path: &Path,
+    registry: &Registry,
+    nodes: Nodes,
+) -> Result<Manifest, ManifestReport> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ManifestReport {
         source: source.clone(),
@@ -469,7 +516,7 @@ pub fn load_file(path: &Path, registry: &Registry) -> Result<Manifest, ManifestR
         };
         d.canonicalize().unwrap_or_else(|_| d.to_path_buf())
     });
-    parse_in(&text, &source, dir.as_deref(), registry)
+    parse_in(&text, &source, dir.as_deref(), registry, nodes)
 }
 
 /// Kahn's algorithm; on a cycle returns the nodes left in it.

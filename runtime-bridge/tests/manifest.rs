@@ -46,7 +46,7 @@ fn json_syntax_error_has_line_and_column() {
 fn version_and_empty_nodes() {
     let errs = errors(r#"{"version":"v2","nodes":[]}"#);
     has(&errs, r#"version: must be "v1", got "v2""#);
-    has(&errs, "nodes: is empty");
+    has(&errs, "the manifest has no nodes: there is nothing to run");
 }
 
 #[test]

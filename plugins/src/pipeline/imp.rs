@@ -6,15 +6,16 @@
 //! task pushes them. Either way outputs, node errors and serialized events pass through one
 //! ordered queue.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use remotemedia_runtime::data::ControlMessage;
+use remotemedia_runtime::manifest::{self, Nodes};
 use remotemedia_runtime::sync::lock;
-use remotemedia_runtime::{Graph, Output, RuntimeData, Session, StreamFormat};
+use remotemedia_runtime::{Graph, Output, Registry, RuntimeData, Session, StreamFormat};
 
 use super::convert::{self, InputCaps};
 use super::held::{Held, Released};
@@ -29,6 +30,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("RemoteMedia pipeline element"),
     )
 });
+
+/// A manifest without nodes is refused: this element would have nothing to run.
+const NODES: Nodes = Nodes::Required("remotemediapipeline has nothing to run");
 
 /// Outputs waiting for the src pad task when nodes run on their own threads.
 const THREADED_QUEUE_CAPACITY: usize = 64;
@@ -114,9 +118,10 @@ impl RemoteMediaPipeline {
     /// Loads the manifest and starts a session; the error text carries the loader's report.
     fn start(&self) -> Result<(), Failure> {
         let settings = lock(&self.settings).clone();
-        let graph = match (&settings.manifest_json, &settings.manifest) {
-            (Some(json), _) => remotemedia_runtime::load_graph(json, "manifest-json"),
-            (None, Some(path)) => remotemedia_runtime::load_graph_file(&PathBuf::from(path)),
+        let registry = Registry::builtin();
+        let manifest = match (&settings.manifest_json, &settings.manifest) {
+            (Some(json), _) => manifest::parse_in(json, "manifest-json", None, registry, NODES),
+            (None, Some(path)) => manifest::load_file(Path::new(path), registry, NODES),
             (None, None) => {
                 return Err(Failure::config(
                     "set the \"manifest\" (a path) or \"manifest-json\" property",
@@ -124,6 +129,7 @@ impl RemoteMediaPipeline {
             }
         }
         .map_err(|report| Failure::config(report.to_string()))?;
+        let graph = Arc::new(Graph::new(manifest));
         let threaded = graph.has_dedicated_nodes();
         let capacity = if threaded {
             THREADED_QUEUE_CAPACITY

@@ -14,7 +14,7 @@ use remotemedia_runtime::sync::lock;
 use serde_json::json;
 use webrtc::peer_connection::RTCPeerConnection;
 
-use super::run::{ManifestSource, PeerRun, RunError, Teardowns, shut_down};
+use super::run::{ManifestSource, PeerRun, RunError, Teardowns, drop_media, shut_down};
 use crate::failure::Failure;
 use crate::webrtc::channel::Payload;
 use crate::webrtc::door::Door;
@@ -50,13 +50,23 @@ pub struct WebRtcServer {
     teardowns: Teardowns,
 }
 
-/// Gives every new peer its own run of the manifest.
+/// What every peer gets.
+enum PerPeer {
+    /// Its own run of the manifest.
+    Run {
+        manifest: ManifestSource,
+        encode: EncodeSettings,
+    },
+    /// Signaling and data channels only (the manifest has no nodes); its media is dropped.
+    SignalingOnly,
+}
+
+/// Gives every new peer what `per_peer` says.
 struct ServerRole {
     bin: glib::WeakRef<gst::Bin>,
     runs: Runs,
     teardowns: Teardowns,
-    manifest: ManifestSource,
-    encode: EncodeSettings,
+    per_peer: PerPeer,
     serial: AtomicU64,
 }
 
@@ -67,12 +77,19 @@ impl Role for ServerRole {
         pc: &'a Arc<RTCPeerConnection>,
         offer: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), SetupError>> {
+        let PerPeer::Run { manifest, encode } = &self.per_peer else {
+            pc.on_track(Box::new(|track, _, _| {
+                drop_media(track);
+                Box::pin(async {})
+            }));
+            return Box::pin(async { Ok(()) });
+        };
         Box::pin(async move {
             let bin = self.bin.upgrade().ok_or(RunError::ServerGone)?;
             let name = format!("peer{}", self.serial.fetch_add(1, Ordering::Relaxed));
             // A video track back only for peers that negotiate video (and in our own offers).
             let video = offer.is_none_or(|o| o.contains("\nm=video"));
-            let run = PeerRun::new(peer_id, name, &self.manifest, self.encode, video)?;
+            let run = PeerRun::new(peer_id, name, manifest, *encode, video)?;
             gst::info!(
                 CAT,
                 obj = bin,
@@ -127,20 +144,32 @@ impl WebRtcServer {
                 ));
             }
         };
-        manifest
-            .validate()
+        let has_nodes = manifest
+            .has_nodes()
             .map_err(|report| Failure::config(report.to_string()))?;
+        let per_peer = if has_nodes {
+            PerPeer::Run {
+                manifest,
+                encode: settings.encode,
+            }
+        } else {
+            gst::info!(
+                CAT,
+                imp = self,
+                "the manifest has no nodes: signaling and data channels only"
+            );
+            PerPeer::SignalingOnly
+        };
         let config = settings.common.hub_config(
             "remotemediawebrtcserver",
-            json!({"role": "server", "audio": true, "video": true, "data": true}),
+            json!({"role": "server", "audio": has_nodes, "video": has_nodes, "data": true}),
             Door::Whip,
         );
         let role = Arc::new(ServerRole {
             bin: self.obj().upcast_ref::<gst::Bin>().downgrade(),
             runs: self.runs.clone(),
             teardowns: self.teardowns.clone(),
-            manifest,
-            encode: settings.encode,
+            per_peer,
             serial: AtomicU64::new(0),
         });
         let element: gst::Element = self.obj().clone().upcast();
@@ -242,7 +271,7 @@ impl ObjectImpl for WebRtcServer {
             props.extend([
                 glib::ParamSpecString::builder("manifest")
                     .nick("Manifest")
-                    .blurb("Path of the RemoteMedia manifest every peer gets its own run of; checked at NULL->READY")
+                    .blurb("Path of the RemoteMedia manifest every peer gets its own run of (no nodes: signaling and data channels only); checked at NULL->READY")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("manifest-json")
@@ -308,7 +337,7 @@ impl ElementImpl for WebRtcServer {
             gst::subclass::ElementMetadata::new(
                 "RemoteMedia WebRTC server",
                 "Filter/Network/WebRTC",
-                "Runs a RemoteMedia manifest for every WebRTC peer: its media in, results back on its tracks and data channel",
+                "Runs a RemoteMedia manifest for every WebRTC peer: its media in, results back on its tracks and data channel; a manifest without nodes serves signaling and data channels only",
                 "RemoteMedia for GStreamer developers",
             )
         });

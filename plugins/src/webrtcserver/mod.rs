@@ -1,6 +1,7 @@
 //! `remotemediawebrtcserver`: the RemoteMedia WebRTC server as one bin. Every peer that
 //! connects gets its own run of the manifest: its first track goes through it, media results
-//! come back on the peer's own tracks and text/JSON results on its data channel.
+//! come back on the peer's own tracks and text/JSON results on its data channel. A manifest
+//! without nodes (`"nodes": []`) makes it a signaling and data-channel server: no run per peer.
 
 use gst::glib;
 use gst::prelude::*;

@@ -10,7 +10,8 @@ use std::time::Duration;
 use gst::prelude::*;
 
 use crate::elements::{self, BuildError, MissingElement, make};
-use remotemedia_runtime::{ErrorCode, ManifestReport};
+use remotemedia_runtime::manifest::{self, Nodes};
+use remotemedia_runtime::{ErrorCode, ManifestReport, Registry};
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
@@ -76,16 +77,24 @@ pub enum ManifestSource {
 
 impl ManifestSource {
     /// Loads the manifest once, so a bad one fails the server at start, not at the first peer.
-    pub fn validate(&self) -> Result<(), ManifestReport> {
-        match self {
+    /// False for a manifest without nodes: signaling and data channels only, no run per peer.
+    pub fn has_nodes(&self) -> Result<bool, ManifestReport> {
+        let registry = Registry::builtin();
+        let manifest = match self {
             ManifestSource::Path(p) => {
-                remotemedia_runtime::load_graph_file(std::path::Path::new(p)).map(|_| ())
+                manifest::load_file(std::path::Path::new(p), registry, Nodes::MayBeEmpty)
             }
             ManifestSource::Json(j) => {
-                remotemedia_runtime::load_graph(j, "manifest-json").map(|_| ())
+                manifest::parse_in(j, "manifest-json", None, registry, Nodes::MayBeEmpty)
             }
-        }
+        }?;
+        Ok(!manifest.nodes.is_empty())
     }
+}
+
+/// Reads a peer's track and drops what comes: unread tracks would fill webrtc-rs's buffers.
+pub fn drop_media(track: Arc<TrackRemote>) {
+    RUNTIME.spawn(async move { while track.read_rtp().await.is_ok() {} });
 }
 
 /// Runs being torn down off their callers' threads. The server waits for them when it stops,
@@ -215,7 +224,7 @@ impl PeerRun {
     /// this thread.
     fn on_track(&self, track: Arc<TrackRemote>, rtp_receiver: Arc<RTCRtpReceiver>) {
         if self.stopped.load(Ordering::SeqCst) || self.claimed.swap(true, Ordering::SeqCst) {
-            RUNTIME.spawn(async move { while track.read_rtp().await.is_ok() {} });
+            drop_media(track);
             return;
         }
         let feed = || -> Result<Receiver, RunError> {

@@ -14,7 +14,8 @@ pub static SPEC: NodeSpec = NodeSpec {
     latency_ns: no_latency,
 };
 
-struct PassThrough;
+/// Emits its input as it came; `Echo` is one too.
+pub(crate) struct PassThrough;
 
 impl Node for PassThrough {
     fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {

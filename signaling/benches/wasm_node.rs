@@ -1,0 +1,202 @@
+//! B17 and B18: what a WasmNode costs.
+//!
+//!     cargo bench -p remotemedia-signaling --bench wasm_node
+//!
+//! - B17: a gain of 0.5 on 10 ms of 48 kHz audio, mono and stereo, as a WasmNode (a module in
+//!   the text format, WASM SIMD) against the same gain as a native node, both through the
+//!   `Node` trait on the same buffers, interleaved in rounds: CPU time per buffer and the ratio.
+//! - B18: `call_remote_service` from a module to a PassThrough on an in-process
+//!   remotemedia-server on 127.0.0.1, against a RemotePipelineNode calling the same server and
+//!   manifest directly, interleaved: wall time per call, medians, and the added time.
+
+use std::time::Instant;
+
+use remotemedia_runtime::node::Emitter;
+use remotemedia_runtime::nodes::remote_pipeline;
+use remotemedia_runtime::nodes::wasm;
+use remotemedia_runtime::params::validate;
+use remotemedia_runtime::{
+    AudioFrame, AudioSamples, Node, NodeError, NodeSpec, Packet, RuntimeData,
+};
+use remotemedia_signaling::grpc::auth::CallRate;
+use remotemedia_signaling::grpc::server::{self, Limits, ServerConfig};
+use serde_json::{Value, json};
+
+#[path = "../../runtime-bridge/benches/support/cpu.rs"]
+mod cpu;
+use cpu::cpu_seconds;
+
+const GAIN_WAT: &str = r#"(module
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 1024))
+  (func (export "alloc") (param $len i32) (result i32)
+    (local $at i32)
+    (local.set $at (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $len)))
+    (local.get $at))
+  (func (export "gain") (param $in i32) (param $len i32) (param $out i32) (param $out_len i32) (result i32)
+    (local $i i32)
+    ;; Four samples at a time (WASM SIMD), as a native compiler would vectorise the loop.
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+      (v128.store (i32.add (local.get $out) (local.get $i))
+        (f32x4.mul (v128.load (i32.add (local.get $in) (local.get $i))) (f32x4.splat (f32.const 0.5))))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $next)))
+    (i32.store (local.get $out_len) (local.get $len))
+    (i32.const 0)))"#;
+
+const ASK_WAT: &str = r#"(module
+  (import "env" "call_remote_service" (func $ask (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "Echo")
+  (global $next (mut i32) (i32.const 1024))
+  (func (export "alloc") (param $len i32) (result i32)
+    (local $at i32)
+    (local.set $at (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $len)))
+    (local.get $at))
+  (func (export "f") (param $in i32) (param $len i32) (param $out i32) (param $out_len i32) (result i32)
+    (call $ask (i32.const 16) (i32.const 4) (local.get $in) (local.get $len) (local.get $out) (local.get $out_len))))"#;
+
+/// The native twin of the module: a new buffer of the input times 0.5.
+struct NativeGain;
+
+impl Node for NativeGain {
+    fn process(&mut self, input: Packet, out: &mut Emitter) -> Result<(), NodeError> {
+        let RuntimeData::Audio(a) = &input.data else {
+            return Ok(());
+        };
+        let samples: Vec<f32> = a.samples.iter().map(|s| s * 0.5).collect();
+        let mut f = AudioFrame::new(AudioSamples::from_vec(samples), a.sample_rate, a.channels);
+        f.pts = a.pts;
+        out.emit_at(RuntimeData::Audio(f), input.pts);
+        Ok(())
+    }
+}
+
+fn node(spec: &NodeSpec, params: Value) -> Box<dyn Node> {
+    let params = validate(spec.params, params.as_object().unwrap()).unwrap();
+    (spec.create)(&params).unwrap()
+}
+
+fn file(name: &str, text: &str) -> String {
+    let p = std::env::temp_dir().join(format!("rm-b17-{}-{name}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn b17(channels: u16) {
+    const ROUNDS: usize = 20;
+    const PER_ROUND: usize = 5_000;
+    let buffer = {
+        let samples: Vec<f32> = (0..480 * usize::from(channels))
+            .map(|i| (i as f32 * 0.01).sin())
+            .collect();
+        let mut f = AudioFrame::new(AudioSamples::from_vec(samples), 48_000, channels);
+        f.pts = Some(0);
+        Packet::new(RuntimeData::Audio(f))
+    };
+    let mut wasm = node(
+        &wasm::SPEC,
+        json!({"wasm_path": file("gain.wat", GAIN_WAT), "function_name": "gain"}),
+    );
+    let mut native: Box<dyn Node> = Box::new(NativeGain);
+    let run = |n: &mut Box<dyn Node>| {
+        let start = cpu_seconds();
+        for _ in 0..PER_ROUND {
+            let mut out = Emitter::default();
+            n.process(buffer.clone(), &mut out).unwrap();
+            std::hint::black_box(out.into_packets());
+        }
+        (cpu_seconds() - start) / PER_ROUND as f64
+    };
+    let (mut w, mut n) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        w.push(run(&mut wasm));
+        n.push(run(&mut native));
+    }
+    let (w, n) = (median(&mut w), median(&mut n));
+    println!(
+        "B17 gain x0.5 on 10 ms of 48 kHz, {channels} channel(s), {ROUNDS} rounds of {PER_ROUND} buffers, CPU per buffer (medians)"
+    );
+    println!("  WasmNode      {:7.2} us", w * 1e6);
+    println!("  native node   {:7.2} us", n * 1e6);
+    println!("  ratio         {:7.2}x", w / n);
+}
+
+fn b18() {
+    const CALLS: usize = 400;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    remotemedia_signaling::grpc::remote::install(remotemedia_signaling::grpc::remote::own_runtime);
+    let server = rt
+        .block_on(server::start(ServerConfig {
+            grpc_addr: ([127, 0, 0, 1], 0).into(),
+            ws_addr: None,
+            metrics_addr: None,
+            require_auth: false,
+            auth_tokens: Vec::new(),
+            ws_tokens: Vec::new(),
+            limits: Limits {
+                max_timeout: std::time::Duration::from_secs(10),
+                max_memory_bytes: 64 << 20,
+            },
+            max_message_bytes: 16 << 20,
+            call_rate: CallRate {
+                per_sec: 1e9,
+                burst: 1e9,
+            },
+            tls: None,
+        }))
+        .unwrap();
+    let endpoint = format!("grpc://{}", server.grpc_addr);
+    let far = json!({"version": "v1", "nodes": [{"id": "far", "node_type": "PassThrough"}]});
+    let mut wasm = node(
+        &wasm::SPEC,
+        json!({"wasm_path": file("ask.wat", ASK_WAT), "function_name": "f", "input": "text",
+               "output": "json", "output_capacity": 4096, "timeout_ms": 5000,
+               "services": {"Echo": {"endpoint": endpoint, "manifest": far}}}),
+    );
+    let mut direct = node(
+        &remote_pipeline::SPEC,
+        json!({"endpoint": endpoint, "manifest": far}),
+    );
+    let time = |n: &mut Box<dyn Node>, i: usize| {
+        // A new text each time: the host's -2 retry cache never answers.
+        let input = Packet::new(RuntimeData::Text(format!("call {i}")));
+        let start = Instant::now();
+        let mut out = Emitter::default();
+        n.process(input, &mut out).unwrap();
+        let took = start.elapsed().as_secs_f64();
+        assert!(!out.into_packets().is_empty());
+        took
+    };
+    for i in 0..20 {
+        time(&mut wasm, i);
+        time(&mut direct, i);
+    }
+    let (mut w, mut d) = (Vec::new(), Vec::new());
+    for i in 0..CALLS {
+        w.push(time(&mut wasm, i));
+        d.push(time(&mut direct, i));
+    }
+    let (w, d) = (median(&mut w), median(&mut d));
+    println!(
+        "B18 call_remote_service vs RemotePipelineNode, PassThrough on 127.0.0.1, {CALLS} calls each, wall time (medians)"
+    );
+    println!("  WasmNode call_remote_service  {:8.1} us", w * 1e6);
+    println!("  RemotePipelineNode            {:8.1} us", d * 1e6);
+    println!("  added per call                {:8.1} us", (w - d) * 1e6);
+    rt.block_on(server.shutdown());
+}
+
+fn main() {
+    b17(1);
+    b17(2);
+    b18();
+}
