@@ -10,23 +10,7 @@ const rm = require('../nodejs');
 
 const LAUNCH = path.join(__dirname, '..', 'examples', 'launch');
 
-function speech() {
-  const wav = fs.readFileSync(path.join(LAUNCH, 'speech.wav'));
-  let at = 12;
-  let rate = 0;
-  while (at < wav.length) {
-    const id = wav.toString('ascii', at, at + 4);
-    const size = wav.readUInt32LE(at + 4);
-    if (id === 'fmt ') rate = wav.readUInt32LE(at + 12);
-    if (id === 'data') {
-      const samples = new Float32Array(size / 2);
-      for (let i = 0; i < samples.length; i++) samples[i] = wav.readInt16LE(at + 8 + 2 * i) / 32768;
-      return { samples, rate };
-    }
-    at += 8 + size;
-  }
-  throw new Error('speech.wav has no data chunk');
-}
+const { speech } = require('../examples/launch/speech_wav');
 
 async function main() {
   const manifest = fs.readFileSync(path.join(LAUNCH, 'vad.json'), 'utf8');

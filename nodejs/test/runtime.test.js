@@ -26,24 +26,7 @@ function audio(samples, sampleRate, channels = 1, pts) {
   return { type: 'audio', samples, sampleRate, channels, ...(pts === undefined ? {} : { pts }) };
 }
 
-/** examples/launch/speech.wav (16-bit mono PCM) as samples in [-1, 1). */
-function speech() {
-  const wav = fs.readFileSync(path.join(LAUNCH, 'speech.wav'));
-  let at = 12;
-  let rate = 0;
-  while (at < wav.length) {
-    const id = wav.toString('ascii', at, at + 4);
-    const size = wav.readUInt32LE(at + 4);
-    if (id === 'fmt ') rate = wav.readUInt32LE(at + 12);
-    if (id === 'data') {
-      const samples = new Float32Array(size / 2);
-      for (let i = 0; i < samples.length; i++) samples[i] = wav.readInt16LE(at + 8 + 2 * i) / 32768;
-      return { samples, rate };
-    }
-    at += 8 + size;
-  }
-  throw new Error('speech.wav has no data chunk');
-}
+const { speech } = require('../../examples/launch/speech_wav');
 
 async function rejection(promise) {
   try {

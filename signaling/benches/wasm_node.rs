@@ -24,19 +24,13 @@ use serde_json::{Value, json};
 
 #[path = "../../runtime-bridge/benches/support/cpu.rs"]
 mod cpu;
+#[path = "../tests/support/wat.rs"]
+mod wat;
 use cpu::cpu_seconds;
 
-const GAIN_WAT: &str = r#"(module
-  (memory (export "memory") 1)
-  (global $next (mut i32) (i32.const 1024))
-  (func (export "alloc") (param $len i32) (result i32)
-    (local $at i32)
-    (local.set $at (global.get $next))
-    (global.set $next (i32.add (global.get $next) (local.get $len)))
-    (local.get $at))
-  (func (export "gain") (param $in i32) (param $len i32) (param $out i32) (param $out_len i32) (result i32)
+/// A gain of 0.5, four samples at a time (WASM SIMD), as a native compiler vectorises the loop.
+const GAIN: &str = r#"(func (export "gain") (param $in i32) (param $len i32) (param $out i32) (param $out_len i32) (result i32)
     (local $i i32)
-    ;; Four samples at a time (WASM SIMD), as a native compiler would vectorise the loop.
     (block $done (loop $next
       (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
       (v128.store (i32.add (local.get $out) (local.get $i))
@@ -44,20 +38,12 @@ const GAIN_WAT: &str = r#"(module
       (local.set $i (i32.add (local.get $i) (i32.const 16)))
       (br $next)))
     (i32.store (local.get $out_len) (local.get $len))
-    (i32.const 0)))"#;
+    (i32.const 0))"#;
 
-const ASK_WAT: &str = r#"(module
-  (import "env" "call_remote_service" (func $ask (param i32 i32 i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "Echo")
-  (global $next (mut i32) (i32.const 1024))
-  (func (export "alloc") (param $len i32) (result i32)
-    (local $at i32)
-    (local.set $at (global.get $next))
-    (global.set $next (i32.add (global.get $next) (local.get $len)))
-    (local.get $at))
+/// Asks service "Echo" with its input and writes the answer.
+const ASKING: &str = r#"(data (i32.const 16) "Echo")
   (func (export "f") (param $in i32) (param $len i32) (param $out i32) (param $out_len i32) (result i32)
-    (call $ask (i32.const 16) (i32.const 4) (local.get $in) (local.get $len) (local.get $out) (local.get $out_len))))"#;
+    (call $ask (i32.const 16) (i32.const 4) (local.get $in) (local.get $len) (local.get $out) (local.get $out_len)))"#;
 
 /// The native twin of the module: a new buffer of the input times 0.5.
 struct NativeGain;
@@ -104,7 +90,7 @@ fn b17(channels: u16) {
     };
     let mut wasm = node(
         &wasm::SPEC,
-        json!({"wasm_path": file("gain.wat", GAIN_WAT), "function_name": "gain"}),
+        json!({"wasm_path": file("gain.wat", &wat::module("", GAIN)), "function_name": "gain"}),
     );
     let mut native: Box<dyn Node> = Box::new(NativeGain);
     let run = |n: &mut Box<dyn Node>| {
@@ -158,7 +144,7 @@ fn b18() {
     let far = json!({"version": "v1", "nodes": [{"id": "far", "node_type": "PassThrough"}]});
     let mut wasm = node(
         &wasm::SPEC,
-        json!({"wasm_path": file("ask.wat", ASK_WAT), "function_name": "f", "input": "text",
+        json!({"wasm_path": file("ask.wat", &wat::module(wat::ASK, ASKING)), "function_name": "f", "input": "text",
                "output": "json", "output_capacity": 4096, "timeout_ms": 5000,
                "services": {"Echo": {"endpoint": endpoint, "manifest": far}}}),
     );

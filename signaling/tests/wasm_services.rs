@@ -13,6 +13,10 @@ use remotemedia_signaling::grpc::auth::CallRate;
 use remotemedia_signaling::grpc::server::{self, Limits, RunningServer, ServerConfig};
 use serde_json::{Value, json};
 
+#[path = "support/wat.rs"]
+mod wat;
+use wat::ASK;
+
 fn install_transport() {
     remotemedia_signaling::grpc::remote::install(remotemedia_signaling::grpc::remote::own_runtime);
 }
@@ -95,19 +99,13 @@ fn asking(host: &str, name: &str) -> String {
         }
     }
     .replace("NAME_LEN", &name.len().to_string());
-    let text = format!(
-        r#"(module
-  (import "env" "call_remote_service" (func $ask (param i32 i32 i32 i32 i32 i32) (result i32)))
+    let imports = format!(
+        r#"{ASK}
   (import "env" "stream_to_remote" (func $stream (param i32 i32 i32 i32) (result i32)))
-  (import "env" "get_remote_session" (func $session (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "{name}")
-  (global $next (mut i32) (i32.const 1024))
-  (func (export "alloc") (param $len i32) (result i32)
-    (local $at i32)
-    (local.set $at (global.get $next))
-    (global.set $next (i32.add (global.get $next) (local.get $len)))
-    (local.get $at))
+  (import "env" "get_remote_session" (func $session (param i32 i32 i32 i32) (result i32)))"#
+    );
+    let body = format!(
+        r#"(data (i32.const 16) "{name}")
   (func (export "f") (param $in i32) (param $len i32) (param $out i32) (param $out_len i32) (result i32)
     (local $rc i32)
     (local.set $rc {call})
@@ -116,8 +114,9 @@ fn asking(host: &str, name: &str) -> String {
       (then (i32.store16 (local.get $out) (i32.const 0x312d))
             (i32.store (local.get $out_len) (i32.const 2))
             (local.set $rc (i32.const 0))))
-    (local.get $rc)))"#
+    (local.get $rc))"#
     );
+    let text = wat::module(&imports, &body);
     wat_file(&format!("{host}-{name}.wat"), &text)
 }
 
