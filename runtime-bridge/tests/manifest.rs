@@ -5,18 +5,12 @@ use std::path::Path;
 use remotemedia_runtime::manifest::parse;
 use remotemedia_runtime::{Registry, load_graph, load_graph_file};
 
-fn errors(text: &str) -> Vec<String> {
-    match parse(text, "test.json", Registry::builtin()) {
-        Ok(_) => panic!("manifest was accepted: {text}"),
-        Err(report) => report.errors.iter().map(ToString::to_string).collect(),
-    }
-}
+#[path = "support/report.rs"]
+mod report;
+use report::has;
 
-fn has(errs: &[String], needle: &str) {
-    assert!(
-        errs.iter().any(|e| e.contains(needle)),
-        "no error contains {needle:?}: {errs:#?}"
-    );
+fn errors(text: &str) -> Vec<String> {
+    report::errors(parse(text, "test.json", Registry::builtin()))
 }
 
 #[test]

@@ -13,6 +13,10 @@ use remotemedia_runtime::{
 };
 use serde_json::json;
 
+#[path = "support/report.rs"]
+mod report;
+use report::{errors, has};
+
 fn seed(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/seeds")
@@ -32,20 +36,6 @@ fn load_for_peers(text: &str) -> Result<Manifest, ManifestReport> {
         Registry::builtin(),
         Nodes::MayBeEmpty,
     )
-}
-
-fn errors(result: Result<Manifest, ManifestReport>) -> Vec<String> {
-    match result {
-        Ok(m) => panic!("manifest was accepted: {m:?}"),
-        Err(report) => report.errors.iter().map(ToString::to_string).collect(),
-    }
-}
-
-fn has(errs: &[String], needle: &str) {
-    assert!(
-        errs.iter().any(|e| e.contains(needle)),
-        "no error contains {needle:?}: {errs:#?}"
-    );
 }
 
 #[test]

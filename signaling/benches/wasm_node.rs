@@ -18,12 +18,12 @@ use remotemedia_runtime::params::validate;
 use remotemedia_runtime::{
     AudioFrame, AudioSamples, Node, NodeError, NodeSpec, Packet, RuntimeData,
 };
-use remotemedia_signaling::grpc::auth::CallRate;
-use remotemedia_signaling::grpc::server::{self, Limits, ServerConfig};
 use serde_json::{Value, json};
 
 #[path = "../../runtime-bridge/benches/support/cpu.rs"]
 mod cpu;
+#[path = "../tests/support/server.rs"]
+mod server;
 #[path = "../tests/support/wat.rs"]
 mod wat;
 use cpu::cpu_seconds;
@@ -119,27 +119,7 @@ fn b17(channels: u16) {
 fn b18() {
     const CALLS: usize = 400;
     let rt = tokio::runtime::Runtime::new().unwrap();
-    remotemedia_signaling::grpc::remote::install(remotemedia_signaling::grpc::remote::own_runtime);
-    let server = rt
-        .block_on(server::start(ServerConfig {
-            grpc_addr: ([127, 0, 0, 1], 0).into(),
-            ws_addr: None,
-            metrics_addr: None,
-            require_auth: false,
-            auth_tokens: Vec::new(),
-            ws_tokens: Vec::new(),
-            limits: Limits {
-                max_timeout: std::time::Duration::from_secs(10),
-                max_memory_bytes: 64 << 20,
-            },
-            max_message_bytes: 16 << 20,
-            call_rate: CallRate {
-                per_sec: 1e9,
-                burst: 1e9,
-            },
-            tls: None,
-        }))
-        .unwrap();
+    let server = server::start(&rt);
     let endpoint = format!("grpc://{}", server.grpc_addr);
     let far = json!({"version": "v1", "nodes": [{"id": "far", "node_type": "PassThrough"}]});
     let mut wasm = node(

@@ -4,45 +4,18 @@
 //! far SileroVADNode only when its energy VAD is unsure.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use remotemedia_runtime::{
     AudioFrame, AudioSamples, Output, OutputSink, RuntimeData, RuntimeError, Session, load_graph,
 };
-use remotemedia_signaling::grpc::auth::CallRate;
-use remotemedia_signaling::grpc::server::{self, Limits, RunningServer, ServerConfig};
 use serde_json::{Value, json};
 
+#[path = "support/server.rs"]
+mod server;
+use server::{install_transport, start};
 #[path = "support/wat.rs"]
 mod wat;
 use wat::ASK;
-
-fn install_transport() {
-    remotemedia_signaling::grpc::remote::install(remotemedia_signaling::grpc::remote::own_runtime);
-}
-
-fn start(rt: &tokio::runtime::Runtime) -> RunningServer {
-    install_transport();
-    let config = ServerConfig {
-        grpc_addr: ([127, 0, 0, 1], 0).into(),
-        ws_addr: None,
-        metrics_addr: None,
-        require_auth: false,
-        auth_tokens: Vec::new(),
-        ws_tokens: Vec::new(),
-        limits: Limits {
-            max_timeout: Duration::from_secs(10),
-            max_memory_bytes: 64 << 20,
-        },
-        max_message_bytes: 16 << 20,
-        call_rate: CallRate {
-            per_sec: 100_000.0,
-            burst: 100_000.0,
-        },
-        tls: None,
-    };
-    rt.block_on(server::start(config)).unwrap()
-}
 
 /// What a session put out, warnings included.
 #[derive(Default)]
