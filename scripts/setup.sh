@@ -13,6 +13,7 @@ APT_PACKAGES=(
   espeak-ng sox meson ninja-build
   gstreamer1.0-plugins-bad gir1.2-gst-rtsp-server-1.0 nginx-light libnginx-mod-rtmp
   clang lld
+  podman runc debootstrap
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -76,6 +77,10 @@ cargo build --quiet --release -p remotemedia-node --target-dir target/python
 if ! cmp -s target/python/release/libremotemedia_node.so nodejs/index.node; then
   cp target/python/release/libremotemedia_node.so nodejs/index.node.tmp
   mv -f nodejs/index.node.tmp nodejs/index.node
+fi
+# The base image of container nodes (Python nodes with a "docker" block).
+if [ "${SKIP_CONTAINER_TESTS:-}" != 1 ]; then
+  bash scripts/container-base.sh
 fi
 # TypeScript and Node's types, for the type check of nodejs/index.d.ts.
 node_stamp=$(sha256sum nodejs/package-lock.json | cut -d' ' -f1)

@@ -2,10 +2,12 @@
 //! (host -> iceoryx2 -> worker -> numpy view -> Audio back -> iceoryx2 -> host), measured
 //! two ways: the node called directly (the hop itself), and in a graph session (the executor's
 //! path: the sender runs the cheap node itself, then the session's output channel). With
-//! `--video`, B3b: the same with one 1920x1080 RGB frame. Prints one JSON line each;
-//! `benches/python_hop.py` runs it beside the baselines and writes the table.
+//! `--video`, B3b: the same with one 1920x1080 RGB frame. With `--container`, B20: the node in
+//! a container (a `docker` block; the base image of scripts/container-base.sh). Prints one JSON
+//! line each; `benches/python_hop.py` and `benches/container_node.py` run it beside their
+//! baselines and write the tables.
 //!
-//!     cargo bench -p remotemedia-runtime --bench python_hop [-- --count N] [--video]
+//!     cargo bench -p remotemedia-runtime --bench python_hop [-- --count N] [--video] [--container]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -33,9 +35,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn main() {
     let count = arg("--count", 5000);
     let video = std::env::args().any(|a| a == "--video");
+    let container = std::env::args().any(|a| a == "--container");
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test_nodes.py");
-    let manifest = json!({"version": "v1", "nodes": [{"id": "echo", "node_type": "Echo",
+    let mut manifest = json!({"version": "v1", "nodes": [{"id": "echo", "node_type": "Echo",
         "executor": "python", "python_module": fixture.display().to_string()}]});
+    if container {
+        manifest["nodes"][0]["docker"] = json!({});
+    }
     let frame: Vec<f32> = (0..960).map(|i| (i as f32 * 0.01).sin()).collect();
     let (width, height) = VIDEO_SIZE;
     let pixels: Bytes = (0..width as usize * height as usize * 3)
@@ -79,6 +85,11 @@ fn main() {
         (VIDEO_WARMUP, "remotemedia-python-node-video")
     } else {
         (WARMUP, "remotemedia-python-node")
+    };
+    let name = if container {
+        format!("{name}-container")
+    } else {
+        name.to_string()
     };
 
     let graph = load_graph(&manifest.to_string(), "bench").unwrap_or_else(|r| panic!("{r}"));

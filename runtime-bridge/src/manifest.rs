@@ -118,6 +118,7 @@ const NODE_FIELDS: &[&str] = &[
     "timeout_ms",
     "init_timeout_ms",
     "restart",
+    "docker",
 ];
 const CONNECTION_FIELDS: &[&str] = &["from", "to"];
 
@@ -229,8 +230,10 @@ impl Loader<'_> {
                 Executor::Native
             }
         };
-        // A python_module implies a Python node.
-        let executor = if executor == Executor::Native && obj.contains_key("python_module") {
+        // A python_module or a docker block implies a Python node.
+        let executor = if executor == Executor::Native
+            && (obj.contains_key("python_module") || obj.contains_key("docker"))
+        {
             Executor::Python
         } else {
             executor

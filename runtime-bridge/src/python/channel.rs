@@ -112,6 +112,12 @@ pub fn config(prefix: &str) -> Result<Config, ChannelError> {
     Ok(config)
 }
 
+/// The directory of iceoryx2's static files (node and service descriptions), which a
+/// worker in a container must see as the host does.
+pub fn ipc_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(Config::default().global.root_path().to_string())
+}
+
 /// An iceoryx2 node under `prefix` that leaves signal handling to the application.
 fn new_node(prefix: &str) -> Result<Node<Ipc>, ChannelError> {
     NodeBuilder::new()

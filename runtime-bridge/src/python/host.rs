@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use super::PythonNodeConfig;
 use super::channel::{self, Channel, ChannelError, Kind, Side};
+use super::container::{self, Container};
 use crate::data::{Packet, RuntimeData};
 use crate::node::{Emitter, Node, NodeError};
 use crate::wire;
@@ -80,7 +81,11 @@ struct Worker {
     threads: Vec<JoinHandle<()>>,
     /// Wrapped so it can be dropped before the dead-node cleanup in `Drop`.
     channel: Option<Channel>,
+    /// The channel's name; a worker in a container is found by it.
+    name: String,
     prefix: String,
+    /// The container the worker runs in; its workers keep it running.
+    container: Option<Arc<Container>>,
 }
 
 static INSTANCE: AtomicU64 = AtomicU64::new(0);
@@ -103,6 +108,29 @@ fn exit_text(status: &ExitStatus) -> String {
     }
 }
 
+/// The directories a container must see for the worker to find its module: the search path,
+/// and the directory of a module named by its absolute path.
+fn module_dirs(cfg: &PythonNodeConfig) -> Vec<std::path::PathBuf> {
+    let mut dirs = cfg.search_path.clone();
+    let file = cfg
+        .module
+        .as_deref()
+        .map(std::path::Path::new)
+        .filter(|p| p.is_absolute());
+    if let Some(parent) = file.and_then(std::path::Path::parent)
+        && !dirs.iter().any(|d| d == parent)
+    {
+        dirs.push(parent.to_path_buf());
+    }
+    dirs
+}
+
+/// Killed by SIGKILL: directly, or as a container engine's `exec` reports it (128 + 9).
+fn killed(status: &ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(libc::SIGKILL) || status.code() == Some(128 + libc::SIGKILL)
+}
+
 impl Worker {
     fn spawn(
         node_id: &str,
@@ -123,7 +151,26 @@ impl Worker {
         let channel = Channel::open(&name, &opts.prefix, Side::Host).map_err(channel_failed)?;
         let waker = channel.self_waker(Side::Host).map_err(channel_failed)?;
         let params = Value::Object(cfg.params.clone()).to_string();
-        let mut cmd = Command::new(&opts.python);
+        let container = match &cfg.container {
+            Some(spec) => Some(
+                container::acquire(spec, &module_dirs(cfg))
+                    .map_err(|e| NodeError::Config(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let mut cmd = match &container {
+            Some(c) => {
+                let mut cmd = c.exec_command();
+                cmd.arg("python3");
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(&opts.python);
+                cmd.env("PYTHONUNBUFFERED", "1")
+                    .env("PYTHONFAULTHANDLER", "1");
+                cmd
+            }
+        };
         cmd.args(["-m", "remotemedia.worker", "--channel", &name])
             .args(["--prefix", &opts.prefix, "--node-id", node_id])
             .args(["--node-type", &cfg.node_type, "--params", &params]);
@@ -133,17 +180,19 @@ impl Worker {
         for dir in &cfg.search_path {
             cmd.arg("--search-path").arg(dir);
         }
-        cmd.env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONFAULTHANDLER", "1")
-            .stdin(Stdio::piped())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped());
-        let mut child: Child = cmd.spawn().map_err(|e| {
-            NodeError::Config(format!(
+        let mut child: Child = cmd.spawn().map_err(|e| match &container {
+            Some(c) => NodeError::Config(format!(
+                "cannot start the Python worker in container {}: {e}",
+                c.name()
+            )),
+            None => NodeError::Config(format!(
                 "cannot start the Python worker {}: {e}; set REMOTEMEDIA_PYTHON to an \
                  interpreter that can import remotemedia",
                 opts.python.display()
-            ))
+            )),
         })?;
         let pid = child.id() as libc::pid_t;
         let stdin = child.stdin.take();
@@ -193,7 +242,9 @@ impl Worker {
             stderr_tail,
             threads,
             channel: Some(channel),
+            name,
             prefix: opts.prefix.clone(),
+            container,
         })
     }
 
@@ -207,6 +258,10 @@ impl Worker {
 
     fn kill(&mut self) {
         if self.exited().is_none() {
+            // The child is the engine's `exec` client; the worker itself is in the container.
+            if let Some(c) = &self.container {
+                c.kill_worker(&self.name);
+            }
             // SAFETY: plain syscall on the pid of our own child, which the watcher thread
             // has not reaped yet (it sets `exit` when it does).
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
@@ -218,8 +273,18 @@ impl Worker {
     fn exit_report(&self, status: &ExitStatus) -> String {
         // The stderr thread may still be reading the last lines.
         thread::sleep(Duration::from_millis(50));
+        let oom = self
+            .container
+            .as_ref()
+            .filter(|_| killed(status))
+            .and_then(|c| c.out_of_memory());
         let tail = lock(&self.stderr_tail);
-        let mut text = format!("the Python worker {}", exit_text(status));
+        let mut text = match oom {
+            Some(limit) => format!(
+                "the Python worker ran out of memory (limit {limit} MB): the kernel killed it"
+            ),
+            None => format!("the Python worker {}", exit_text(status)),
+        };
         if !tail.is_empty() {
             text.push_str("; its last output:\n");
             text.push_str(&tail.iter().cloned().collect::<Vec<_>>().join("\n"));
@@ -436,12 +501,14 @@ impl PythonNode {
             out.warn(format!("{error} (the input was dropped; the node goes on)"));
             return Ok(());
         }
-        self.worker = None;
+        // The container outlives its dead worker: the new one starts in it (when it still runs).
+        let container = self.worker.take().and_then(|w| w.container.clone());
         thread::sleep(backoff);
         let restarted = Worker::spawn(&self.node_id, &self.cfg, &self.opts).and_then(|w| {
             self.worker = Some(w);
             self.wait_ready()
         });
+        drop(container);
         match restarted {
             Ok(()) => {
                 tracing::info!(node = %self.node_id, restart = self.restarts, "python worker restarted");

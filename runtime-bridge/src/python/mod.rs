@@ -4,6 +4,7 @@
 //! both processes use, and the host that starts, watches and restarts workers.
 
 pub mod channel;
+pub mod container;
 mod host;
 mod interpreter;
 
@@ -60,6 +61,8 @@ pub struct PythonNodeConfig {
     pub restart: Option<RestartPolicy>,
     /// Directories the worker adds to `sys.path` (the manifest's own directory).
     pub search_path: Vec<PathBuf>,
+    /// The container the worker runs in (the node's `docker` block); `None`: a local process.
+    pub container: Option<container::ContainerSpec>,
 }
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -67,7 +70,13 @@ pub const DEFAULT_INIT_TIMEOUT_MS: u64 = 120_000;
 const DEFAULT_BACKOFF_MS: u64 = 200;
 
 /// The node fields only Python nodes take, checked by the manifest loader.
-pub const FIELDS: &[&str] = &["python_module", "timeout_ms", "init_timeout_ms", "restart"];
+pub const FIELDS: &[&str] = &[
+    "python_module",
+    "timeout_ms",
+    "init_timeout_ms",
+    "restart",
+    "docker",
+];
 
 /// What is wrong with a Python node's own fields in the manifest.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -84,6 +93,8 @@ pub enum PythonEntryError {
     MaxRestarts(Value),
     #[error("restart.backoff_ms must be an integer within 0..60000, got {0}")]
     RestartBackoff(Value),
+    #[error(transparent)]
+    Container(#[from] container::ContainerSpecError),
 }
 
 fn millis(
@@ -166,6 +177,10 @@ impl PythonNodeConfig {
             errors.push(e);
             None
         });
+        let container = container::from_entry(obj).unwrap_or_else(|e| {
+            errors.extend(e.into_iter().map(PythonEntryError::from));
+            None
+        });
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -179,6 +194,7 @@ impl PythonNodeConfig {
             search_path: manifest_dir
                 .map(|d| vec![d.to_path_buf()])
                 .unwrap_or_default(),
+            container,
         })
     }
 }
