@@ -198,3 +198,57 @@ fn sessions_with_the_same_spec_share_one_container_until_the_last_ends() {
     drop(second);
     assert!(!exists(&container_1), "the last session out removed it");
 }
+
+#[test]
+fn a_frozen_container_is_replaced_like_a_hung_worker() {
+    if skipped() {
+        return;
+    }
+    let m = manifest(
+        "Hog",
+        json!({"resource_limits": {"memory_mb": 300}}),
+        json!({"timeout_ms": 1500, "restart": {"max_restarts": 1, "backoff_ms": 10}}),
+    );
+    let graph = load_graph(&m, "test").unwrap_or_else(|r| panic!("{r}"));
+    let sink = Arc::new(Collect::default());
+    let session = Session::new(graph, sink.clone()).unwrap_or_else(|e| panic!("{e}"));
+    session.send(RuntimeData::Text("a".into())).unwrap();
+    session.barrier();
+    let first = text_of(&sink.outputs.lock().unwrap()[0].data);
+    let (_, frozen) = pid_and_container(&first);
+    let paused = Command::new(engine())
+        .args(["pause", &frozen])
+        .output()
+        .unwrap();
+    assert!(
+        paused.status.success(),
+        "{}",
+        String::from_utf8_lossy(&paused.stderr)
+    );
+    // "b" finds no answer within timeout_ms; the worker cannot be killed in the frozen
+    // container, so the container is replaced and "c" is answered from a new one.
+    for input in ["b", "c"] {
+        session.send(RuntimeData::Text(input.into())).unwrap();
+    }
+    session.drain().unwrap();
+    let outputs: Vec<String> = sink
+        .outputs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|o| text_of(&o.data))
+        .collect();
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    assert!(outputs[1].starts_with("ok:c:"), "{outputs:?}");
+    assert_ne!(pid_and_container(&outputs[1]).1, frozen, "a new container");
+    assert!(!exists(&frozen), "the frozen container was removed");
+    let warnings = sink.warnings.lock().unwrap().clone();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0]
+            .message
+            .contains("did not answer within 1500 ms"),
+        "{warnings:?}"
+    );
+    assert!(sink.errors.lock().unwrap().is_empty());
+}
