@@ -34,10 +34,11 @@ class HalfGain(Node):
     async def process(self, a):
         return Audio(a.samples * 0.5, a.sample_rate, a.channels, a.pts)
 
-@register_node("Words")
-class Words(Node):
-    async def process(self, text):
-        return {"words": humanize.intword(int(text)), "container": os.environ.get("REMOTEMEDIA_CONTAINER")}
+@register_node("Summary")
+class Summary(Node):
+    async def process(self, a):
+        return {"samples": humanize.intcomma(len(a.samples)), "peak": float(abs(a.samples).max()),
+                "container": os.environ.get("REMOTEMEDIA_CONTAINER")}
 """
 
 
@@ -92,14 +93,17 @@ def test_gst_launch_runs_a_container_node_on_the_shipped_speech(gst_env, nodes_d
     assert containers(f"remotemedia-{run.pid}-") == [], "the container went with the pipeline"
 
 
-def test_the_python_api_runs_a_container_node(nodes_dir):
+def test_the_python_api_runs_a_container_node_on_the_shipped_speech(nodes_dir):
     from remotemedia import runtime
 
-    manifest = json.loads(write_manifest(nodes_dir, "Words", {"python_packages": ["humanize"]}).read_text())
+    manifest = json.loads(write_manifest(nodes_dir, "Summary", {"python_packages": ["humanize"]}).read_text())
     manifest["nodes"][0]["python_module"] = str(nodes_dir / "container_nodes.py")
-    out = asyncio.run(runtime.execute_pipeline_with_input(manifest, ["42000000"]))
+    pcm, rate = read_wav(LAUNCH / "speech.wav")
+    speech = runtime.numpy_to_audio_dict(pcm / 32768, rate, 1)
+    out = asyncio.run(runtime.execute_pipeline_with_input(manifest, [speech]))
     assert [o["type"] for o in out] == ["json"]
-    assert out[0]["data"]["words"] == "42.0 million"
+    assert out[0]["data"]["samples"] == f"{len(pcm):,}"
+    assert out[0]["data"]["peak"] == pytest.approx(np.max(np.abs(pcm)) / 32768)
     assert out[0]["data"]["container"].startswith(f"remotemedia-{os.getpid()}-")
     assert containers(f"remotemedia-{os.getpid()}-") == []
 
