@@ -41,9 +41,12 @@ fi
 rm -rf "$work/root"/var/cache/apt/archives/*.deb "$work/root"/var/lib/apt/lists/* \
   "$work/root"/usr/share/doc/* "$work/root"/usr/share/man/* "$work/root"/usr/share/locale/*
 old=$("$engine" image inspect --format '{{.Id}}' "$ref" 2>/dev/null || true)
-tar -C "$work/root" -c . | "$engine" import -q \
-  --change 'LABEL remotemedia.base=1' --change "LABEL remotemedia.base.key=$key" \
-  --change 'CMD ["python3"]' - "$ref" > /dev/null
+if ! tar -C "$work/root" -c . | "$engine" import \
+    --change 'LABEL remotemedia.base=1' --change "LABEL remotemedia.base.key=$key" \
+    --change 'CMD ["python3"]' - "$ref" > "$work/import.log" 2>&1; then
+  cat "$work/import.log" >&2
+  exit 1
+fi
 if [ -n "$old" ]; then
   "$engine" images -q --filter label=remotemedia.spec | xargs -r "$engine" rmi -f > /dev/null 2>&1 || true
   "$engine" rmi -f "$old" > /dev/null 2>&1 || true

@@ -86,6 +86,9 @@ struct Worker {
     prefix: String,
     /// The container the worker runs in; its workers keep it running.
     container: Option<Arc<Container>>,
+    /// The container's OOM kills when the worker started (with a memory limit): a kill after
+    /// that is this worker's when it ends by SIGKILL.
+    oom_before: Option<u64>,
 }
 
 static INSTANCE: AtomicU64 = AtomicU64::new(0);
@@ -195,6 +198,7 @@ impl Worker {
             )),
         })?;
         let pid = child.id() as libc::pid_t;
+        let oom_before = container.as_ref().and_then(|c| c.oom_kills());
         let stdin = child.stdin.take();
         let stderr = child.stderr.take();
         let exit = Arc::new(Mutex::new(None));
@@ -245,6 +249,7 @@ impl Worker {
             name,
             prefix: opts.prefix.clone(),
             container,
+            oom_before,
         })
     }
 
@@ -258,13 +263,14 @@ impl Worker {
 
     fn kill(&mut self) {
         if self.exited().is_none() {
-            // The child is the engine's `exec` client; the worker itself is in the container.
-            if let Some(c) = &self.container {
-                c.kill_worker(&self.name);
-            }
             // SAFETY: plain syscall on the pid of our own child, which the watcher thread
             // has not reaped yet (it sets `exit` when it does).
             unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+        // In a container the child is the engine's `exec` client; the worker itself is
+        // killed inside (after the client, whose pid may be reused once it is reaped).
+        if let Some(c) = &self.container {
+            c.kill_worker(&self.name);
         }
     }
 
@@ -277,7 +283,7 @@ impl Worker {
             .container
             .as_ref()
             .filter(|_| killed(status))
-            .and_then(|c| c.out_of_memory());
+            .and_then(|c| c.out_of_memory_since(self.oom_before?));
         let tail = lock(&self.stderr_tail);
         let mut text = match oom {
             Some(limit) => format!(

@@ -3,6 +3,7 @@
 
 use std::ffi::OsStr;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -131,6 +132,8 @@ impl Engine {
         };
         let mut child = self
             .command(args)
+            // Its own process group: a timeout stops what the command started too.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -147,8 +150,9 @@ impl Engine {
         let status = match rx.recv_timeout(timeout) {
             Ok(status) => status.map_err(|e| failed(e.to_string()))?,
             Err(_) => {
-                // SAFETY: the child has not been reaped (its waiter has not returned).
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                // SAFETY: the child has not been reaped (its waiter has not returned), so its
+                // pid is still its process group's id.
+                unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
                 let _ = waiter.join();
                 return Err(EngineError::TimedOut {
                     command,

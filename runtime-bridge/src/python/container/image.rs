@@ -141,6 +141,8 @@ fn image_id(engine: &Engine, reference: &str) -> Result<String, EngineError> {
         .map(|s| s.trim().to_string())
 }
 
+static BUILD_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// One build per image at a time in this process; the second caller finds the image built.
 static BUILDS: LazyLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> = LazyLock::new(Default::default);
 
@@ -200,12 +202,19 @@ fn build(
     tag: &str,
     packages: &[String],
 ) -> Result<(), ImageError> {
-    let dir = std::env::temp_dir().join(format!("remotemedia-build-{}-{key}", std::process::id()));
+    // A new directory of this process's own (create_dir fails on one that exists).
+    let dir = std::env::temp_dir().join(format!(
+        "remotemedia-build-{}-{key}-{}",
+        std::process::id(),
+        BUILD_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let context_error = |e: std::io::Error| ImageError::Context {
         path: dir.display().to_string(),
         cause: e.to_string(),
     };
-    std::fs::create_dir_all(&dir).map_err(context_error)?;
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&dir)
+        .map_err(context_error)?;
     let result = (|| {
         let ca = CA_ENV
             .iter()

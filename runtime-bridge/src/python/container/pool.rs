@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use super::engine::Engine;
+use super::engine::{Engine, EngineError};
 use super::spec::{ContainerSpec, digest};
 use super::{ContainerError, image};
 use crate::sync::lock;
@@ -36,7 +36,10 @@ for pid in os.listdir('/proc'):\n    \
     except OSError:\n        \
         continue\n    \
     if b'remotemedia.worker' in args and sys.argv[1].encode() in args:\n        \
-        os.kill(int(pid), 9)\n";
+        try:\n            \
+            os.kill(int(pid), 9)\n        \
+        except ProcessLookupError:\n            \
+            pass\n";
 
 /// A running container for container nodes.
 #[derive(Debug)]
@@ -44,8 +47,6 @@ pub struct Container {
     engine: Engine,
     name: String,
     memory_mb: Option<u64>,
-    /// The kernel's OOM kills in the container that were already reported.
-    oom_seen: AtomicU64,
     /// Set when the container stopped answering; the next worker gets a new one.
     broken: AtomicBool,
 }
@@ -60,9 +61,15 @@ fn host_id(pid: u32) -> Option<String> {
     Some(format!("{pid}-{start}"))
 }
 
-/// The directory shared with every container: the host's lock files.
+/// The directory shared with every container: the host's lock files (one per user).
 fn shared_dir() -> PathBuf {
-    std::env::temp_dir().join("remotemedia-containers")
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("remotemedia-containers-{uid}"))
+}
+
+fn lock_path(host: &str) -> PathBuf {
+    shared_dir().join(format!("host-{host}.lock"))
 }
 
 /// The lock this process holds for its whole life; its file, for containers to wait on.
@@ -71,8 +78,10 @@ fn host_lock() -> Result<&'static (PathBuf, String), ContainerError> {
     let held = LOCK.get_or_init(|| {
         let id = host_id(std::process::id()).ok_or("cannot read /proc/self/stat")?;
         let dir = shared_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let path = dir.join(format!("host-{id}.lock"));
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)
+            .map_err(|e| e.to_string())?;
+        let path = lock_path(&id);
         let file = File::create(&path).map_err(|e| e.to_string())?;
         // SAFETY: flock on a descriptor this process owns and keeps open until it exits.
         let rc = unsafe {
@@ -96,7 +105,19 @@ fn host_lock() -> Result<&'static (PathBuf, String), ContainerError> {
     }
 }
 
+/// Whether the host `<pid>-<start>` still runs: it holds the lock on its file for its life
+/// (the test that holds in any pid namespace); without a file, whether /proc shows it.
 fn alive(host: &str) -> bool {
+    if let Ok(file) = File::open(lock_path(host)) {
+        // SAFETY: flock on a descriptor this function owns; closing it releases the lock.
+        let rc = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::LOCK_SH | libc::LOCK_NB,
+            )
+        };
+        return rc != 0;
+    }
     host.split_once('-')
         .and_then(|(pid, _)| pid.parse::<u32>().ok())
         .and_then(host_id)
@@ -281,13 +302,16 @@ impl Container {
             "true".into(),
         ]);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        engine.run(&argv, QUICK)?;
+        if let Err(e) = engine.run(&argv, QUICK) {
+            // It may exist although the command failed (a timeout after the start).
+            remove(&engine, &name);
+            return Err(e.into());
+        }
         tracing::info!(container = %name, %image, "container for python nodes started");
         Ok(Self {
             engine,
             name,
             memory_mb: spec.memory_mb,
-            oom_seen: AtomicU64::new(0),
             broken: AtomicBool::new(false),
         })
     }
@@ -322,24 +346,38 @@ impl Container {
         ])
     }
 
+    fn running(&self) -> bool {
+        self.engine
+            .run(
+                &["inspect", "--format", "{{.State.Running}}", &self.name],
+                QUICK,
+            )
+            .is_ok_and(|s| s.trim() == "true")
+    }
+
     /// Kills the worker serving `channel` inside the container. When the container does not
-    /// answer, it is declared broken (and stopped): the next worker starts in a new one.
+    /// answer (or has stopped), it is declared broken and removed: the next worker starts in a
+    /// new one.
     pub fn kill_worker(&self, channel: &str) {
         let killed = self.engine.run(
             &["exec", &self.name, "python3", "-c", KILL_WORKER, channel],
             QUICK,
         );
-        if let Err(e) = killed {
-            tracing::warn!(container = %self.name, "cannot kill a worker in the container, replacing it: {e}");
+        let Err(e) = killed else {
+            return;
+        };
+        if matches!(e, EngineError::TimedOut { .. }) || !self.running() {
+            tracing::warn!(container = %self.name, "the container does not answer, replacing it: {e}");
             self.broken.store(true, Ordering::Release);
             remove(&self.engine, &self.name);
+        } else {
+            tracing::warn!(container = %self.name, "cannot kill a worker in the container: {e}");
         }
     }
 
-    /// Whether the kernel killed a process of the container for memory since the last call;
-    /// the limit when it did.
-    pub fn out_of_memory(&self) -> Option<u64> {
-        let limit = self.memory_mb?;
+    /// The kernel's OOM kills in the container so far (with a memory limit).
+    pub fn oom_kills(&self) -> Option<u64> {
+        self.memory_mb?;
         let read = self.engine.run(
             &[
                 "exec",
@@ -350,9 +388,14 @@ impl Container {
             ],
             QUICK,
         );
-        let kills = oom_kills(&read.unwrap_or_default())?;
-        let before = self.oom_seen.swap(kills, Ordering::AcqRel);
-        (kills > before).then_some(limit)
+        oom_kills(&read.ok()?)
+    }
+
+    /// The memory limit, when the kernel killed a process of the container for memory since
+    /// it counted `before` kills.
+    pub fn out_of_memory_since(&self, before: u64) -> Option<u64> {
+        let limit = self.memory_mb?;
+        (self.oom_kills()? > before).then_some(limit)
     }
 }
 
