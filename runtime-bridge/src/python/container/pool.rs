@@ -261,9 +261,12 @@ impl Container {
             )
         };
         let label = format!("{HOST_LABEL}={host}");
-        let mut args: Vec<String> = ["run", "-d", "--rm", "--name", &name, "--label", &label]
-            .map(String::from)
-            .into();
+        // `--init`: a pid 1 that reaps the workers killed inside (the lock waiter does not).
+        let mut args: Vec<String> = [
+            "run", "-d", "--rm", "--init", "--name", &name, "--label", &label,
+        ]
+        .map(String::from)
+        .into();
         // The worker has the network its host has, as a local worker would.
         args.extend(["--network", "host"].map(String::from));
         if let Some(mb) = spec.memory_mb {
