@@ -192,8 +192,13 @@ fn run_pipeline(result_meta: bool) -> (Vec<gst::Structure>, Vec<gst::Structure>,
         }
         found
     };
-    let on_audio = drain(&audio);
-    let on_text = drain(&text);
+    // Both at once: an appsink holds its EOS until the application took what it queued, and
+    // meanwhile blocks the pipeline's move to PLAYING, which the other sink needs to render.
+    let (on_audio, on_text) = std::thread::scope(|s| {
+        let text_thread = s.spawn(|| drain(&text));
+        let on_audio = drain(&audio);
+        (on_audio, text_thread.join().unwrap())
+    });
     let bus = pipeline.bus().unwrap();
     let mut messages = 0;
     while let Some(msg) = bus.pop() {
