@@ -5,12 +5,10 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use remotemedia_runtime::{
-    Output, OutputSink, RuntimeData, RuntimeError, Session, StreamSession, load_graph,
-};
+use remotemedia_runtime::{RuntimeData, Session, StreamSession, load_graph};
 use serde_json::{Value, json};
 
 fn skipped() -> bool {
@@ -54,24 +52,9 @@ fn exists(name: &str) -> bool {
         .any(|l| l.trim() == name)
 }
 
-#[derive(Default)]
-struct Collect {
-    outputs: Mutex<Vec<Output>>,
-    errors: Mutex<Vec<RuntimeError>>,
-    warnings: Mutex<Vec<RuntimeError>>,
-}
-
-impl OutputSink for Collect {
-    fn output(&self, output: Output) {
-        self.outputs.lock().unwrap().push(output);
-    }
-    fn error(&self, error: RuntimeError) {
-        self.errors.lock().unwrap().push(error);
-    }
-    fn warning(&self, warning: RuntimeError) {
-        self.warnings.lock().unwrap().push(warning);
-    }
-}
+#[path = "support/collect.rs"]
+mod collect;
+use collect::Collect;
 
 fn text_of(data: &RuntimeData) -> String {
     match data {

@@ -3,15 +3,15 @@
 //! flush, errors with tracebacks, crashes, hangs, restarts, and load-time errors.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use remotemedia_runtime::data::{
     Bytes, ControlMessage, DType, PixelFormat, TensorData, VideoFrame,
 };
 use remotemedia_runtime::{
-    AudioFrame, AudioSamples, ErrorCode, Output, OutputSink, RuntimeData, RuntimeError, Session,
-    StreamSession, execute_unary, load_graph,
+    AudioFrame, AudioSamples, ErrorCode, Output, RuntimeData, RuntimeError, Session, StreamSession,
+    execute_unary, load_graph,
 };
 use serde_json::{Value, json};
 
@@ -240,24 +240,9 @@ fn a_hang_is_stopped_after_the_timeout() {
     assert!(start.elapsed() < Duration::from_secs(20));
 }
 
-#[derive(Default)]
-struct Collect {
-    outputs: Mutex<Vec<Output>>,
-    errors: Mutex<Vec<RuntimeError>>,
-    warnings: Mutex<Vec<RuntimeError>>,
-}
-
-impl OutputSink for Collect {
-    fn output(&self, output: Output) {
-        self.outputs.lock().unwrap().push(output);
-    }
-    fn error(&self, error: RuntimeError) {
-        self.errors.lock().unwrap().push(error);
-    }
-    fn warning(&self, warning: RuntimeError) {
-        self.warnings.lock().unwrap().push(warning);
-    }
-}
+#[path = "support/collect.rs"]
+mod collect;
+use collect::Collect;
 
 #[test]
 fn the_restart_policy_brings_the_worker_back_until_it_is_spent() {
