@@ -60,7 +60,7 @@ mkdir -p target/wasm
 for src in examples/wasm/*.c; do
   out="target/wasm/$(basename "${src%.c}").wasm"
   if [ ! -f "$out" ] || [ "$src" -nt "$out" ]; then
-    clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry -Wl,--export-dynamic -Wl,--allow-undefined \
+    clang --target=wasm32 -O2 -msimd128 -nostdlib -Wl,--no-entry -Wl,--export-dynamic -Wl,--allow-undefined \
       -o "$out" "$src"
   fi
 done

@@ -7,7 +7,7 @@
  * with a start/end on the transitions (after a hangover), on the stream's own sample clock.
  *
  * Build (scripts/setup.sh does it):
- *   clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry -Wl,--export-dynamic \
+ *   clang --target=wasm32 -O2 -msimd128 -nostdlib -Wl,--no-entry -Wl,--export-dynamic \
  *     -Wl,--allow-undefined -o intelligent_vad.wasm intelligent_vad.c
  */
 

@@ -2,9 +2,11 @@
 //!
 //!     cargo bench -p remotemedia-signaling --bench wasm_node
 //!
-//! - B17: a gain of 0.5 on 10 ms of 48 kHz audio, mono and stereo, as a WasmNode (a module in
-//!   the text format, WASM SIMD) against the same gain as a native node, both through the
-//!   `Node` trait on the same buffers, interleaved in rounds: CPU time per buffer and the ratio.
+//! - B17: a gain of 0.5 on 10 ms of 48 kHz audio, mono and stereo, as a WasmNode against the
+//!   same gain as a native node, both through the `Node` trait on the same buffers, interleaved
+//!   in rounds: CPU time per buffer and the ratio. Two modules: `examples/wasm/gain.c` as
+//!   scripts/setup.sh builds it (clang -O2 -msimd128, into target/wasm/), and the loop written
+//!   by hand in the text format (WASM SIMD, four samples a step, not unrolled).
 //! - B18: `call_remote_service` from a module to a PassThrough on an in-process
 //!   remotemedia-server on 127.0.0.1, against a RemotePipelineNode calling the same server and
 //!   manifest directly, interleaved: wall time per call, medians, and the added time.
@@ -77,7 +79,18 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn b17(channels: u16) {
+/// The module setup built from examples/wasm/gain.c.
+fn built_gain() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm/gain.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: run bash scripts/setup.sh",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+fn b17(channels: u16, module: &str, wasm_path: &str) {
     const ROUNDS: usize = 20;
     const PER_ROUND: usize = 5_000;
     let buffer = {
@@ -90,7 +103,7 @@ fn b17(channels: u16) {
     };
     let mut wasm = node(
         &wasm::SPEC,
-        json!({"wasm_path": file("gain.wat", &wat::module("", GAIN)), "function_name": "gain"}),
+        json!({"wasm_path": wasm_path, "function_name": "gain"}),
     );
     let mut native: Box<dyn Node> = Box::new(NativeGain);
     let run = |n: &mut Box<dyn Node>| {
@@ -109,7 +122,7 @@ fn b17(channels: u16) {
     }
     let (w, n) = (median(&mut w), median(&mut n));
     println!(
-        "B17 gain x0.5 on 10 ms of 48 kHz, {channels} channel(s), {ROUNDS} rounds of {PER_ROUND} buffers, CPU per buffer (medians)"
+        "B17 gain x0.5 on 10 ms of 48 kHz, {channels} channel(s), {module}, {ROUNDS} rounds of {PER_ROUND} buffers, CPU per buffer (medians)"
     );
     println!("  WasmNode      {:7.2} us", w * 1e6);
     println!("  native node   {:7.2} us", n * 1e6);
@@ -162,7 +175,15 @@ fn b18() {
 }
 
 fn main() {
-    b17(1);
-    b17(2);
+    let built = built_gain();
+    let written = file("gain.wat", &wat::module("", GAIN));
+    for channels in [1, 2] {
+        b17(
+            channels,
+            "examples/wasm/gain.c (clang -O2 -msimd128)",
+            &built,
+        );
+        b17(channels, "hand-written WAT", &written);
+    }
     b18();
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use wasmtime::{Linker, Memory, Module, Store, Trap, TypedFunc, UpdateDeadline};
 
 use super::host::HostState;
-use super::watchdog::{engine, watch_call};
+use super::watchdog::{engine, expect_timeout, watch_call};
 
 /// What can go wrong with a module; the module's file names it in the message.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +142,7 @@ impl Guest {
         mut state: HostState,
     ) -> Result<Self, WasmError> {
         state.memory.limit = limits.memory_bytes;
+        expect_timeout(limits.timeout);
         let mut store = Store::new(engine(), state);
         store.limiter(|s| &mut s.memory);
         store.epoch_deadline_callback(|ctx| {
@@ -152,10 +153,11 @@ impl Guest {
             }
         });
         // Start functions run under the limit too.
-        store.data_mut().deadline = Some(Instant::now() + limits.timeout);
+        let now = Instant::now();
+        store.data_mut().deadline = Some(now + limits.timeout);
         store.set_epoch_deadline(1);
         let instance = {
-            let _watch = watch_call(Instant::now() + limits.timeout);
+            let _watch = watch_call(now);
             linker
                 .instantiate(&mut store, module)
                 .map_err(|e| WasmError::Instantiate {
@@ -267,41 +269,42 @@ impl Guest {
             self.len_slot as i32,
         );
         let function = self.function.clone();
-        let name = self.function_name.clone();
-        self.run(&name, |store| function.call(store, args))
+        self.run(None, |store| function.call(store, args))
     }
 
-    /// Runs `f` under the time limit; a trap becomes a `WasmError` naming `what`.
+    /// Runs `f` under the time limit; a trap becomes a `WasmError` naming `what`, the node's
+    /// function when `None`.
     fn run<T>(
         &mut self,
-        what: &str,
+        what: Option<&str>,
         f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T, WasmError> {
-        let deadline = Instant::now() + self.timeout;
-        self.store.data_mut().deadline = Some(deadline);
+        let now = Instant::now();
+        self.store.data_mut().deadline = Some(now + self.timeout);
         self.store.set_epoch_deadline(1);
         let result = {
-            let _watch = watch_call(deadline);
+            let _watch = watch_call(now);
             f(&mut self.store)
         };
         result.map_err(|e| {
+            let what = what.unwrap_or(&self.function_name).to_owned();
             let memory = &mut self.store.data_mut().memory;
             if std::mem::take(&mut memory.refused) {
                 WasmError::MemoryLimit {
                     path: self.path.clone(),
-                    function: what.to_owned(),
+                    function: what,
                     limit: memory.limit,
                 }
             } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                 WasmError::Timeout {
                     path: self.path.clone(),
-                    function: what.to_owned(),
+                    function: what,
                     ms: self.timeout.as_millis(),
                 }
             } else {
                 WasmError::Trap {
                     path: self.path.clone(),
-                    function: what.to_owned(),
+                    function: what,
                     trap: format!("{e:#}"),
                 }
             }
@@ -322,7 +325,7 @@ impl Guest {
 
     fn allocate(&mut self, len: u32) -> Result<u32, WasmError> {
         let alloc = self.alloc.clone();
-        let ptr = self.run("alloc", |store| alloc.call(store, len as i32))? as u32;
+        let ptr = self.run(Some("alloc"), |store| alloc.call(store, len as i32))? as u32;
         // The block must lie in memory: checked once here, so later writes cannot fail.
         self.read(ptr, len, "memory from alloc")?;
         Ok(ptr)

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use wasmtime::Linker;
 
-use crate::data::Packet;
+use crate::data::{Bytes, Packet, RuntimeData};
 use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
@@ -218,6 +218,8 @@ impl Node for WasmNode {
             .call(&bytes, capacity)
             .map(|written| decode(output_kind, written, &input.data));
         drop(bytes);
+        // Host functions see the input only during the call: nothing keeps it alive after.
+        self.guest.state().input = RuntimeData::Binary(Bytes::new());
         self.drain_host(out);
         let result = called?.map_err(|e| self.bad_output(e))?;
         if self.input_kind == Kind::Audio && self.output_kind != Kind::Audio {

@@ -1,15 +1,15 @@
 //! Time limits for module calls. All modules run on one engine; a call sets its deadline in its
-//! store and registers it here. One thread sleeps until the earliest registered deadline and
-//! then bumps the engine's epoch: every running call checks its own deadline at that moment
-//! (`deadline_passed`) and only an overdue one stops.
+//! store. While calls run, one thread bumps the engine's epoch every tick: each running call
+//! then checks its own deadline (`deadline_passed`) and only an overdue one stops. A tick is
+//! `TICK`, or the shortest `timeout_ms` of any node when that is shorter, so a call is stopped
+//! at most one tick after its deadline.
 //!
-//! Calls come every few milliseconds on a live stream and last microseconds: waking the thread
-//! for each would cost more than the call. So the thread, once woken, stays on watch while
-//! calls keep coming (re-checking at least every `TICK`, which is how late a deadline may be
-//! noticed) and goes back to sleep `LINGER` after the last one; only the first call after
-//! that wakes it.
+//! Calls come every few milliseconds on a live stream and last microseconds, so a call's whole
+//! cost here is two atomic counts and an atomic store: the thread stays on watch while calls
+//! keep coming and goes to sleep when none runs and none started for `LINGER`; only the first
+//! call after that takes the lock to wake it.
 
-use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,17 +20,18 @@ use crate::sync::lock;
 const TICK: Duration = Duration::from_millis(5);
 const LINGER: Duration = Duration::from_secs(1);
 
-#[derive(Default)]
-struct Calls {
-    /// Deadlines of the calls running now, with a number that tells equal ones apart.
-    running: BTreeSet<(Instant, u64)>,
-    /// Until when the thread stays on watch without being woken; `None` while it sleeps.
-    on_watch_until: Option<Instant>,
-}
-
 struct Watchdog {
     engine: Engine,
-    calls: Mutex<Calls>,
+    /// Calls running now.
+    running: AtomicUsize,
+    /// When the last call started, in nanoseconds since `base`.
+    last_start: AtomicU64,
+    base: Instant,
+    /// The tick in nanoseconds: `TICK` or the shortest timeout of a node.
+    tick_ns: AtomicU64,
+    /// Set by the thread, under `sleeping`, before it waits; cleared by the call that wakes it.
+    asleep: AtomicBool,
+    sleeping: Mutex<()>,
     woken: Condvar,
 }
 
@@ -44,82 +45,76 @@ static WATCHDOG: LazyLock<Watchdog> = LazyLock::new(|| {
         .expect("a thread for the WASM watchdog");
     Watchdog {
         engine,
-        calls: Mutex::new(Calls::default()),
+        running: AtomicUsize::new(0),
+        last_start: AtomicU64::new(0),
+        base: Instant::now(),
+        tick_ns: AtomicU64::new(TICK.as_nanos() as u64),
+        asleep: AtomicBool::new(false),
+        sleeping: Mutex::new(()),
         woken: Condvar::new(),
     }
 });
-
-static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The engine every module is compiled for.
 pub fn engine() -> &'static Engine {
     &WATCHDOG.engine
 }
 
-/// A call in progress; dropping it ends the watch.
-pub struct Watched {
-    key: (Instant, u64),
+/// Makes the tick short enough for a node whose calls may take `timeout`.
+pub fn expect_timeout(timeout: Duration) {
+    let ns = timeout.as_nanos().clamp(1, TICK.as_nanos()) as u64;
+    WATCHDOG.tick_ns.fetch_min(ns, Ordering::Relaxed);
 }
 
-/// Watches a call that must end by `deadline`.
-pub fn watch_call(deadline: Instant) -> Watched {
-    let key = (
-        deadline,
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-    );
+/// A call in progress; dropping it ends the watch.
+pub struct Watched(());
+
+/// Watches a call that started at `now` (its deadline is in its store).
+pub fn watch_call(now: Instant) -> Watched {
     let dog = &*WATCHDOG;
-    let asleep = {
-        let mut calls = lock(&dog.calls);
-        calls.running.insert(key);
-        calls
-            .on_watch_until
-            .replace(Instant::now() + LINGER)
-            .is_none()
-    };
-    if asleep {
+    // SeqCst with the thread's `asleep` store then `running` load: either it sees this call, or
+    // this call sees it asleep and wakes it.
+    dog.running.fetch_add(1, Ordering::SeqCst);
+    let since = now.saturating_duration_since(dog.base).as_nanos() as u64;
+    dog.last_start.store(since, Ordering::Relaxed);
+    if dog.asleep.swap(false, Ordering::SeqCst) {
+        // The thread holds `sleeping` from its `asleep` store until it waits: taking it here
+        // means it waits now and gets the notification.
+        drop(lock(&dog.sleeping));
         dog.woken.notify_one();
     }
-    Watched { key }
+    Watched(())
 }
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        lock(&WATCHDOG.calls).running.remove(&self.key);
+        WATCHDOG.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 fn watch() {
     let dog = &*WATCHDOG;
-    let mut calls = lock(&dog.calls);
     loop {
-        let now = Instant::now();
-        match calls.on_watch_until {
-            None => {
-                calls = dog.woken.wait(calls).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            Some(until) if until <= now && calls.running.is_empty() => {
-                calls.on_watch_until = None;
-                continue;
-            }
-            Some(_) => {}
-        }
-        if calls.running.first().is_some_and(|&(d, _)| d <= now) {
-            // Overdue: told once; its call ends at the next check of its own deadline.
-            calls.running.retain(|&(d, _)| d > now);
-            drop(calls);
+        let tick = Duration::from_nanos(dog.tick_ns.load(Ordering::Relaxed));
+        std::thread::sleep(tick);
+        if dog.running.load(Ordering::SeqCst) > 0 {
             dog.engine.increment_epoch();
-            calls = lock(&dog.calls);
             continue;
         }
-        let next = calls
-            .running
-            .first()
-            .map_or(TICK, |&(d, _)| (d - now).min(TICK));
-        calls = dog
-            .woken
-            .wait_timeout(calls, next)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
+        let idle_since = dog.base + Duration::from_nanos(dog.last_start.load(Ordering::Relaxed));
+        if idle_since.elapsed() < LINGER {
+            continue;
+        }
+        let mut guard = lock(&dog.sleeping);
+        dog.asleep.store(true, Ordering::SeqCst);
+        if dog.running.load(Ordering::SeqCst) > 0 {
+            // A call started after the checks above; if it saw `asleep` it waits for `sleeping`.
+            dog.asleep.store(false, Ordering::SeqCst);
+            continue;
+        }
+        while dog.asleep.load(Ordering::SeqCst) {
+            guard = dog.woken.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(guard);
     }
 }
