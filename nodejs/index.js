@@ -3,7 +3,7 @@
 // scripts/setup.sh). Types: index.d.ts; guide: README.md, "From Node.js".
 //
 // As the Python package's runtime.py does over its native module, this file tags each input
-// (`toNative`), names each output's fields (`fromNative`), makes every call a promise and
+// (`toNative`), names each output's fields (`fromNative`, `unpack`), makes every call a promise and
 // keeps the stream session's receiving side (what is ready, who waits); the native module
 // converts the values (lending JavaScript memory to pipelines) and runs the pipelines off the
 // JavaScript thread.
@@ -38,7 +38,8 @@ function toNative(item) {
 }
 
 /** An output as the object the API gives, from the positional arguments the native module
- * hands to `emit` (a node's failure comes as `('error', nodeId, undefined, Error)`). */
+ * hands to `emit` for one output (a node's failure comes as `('error', nodeId, undefined,
+ * Error)`). */
 function fromNative(type, nodeId, pts, a, b, c, d, e) {
   switch (type) {
     case 'audio':
@@ -60,10 +61,59 @@ function fromNative(type, nodeId, pts, a, b, c, d, e) {
   }
 }
 
-/** An `emit` for the native module that appends each output to `list`. */
+/** Output kinds by their number in the native module's table (nodejs/src/output.rs). */
+const KINDS = ['audio', 'text', 'json', 'binary', 'tensor', 'video', 'control', 'error'];
+/** Numbers per output in the table. */
+const COLUMNS = 7;
+
+/** Appends the outputs of one native delivery to `list`, as the objects the API gives (a
+ * node's failure as its Error). The columns are described in nodejs/src/output.rs. */
+function unpack(list, table, strings, values, json, shared) {
+  const parsed = json === undefined ? undefined : JSON.parse(json);
+  for (let i = 0, r = 0; r < table.length; i += 1, r += COLUMNS) {
+    const type = KINDS[table[r]];
+    const nodeId = strings[table[r + 1]];
+    const pts = Number.isNaN(table[r + 2]) ? null : table[r + 2];
+    const a = table[r + 3];
+    switch (type) {
+      case 'audio': {
+        const samples = a < 0 ? values[i] : new Float32Array(shared, a, table[r + 4]);
+        list.push({ type, nodeId, pts, samples, sampleRate: table[r + 5], channels: table[r + 6] });
+        break;
+      }
+      case 'json':
+        list.push({ type, nodeId, pts, data: parsed[a] });
+        break;
+      case 'tensor':
+        list.push({ type, nodeId, pts, data: values[i], shape: parsed[a], dtype: strings[table[r + 4]] });
+        break;
+      case 'video':
+        list.push({
+          type, nodeId, pts, data: values[i], width: a, height: table[r + 4],
+          format: strings[table[r + 5]], keyframe: table[r + 6] === 1,
+        });
+        break;
+      case 'text':
+        list.push({ type, nodeId, pts, text: values[i] });
+        break;
+      case 'control':
+        list.push({ type, nodeId, pts, control: values[i] });
+        break;
+      case 'error':
+        list.push(values[i]);
+        break;
+      default: // binary
+        list.push({ type, nodeId, pts, data: values[i] });
+    }
+  }
+}
+
+/** An `emit` for the native module that appends each output to `list`: one output's positional
+ * arguments, or a delivery's columns. */
 function collector(list) {
-  return (type, nodeId, pts, a, b, c, d, e) => {
-    list.push(fromNative(type, nodeId, pts, a, b, c, d, e));
+  return (a0, a1, a2, a3, a4, a5, a6, a7) => {
+    if (typeof a0 === 'string') list.push(fromNative(a0, a1, a2, a3, a4, a5, a6, a7));
+    else unpack(list, a0, a1, a2, a3, a4);
   };
 }
 

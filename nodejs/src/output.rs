@@ -1,7 +1,9 @@
-//! Outputs and metrics as JavaScript values. Each output is handed to an `emit` function of
-//! index.js as positional arguments, which it names (`fromNative`) into the Python API's
-//! shapes in camelCase; a field set through Node-API costs far more than one in JavaScript:
+//! Outputs and metrics as JavaScript values, handed to an `emit` function of index.js that turns
+//! them into the Python API's shapes in camelCase (`fromNative`, `unpack`). A value made or a
+//! field set through Node-API costs far more than one made in JavaScript, so outputs cross as
+//! numbers and few values:
 //!
+//! One output at a time (deliveries under `BATCH_FROM` outputs), positional:
 //! - `('audio', nodeId, pts, samples: Float32Array, sampleRate, channels)`
 //! - `('text', nodeId, pts, text)`, `('json', nodeId, pts, JSON text)`,
 //!   `('binary', nodeId, pts, Buffer)`
@@ -10,13 +12,27 @@
 //! - `('control', nodeId, pts, what)`
 //! - `('error', nodeId, undefined, Error)`: a node's failure, in its place among the outputs
 //!
-//! pts is in ns, or null. JSON crosses as its text, which `JSON.parse` turns into objects faster
-//! than Node-API builds them. Metrics are objects: `{nodeId, processed, busyMs, errors,
-//! counters}`.
+//! pts is in ns, or null. Larger deliveries go in one call, as columns (B16):
+//! `emit(table, strings, values, json, shared)`:
+//! - `table`: a `Float64Array` of `COLUMNS` numbers per output: kind (`Kind`), the index of its
+//!   node id in `strings`, pts in ns (NaN: none), then by kind:
+//!   audio `(byte offset in shared or -1, samples, sampleRate, channels)` (at -1 the
+//!   `Float32Array` is `values[i]`); json `(index in json)`; tensor `(index of its shape in json,
+//!   index of its dtype in strings)`; video `(width, height, index of its format in strings,
+//!   keyframe)`;
+//! - `strings`: the distinct node ids, formats and dtypes;
+//! - `values`: by output index, what has no place in the table: text, binary and video data (a
+//!   `Buffer`), a tensor's typed array, a control's name, audio of its own, a node's failure (an
+//!   `Error`);
+//! - `json`: the JSON outputs and tensor shapes as one JSON array text, or undefined;
+//! - `shared`: the `ArrayBuffer` small node-made audio shares (`samples_out.rs`), or undefined.
+//!
+//! JSON crosses as its text, which `JSON.parse` turns into objects several times faster than
+//! Node-API builds them. Metrics are objects: `{nodeId, processed, busyMs, errors, counters}`.
 
 use napi::bindgen_prelude::{
-    BigInt64Array, Buffer, Float32Array, Float64Array, FunctionRef, Int32Array, Object,
-    ToNapiValue, TypeName, Uint8Array, Unknown,
+    Array, BigInt64Array, Buffer, Float32Array, Float64Array, Float64ArraySlice, FunctionRef,
+    Int32Array, Object, ToNapiValue, TypeName, Uint8Array, Unknown,
 };
 use napi::{Env, JsValue, ValueType, sys};
 use remotemedia_runtime::data::{Bytes, DType, TensorData};
@@ -24,10 +40,30 @@ use remotemedia_runtime::{NodeMetrics, Output, RuntimeData, RuntimeError};
 
 use crate::error::{Failure, guarded};
 use crate::js_value::to_unknown;
-use crate::samples_out::SamplesOut;
+use crate::samples_out::{Handed, SamplesOut};
 
-/// index.js's `emit(kind, nodeId, pts, a, b, c, d, e)`, called with raw arguments (`deliver`).
+/// index.js's `emit`, called with raw arguments (`deliver`).
 pub type Emit = FunctionRef<(), ()>;
+
+/// Numbers per output in the table.
+const COLUMNS: usize = 7;
+
+/// Deliveries of fewer outputs go one call per output, with positional arguments: for one output
+/// (a stream session's usual delivery) that costs less than making a batch's arrays (B15).
+const BATCH_FROM: usize = 4;
+
+/// An output's kind in the table; index.js's `KINDS` lists them in this order.
+#[derive(Clone, Copy)]
+enum Kind {
+    Audio,
+    Text,
+    Json,
+    Binary,
+    Tensor,
+    Video,
+    Control,
+    Error,
+}
 
 /// The name of a dtype, as numpy and the Python API spell it.
 fn dtype_name(dtype: DType) -> &'static str {
@@ -57,7 +93,7 @@ fn buffer<'env>(env: &'env Env, bytes: Bytes) -> napi::Result<Unknown<'env>> {
     to_unknown(env, Buffer::from(Vec::from(bytes)))
 }
 
-/// One output or failure as `emit`'s arguments.
+/// One output or failure as `emit`'s positional arguments.
 fn emit_args<'env>(
     env: &'env Env,
     item: Result<Output, RuntimeError>,
@@ -80,7 +116,7 @@ fn emit_args<'env>(
     let payload = &mut args[3..];
     match out.data {
         RuntimeData::Audio(a) => {
-            payload[0] = samples.hand_over(env, a.samples)?;
+            payload[0] = samples.array(env, a.samples)?;
             payload[1] = to_unknown(env, a.sample_rate)?;
             payload[2] = to_unknown(env, u32::from(a.channels))?;
         }
@@ -105,6 +141,150 @@ fn emit_args<'env>(
     Ok(args)
 }
 
+/// One delivery's columns, filled output by output.
+struct Batch<'env> {
+    table: Vec<f64>,
+    strings: Vec<String>,
+    values: Array<'env>,
+    /// The JSON array text, without its closing bracket.
+    json: String,
+    json_items: usize,
+}
+
+impl<'env> Batch<'env> {
+    fn new(env: &'env Env, outputs: usize) -> napi::Result<Self> {
+        Ok(Self {
+            table: Vec::with_capacity(outputs * COLUMNS),
+            strings: Vec::new(),
+            values: env.create_array(outputs as u32)?,
+            json: String::from("["),
+            json_items: 0,
+        })
+    }
+
+    /// The index of `s` in the strings (a delivery has few distinct ones).
+    fn string(&mut self, s: &str) -> f64 {
+        let at = match self.strings.iter().position(|t| t == s) {
+            Some(at) => at,
+            None => {
+                self.strings.push(s.to_owned());
+                self.strings.len() - 1
+            }
+        };
+        at as f64
+    }
+
+    /// The index of `value` in the JSON array.
+    fn json(&mut self, value: &impl serde::Serialize) -> napi::Result<f64> {
+        if self.json_items > 0 {
+            self.json.push(',');
+        }
+        let text = serde_json::to_string(value)
+            .map_err(|e| napi::Error::from_reason(format!("an output's JSON: {e}")))?;
+        self.json.push_str(&text);
+        self.json_items += 1;
+        Ok((self.json_items - 1) as f64)
+    }
+
+    /// Adds output `index` (an output, or a node's failure).
+    fn add(
+        &mut self,
+        env: &'env Env,
+        index: u32,
+        item: Result<Output, RuntimeError>,
+        samples: &mut SamplesOut<'env>,
+    ) -> napi::Result<()> {
+        let out = match item {
+            Ok(out) => out,
+            Err(e) => {
+                let node = self.string(&e.node_id);
+                self.values.set(index, Failure::from(e).to_js(env)?)?;
+                self.row(Kind::Error, node, None, [0.0; 4]);
+                return Ok(());
+            }
+        };
+        let node = self.string(&out.node_id);
+        let (kind, fields) = match out.data {
+            RuntimeData::Audio(a) => {
+                let (offset, len) = match samples.hand_over(env, a.samples)? {
+                    Handed::Shared { offset, len } => (offset as f64, len as f64),
+                    Handed::Array(array) => {
+                        self.values.set(index, array)?;
+                        (-1.0, 0.0)
+                    }
+                };
+                let format = [f64::from(a.sample_rate), f64::from(a.channels)];
+                (Kind::Audio, [offset, len, format[0], format[1]])
+            }
+            RuntimeData::Video(v) => {
+                let format = self.string(&format!("{:?}", v.format).to_uppercase());
+                let fields = [
+                    f64::from(v.width),
+                    f64::from(v.height),
+                    format,
+                    f64::from(u8::from(v.keyframe)),
+                ];
+                self.values.set(index, buffer(env, v.data)?)?;
+                (Kind::Video, fields)
+            }
+            RuntimeData::Text(text) => {
+                self.values.set(index, text)?;
+                (Kind::Text, [0.0; 4])
+            }
+            RuntimeData::Json(j) => (Kind::Json, [self.json(&j)?, 0.0, 0.0, 0.0]),
+            RuntimeData::Binary(b) => {
+                self.values.set(index, buffer(env, b)?)?;
+                (Kind::Binary, [0.0; 4])
+            }
+            RuntimeData::Tensor(tensor) => {
+                let shape = self.json(&tensor.shape)?;
+                let dtype = self.string(dtype_name(tensor.dtype));
+                self.values.set(index, tensor_data(env, tensor)?)?;
+                (Kind::Tensor, [shape, dtype, 0.0, 0.0])
+            }
+            RuntimeData::Control(c) => {
+                self.values.set(index, format!("{c:?}"))?;
+                (Kind::Control, [0.0; 4])
+            }
+        };
+        self.row(kind, node, out.pts, fields);
+        Ok(())
+    }
+
+    fn row(&mut self, kind: Kind, node: f64, pts: Option<u64>, fields: [f64; 4]) {
+        let pts = pts.map_or(f64::NAN, |p| p as f64);
+        self.table
+            .extend_from_slice(&[kind as u8 as f64, node, pts]);
+        self.table.extend_from_slice(&fields);
+    }
+
+    /// `emit`'s arguments.
+    fn finish(
+        mut self,
+        env: &'env Env,
+        samples: &SamplesOut<'env>,
+    ) -> napi::Result<[sys::napi_value; 5]> {
+        let undefined = to_unknown(env, ())?;
+        let json = if self.json_items == 0 {
+            undefined
+        } else {
+            self.json.push(']');
+            to_unknown(env, self.json)?
+        };
+        let shared = match samples.shared() {
+            Some(shared) => shared.to_unknown(),
+            None => undefined,
+        };
+        Ok([
+            to_unknown(env, Float64ArraySlice::copy_from(env, &self.table)?)?.raw(),
+            to_unknown(env, self.strings)?.raw(),
+            self.values.raw(),
+            json.raw(),
+            shared.raw(),
+        ])
+    }
+}
+
 /// Hands every item to `emit`, in order. `emit` is JavaScript: no lock may be held here.
 pub fn deliver(
     env: &Env,
@@ -117,26 +297,38 @@ pub fn deliver(
     let emit = emit.borrow_back(env)?.raw();
     let this = to_unknown(env, ())?.raw();
     let mut samples = SamplesOut::new(env, &items)?;
-    for item in items {
-        let args = emit_args(env, item, &mut samples)?.map(|a| a.raw());
-        let mut returned = std::ptr::null_mut();
-        // SAFETY: every value is alive in the current call's scope; `args` has 8 values.
-        let status = unsafe {
-            sys::napi_call_function(
-                env.raw(),
-                this,
-                emit,
-                args.len(),
-                args.as_ptr(),
-                &mut returned,
-            )
-        };
-        if status != sys::Status::napi_ok {
-            return Err(napi::Error::new(
-                napi::Status::from(status),
-                "emit failed (it threw?)",
-            ));
+    if items.len() < BATCH_FROM {
+        for item in items {
+            let args = emit_args(env, item, &mut samples)?.map(|a| a.raw());
+            call(env, this, emit, &args)?;
         }
+        return Ok(());
+    }
+    let mut batch = Batch::new(env, items.len())?;
+    for (index, item) in items.into_iter().enumerate() {
+        batch.add(env, index as u32, item, &mut samples)?;
+    }
+    let args = batch.finish(env, &samples)?;
+    call(env, this, emit, &args)
+}
+
+/// Calls JavaScript function `f` with `args`.
+fn call(
+    env: &Env,
+    this: sys::napi_value,
+    f: sys::napi_value,
+    args: &[sys::napi_value],
+) -> napi::Result<()> {
+    let mut returned = std::ptr::null_mut();
+    // SAFETY: every value is alive in the current call's scope.
+    let status = unsafe {
+        sys::napi_call_function(env.raw(), this, f, args.len(), args.as_ptr(), &mut returned)
+    };
+    if status != sys::Status::napi_ok {
+        return Err(napi::Error::new(
+            napi::Status::from(status),
+            "emit failed (it threw?)",
+        ));
     }
     Ok(())
 }

@@ -7,8 +7,9 @@
 //!   external `ArrayBuffer`, moved, not copied (copied first only when the pipeline still
 //!   shares it or holds more than this part);
 //! - made by a node, smaller: copied into one `ArrayBuffer` that the delivery's small outputs
-//!   share, each a view of it. Node 20 makes every external `ArrayBuffer` a `Buffer` with a
-//!   finalizer of its own, about 1 us each, which costs more than copying a few KiB (B16).
+//!   share; index.js makes each a view of it from its place. Node 20 makes every external
+//!   `ArrayBuffer` a `Buffer` with a finalizer of its own, about 1 us each, which costs more
+//!   than copying a few KiB (B16).
 
 use napi::bindgen_prelude::{ArrayBuffer, Float32Array, Float32ArraySlice, JsObjectValue, Unknown};
 use napi::{Env, JsValue};
@@ -71,32 +72,65 @@ impl<'env> SamplesOut<'env> {
         })
     }
 
-    /// `samples` (the next audio of the delivery) as a `Float32Array`.
+    /// The buffer the small samples share, if there are any.
+    pub fn shared(&self) -> Option<&ArrayBuffer<'env>> {
+        self.shared.as_ref()
+    }
+
+    /// Where JavaScript finds `samples` (the next audio of the delivery).
     pub fn hand_over(
         &mut self,
         env: &'env Env,
         samples: AudioSamples,
-    ) -> napi::Result<Unknown<'env>> {
+    ) -> napi::Result<Handed<'env>> {
         if let Some(lent) = samples.storage().as_any().downcast_ref::<LentSamples>() {
             let array = lent.js_array(env)?;
             if samples.is_whole() {
-                return Ok(array);
+                return Ok(Handed::Array(array));
             }
             if let Some(view) = view_of(env, array, &samples)? {
-                return Ok(view);
+                return Ok(Handed::Array(view));
             }
-            return to_unknown(env, Float32Array::new(samples.to_vec()));
+            return to_unknown(env, Float32Array::new(samples.to_vec())).map(Handed::Array);
         }
         let bytes = std::mem::size_of_val::<[f32]>(&samples);
-        match &self.shared {
-            Some(shared) if bytes < EXTERNAL_FROM => {
-                let view = Float32ArraySlice::from_arraybuffer(shared, self.next, samples.len())?;
-                self.next += bytes;
-                to_unknown(env, view)
+        if self.shared.is_some() && bytes < EXTERNAL_FROM {
+            let handed = Handed::Shared {
+                offset: self.next,
+                len: samples.len(),
+            };
+            self.next += bytes;
+            return Ok(handed);
+        }
+        to_unknown(env, Float32Array::new(samples.into_vec())).map(Handed::Array)
+    }
+}
+
+impl<'env> SamplesOut<'env> {
+    /// `samples` (the next audio of the delivery) as a `Float32Array`.
+    pub fn array(&mut self, env: &'env Env, samples: AudioSamples) -> napi::Result<Unknown<'env>> {
+        match self.hand_over(env, samples)? {
+            Handed::Array(array) => Ok(array),
+            Handed::Shared { offset, len } => {
+                // `hand_over` gives a place only in a shared buffer that exists.
+                let shared = self.shared.as_ref().ok_or_else(|| {
+                    napi::Error::from_reason("audio placed in a shared buffer that is not there")
+                })?;
+                to_unknown(
+                    env,
+                    Float32ArraySlice::from_arraybuffer(shared, offset, len)?,
+                )
             }
-            _ => to_unknown(env, Float32Array::new(samples.into_vec())),
         }
     }
+}
+
+/// Where an audio output's samples are for JavaScript.
+pub enum Handed<'env> {
+    /// `len` samples from byte `offset` of the shared buffer.
+    Shared { offset: usize, len: usize },
+    /// A `Float32Array` of their own.
+    Array(Unknown<'env>),
 }
 
 /// A `Float32Array` over the part of `array`'s `ArrayBuffer` that `samples` cover, if that
