@@ -189,11 +189,20 @@ class Peer:
         chunks = []
         got = 0.0
         while got < seconds:
-            frame = await asyncio.wait_for(track.recv(), timeout)
+            try:
+                frame = await asyncio.wait_for(track.recv(), timeout)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"{self.peer_id}: no audio frame in {timeout} s; {await self.rtp_stats()}")
             chunks.append(frame.to_ndarray().astype(np.float64).ravel())
             got += frame.samples / frame.sample_rate
         pcm = np.concatenate(chunks) / 32768.0
         return float(np.sqrt(np.mean(pcm**2)))
+
+    async def rtp_stats(self):
+        """What RTP came in, per kind: for the message of a failed wait."""
+        stats = await self.pc.getStats()
+        return {s.kind: {"packets": s.packetsReceived, "lost": s.packetsLost}
+                for s in stats.values() if s.type == "inbound-rtp"}
 
     async def close(self):
         await self.pc.close()
