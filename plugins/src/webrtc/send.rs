@@ -1,7 +1,9 @@
 //! One outgoing stream: `capsfilter ! queue`, then, once caps are known, either
 //! `convert ! encode ! pay` (raw input) or `pay` (encoded input), ending in an appsink whose
-//! RTP packets go to one webrtc-rs track. The sink shares that track with every peer, so
-//! encoding happens once per stream whatever the number of peers; the server has one per peer.
+//! RTP packets go to every peer of the stream: encoding happens once per stream whatever the
+//! number of peers (the server has one stream per peer). Each peer has its own webrtc-rs track,
+//! packet queue and writer task, so a peer whose writes stall (a connection being torn down, a
+//! slow link) loses its own packets and delays nobody else's.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -183,22 +185,32 @@ impl From<SendError> for SetupError {
     }
 }
 
-/// Packets waiting for the track writer; enough for a key frame burst at 720p.
+/// Packets waiting for a peer's track writer; enough for a key frame burst at 720p.
 const RTP_QUEUE: usize = 512;
-/// Longest a packet may wait for the track's writers.
+/// Longest a packet may wait for a peer's track writer.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Key frame requests closer together than this are merged (browsers send PLIs in bursts).
 const KEY_UNIT_INTERVAL: Duration = Duration::from_millis(300);
 
 pub struct Stream {
     pub kind: Kind,
-    pub track: Arc<TrackLocalStaticRTP>,
+    /// What each peer's track of this stream is made with.
+    codec: RTCRtpCodecCapability,
+    name: String,
     settings: EncodeSettings,
     queue: gst::Element,
     appsink: gst_app::AppSink,
     built: AtomicBool,
     last_key_unit: Mutex<Option<Instant>>,
-    pub packets: AtomicU64,
+    /// The packet queue of each peer the stream goes to; a peer's writer task ends when its
+    /// queue leaves this list (its sender stopped).
+    peers: Mutex<Vec<PeerQueue>>,
+    next_peer: AtomicU64,
+}
+
+struct PeerQueue {
+    id: u64,
+    packets: mpsc::Sender<Packet>,
 }
 
 /// Whether an RTCP packet reports on received RTP (a receiver or sender report with blocks).
@@ -278,17 +290,13 @@ impl Stream {
             ),
             Kind::Video => (90000, 0, String::new()),
         };
-        let track = Arc::new(TrackLocalStaticRTP::new(
-            RTCRtpCodecCapability {
-                mime_type: mime.to_owned(),
-                clock_rate,
-                channels,
-                sdp_fmtp_line: fmtp,
-                rtcp_feedback: vec![],
-            },
-            name.to_owned(),
-            "remotemedia".to_owned(),
-        ));
+        let codec = RTCRtpCodecCapability {
+            mime_type: mime.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp,
+            rtcp_feedback: vec![],
+        };
 
         let filter = gst::ElementFactory::make("capsfilter")
             .name(format!("{name}-filter"))
@@ -308,13 +316,15 @@ impl Stream {
 
         let stream = Arc::new(Self {
             kind,
-            track,
+            codec,
+            name: name.to_owned(),
             settings,
             queue: queue.clone(),
             appsink,
             built: AtomicBool::new(false),
             last_key_unit: Mutex::new(None),
-            packets: AtomicU64::new(0),
+            peers: Mutex::new(Vec::new()),
+            next_peer: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&stream);
         let bin_weak = bin.downgrade();
@@ -438,46 +448,42 @@ impl Stream {
         })
     }
 
-    /// Starts moving this stream's RTP from the appsink to the track.
+    /// Starts moving this stream's RTP from the appsink to its peers' queues.
     pub fn start(self: &Arc<Self>) {
-        let (tx, mut rx) = mpsc::channel::<Packet>(RTP_QUEUE);
         let weak = Arc::downgrade(self);
         self.appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let Some(stream) = weak.upgrade() else {
+                        return Err(gst::FlowError::Flushing);
+                    };
                     let Some(buffer) = sample.buffer_owned() else {
                         return Ok(gst::FlowSuccess::Ok);
                     };
                     let Ok(mapped) = buffer.into_mapped_buffer_readable() else {
                         return Err(gst::FlowError::Error);
                     };
-                    // The payload stays in the GStreamer buffer: no copy on the way out.
+                    // The payload stays in the GStreamer buffer: no copy on the way out, and
+                    // each peer's packet shares it.
                     let mut bytes = bytes::Bytes::from_owner(mapped);
                     let Ok(packet) = Packet::unmarshal(&mut bytes) else {
                         return Ok(gst::FlowSuccess::Ok);
                     };
-                    if let Some(s) = weak.upgrade() {
-                        s.packets.fetch_add(1, Ordering::Relaxed);
-                    }
-                    // Bounded, and never blocking: a live stream whose writer stalls loses
-                    // packets (the receivers' NACK/PLI recover) instead of stalling the encoder,
-                    // which would also keep the pipeline from ever stopping.
-                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(packet) {
-                        return Err(gst::FlowError::Flushing);
-                    }
+                    stream.send(&packet);
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
         );
-        let track = self.track.clone();
-        RUNTIME.spawn(async move {
-            while let Some(packet) = rx.recv().await {
-                // Errors are per binding (a peer going away); the others still got the packet.
-                // A write that hangs on a connection being torn down must not hold the rest.
-                let _ = tokio::time::timeout(WRITE_TIMEOUT, track.write_rtp(&packet)).await;
-            }
-        });
+    }
+
+    /// Queues `packet` for every peer. Bounded, and never blocking: a peer whose writer stalls
+    /// loses packets (its NACK/PLI recover) instead of stalling the encoder and the others.
+    fn send(&self, packet: &Packet) {
+        let peers = lock(&self.peers);
+        for peer in peers.iter() {
+            let _ = peer.packets.try_send(packet.clone());
+        }
     }
 
     /// Sends this stream on `pc` (on a transceiver of `direction`, or on one that a remote
@@ -487,8 +493,13 @@ impl Stream {
         pc: &RTCPeerConnection,
         direction: Option<RTCRtpTransceiverDirection>,
     ) -> Result<(), SendError> {
-        let track = self.track.clone();
+        let track = Arc::new(TrackLocalStaticRTP::new(
+            self.codec.clone(),
+            self.name.clone(),
+            "remotemedia".to_owned(),
+        ));
         let sender = if let Some(direction) = direction {
+            let track = track.clone();
             let init = RTCRtpTransceiverInit {
                 direction,
                 send_encodings: vec![],
@@ -499,8 +510,20 @@ impl Stream {
                 .sender()
                 .await
         } else {
-            pc.add_track(track).await.map_err(SendError::AddTrack)?
+            pc.add_track(track.clone())
+                .await
+                .map_err(SendError::AddTrack)?
         };
+        let (packets, mut queued) = mpsc::channel::<Packet>(RTP_QUEUE);
+        let id = self.next_peer.fetch_add(1, Ordering::Relaxed);
+        lock(&self.peers).push(PeerQueue { id, packets });
+        RUNTIME.spawn(async move {
+            while let Some(packet) = queued.recv().await {
+                // A write that hangs on a connection being torn down is given up; only this
+                // peer's packets wait for it.
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, track.write_rtp(&packet)).await;
+            }
+        });
         // Reading RTCP keeps the interceptors going; PLI and FIR ask for a key frame.
         let weak = Arc::downgrade(self);
         RUNTIME.spawn(async move {
@@ -522,6 +545,10 @@ impl Stream {
                 }) {
                     stream.request_key_unit();
                 }
+            }
+            // The sender stopped (the peer's connection closed): its queue and writer go.
+            if let Some(stream) = weak.upgrade() {
+                lock(&stream.peers).retain(|p| p.id != id);
             }
         });
         Ok(())
