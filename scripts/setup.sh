@@ -59,7 +59,7 @@ cargo build --quiet -p gst-plugin-remotemedia
 mkdir -p target/wasm
 for src in examples/wasm/*.c; do
   out="target/wasm/$(basename "${src%.c}").wasm"
-  if [ ! -f "$out" ] || [ "$src" -nt "$out" ]; then
+  if [ ! -f "$out" ] || [ "$src" -nt "$out" ] || [ examples/wasm/bump_alloc.h -nt "$out" ]; then
     clang --target=wasm32 -O2 -msimd128 -nostdlib -Wl,--no-entry -Wl,--export-dynamic -Wl,--allow-undefined \
       -o "$out" "$src"
   fi

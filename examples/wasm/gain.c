@@ -17,21 +17,7 @@ typedef int i32;
 #define EXPORT __attribute__((visibility("default")))
 #define GAIN 0.5f
 
-/* A bump allocator: the host allocates its buffers once and grows them rarely. */
-extern unsigned char __heap_base;
-static unsigned char *heap = &__heap_base;
-
-EXPORT void *alloc(i32 len) {
-    unsigned char *at = (unsigned char *)(((unsigned long)heap + 15) & ~15ul);
-    unsigned long end = (unsigned long)(at + len);
-    unsigned long have = __builtin_wasm_memory_size(0) * 65536ul;
-    if (end > have) {
-        unsigned long pages = (end - have + 65535) / 65536;
-        if (__builtin_wasm_memory_grow(0, pages) == (unsigned long)-1) return 0;
-    }
-    heap = (unsigned char *)end;
-    return at;
-}
+#include "bump_alloc.h"
 
 /* input: len bytes of samples; output: the output buffer, whose capacity is at *output_len
  * (at least the input's size: the node's default), and where the length written goes. */

@@ -21,21 +21,7 @@ IMPORT("call_remote_service")
 i32 call_remote_service(const char *name, i32 name_len, const void *data, i32 data_len,
                         char *result, u32 *result_len);
 
-/* A bump allocator: the host allocates its buffers once and grows them rarely. */
-extern unsigned char __heap_base;
-static unsigned char *heap = &__heap_base;
-
-EXPORT void *alloc(i32 len) {
-    unsigned char *at = (unsigned char *)(((unsigned long)heap + 7) & ~7ul);
-    unsigned long end = (unsigned long)(at + len);
-    unsigned long have = __builtin_wasm_memory_size(0) * 65536ul;
-    if (end > have) {
-        unsigned long pages = (end - have + 65535) / 65536;
-        if (__builtin_wasm_memory_grow(0, pages) == (unsigned long)-1) return 0;
-    }
-    heap = (unsigned char *)end;
-    return at;
-}
+#include "bump_alloc.h"
 
 #define RATE 16000
 #define WINDOW 512          /* 32 ms: Silero's frame */
