@@ -383,15 +383,13 @@ plot.draw = () => {
     ctx.fillRect(a, g.top, b - a, g.bottom - g.top);
     ctx.fillRect(a, g.laneTop, b - a, g.laneBottom - g.laneTop);
   }
-  // Cancelled speculations: hatched red, with a red bar on top.
+  // Cancelled speculations: hatched red, with a red bar on top (drawn after the grid).
+  ctx.fillStyle = hatchPattern(ctx);
   for (const s of plot.cancelled) {
     const [a, b] = span(s);
     if (b <= a) continue;
-    ctx.fillStyle = hatchPattern(ctx);
     ctx.fillRect(a, g.top, b - a, g.bottom - g.top);
     ctx.fillRect(a, g.laneTop, b - a, g.laneBottom - g.laneTop);
-    ctx.fillStyle = COLOR.cancelled;
-    ctx.fillRect(a, g.top, b - a, 3);
   }
   // Grid: probability 0, 0.5 (the usual threshold, dashed) and 1; a line every 2 s.
   ctx.strokeStyle = COLOR.grid;
@@ -411,6 +409,12 @@ plot.draw = () => {
   ctx.lineTo(g.right, Math.round(g.y(0.5)) + 0.5);
   ctx.stroke();
   ctx.setLineDash([]);
+  // The red bars of cancelled speculations, whole: a grid line inside one would cut it.
+  ctx.fillStyle = COLOR.cancelled;
+  for (const s of plot.cancelled) {
+    const [a, b] = span(s);
+    if (b > a) ctx.fillRect(a, g.top, b - a, 3);
+  }
   // The probability.
   ctx.save();
   ctx.beginPath();

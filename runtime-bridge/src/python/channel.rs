@@ -176,9 +176,45 @@ fn service_name(name: &str, suffix: &str) -> Result<ServiceName, ChannelError> {
     ServiceName::new(&full).map_err(failed("make a service name", &full))
 }
 
+/// Makes the calling thread's umask (and working directory) its own, no longer the process's.
+fn own_umask() -> std::io::Result<()> {
+    // SAFETY: unshare has no memory-safety preconditions; CLONE_FS only detaches this thread's
+    // umask, root and working directory from the other threads'.
+    if unsafe { libc::unshare(libc::CLONE_FS) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 impl Channel {
     /// The host creates the services of `name`; the worker opens them.
+    ///
+    /// On a thread of its own whose umask is its own: iceoryx2 sets the umask while it binds a
+    /// listener's socket, and a process that another thread starts at that moment would
+    /// inherit it (a worker, or a browser an application or a test starts; Chromium stops at
+    /// start when its singleton directory comes out with the wrong mode).
     pub fn open(name: &str, prefix: &str, side: Side) -> Result<Self, ChannelError> {
+        let setup = |cause: String| ChannelError {
+            step: "set up the thread that builds the channel",
+            name: name.to_owned(),
+            cause,
+        };
+        std::thread::scope(|scope| {
+            let builder = std::thread::Builder::new()
+                .name("rm-ipc-open".into())
+                .spawn_scoped(scope, || {
+                    own_umask().map_err(|e| setup(format!("unshare(CLONE_FS): {e}")))?;
+                    Self::build(name, prefix, side)
+                })
+                .map_err(|e| setup(e.to_string()))?;
+            builder
+                .join()
+                .unwrap_or_else(|_| Err(setup("it panicked".into())))
+        })
+    }
+
+    fn build(name: &str, prefix: &str, side: Side) -> Result<Self, ChannelError> {
         let node = new_node(prefix)?;
         let (out_suffix, in_suffix) = match side {
             Side::Host => ("to_worker", "to_host"),
@@ -336,7 +372,45 @@ pub fn body(sample: &Received) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use super::*;
+
+    /// The umask of the calling thread, as the kernel reports it.
+    fn umask_seen() -> Option<u32> {
+        let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+    }
+
+    #[test]
+    fn opening_channels_leaves_the_process_umask_alone() {
+        let before = umask_seen().expect("/proc shows the umask");
+        let prefix = format!("rmumask{}_", std::process::id());
+        let done = AtomicBool::new(false);
+        // Another thread watches the umask it shares with the process (a thread that starts a
+        // process would hand the same one on) while channels open.
+        let seen = std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                let mut seen = BTreeSet::new();
+                while !done.load(Ordering::Relaxed) {
+                    seen.extend(umask_seen());
+                }
+                seen
+            });
+            for i in 0..40 {
+                drop(Channel::open(&format!("umask/{i}"), &prefix, Side::Host).unwrap());
+            }
+            done.store(true, Ordering::Relaxed);
+            watcher.join().unwrap()
+        });
+        assert_eq!(
+            seen,
+            BTreeSet::from([before]),
+            "umasks seen while channels opened (octal {before:o} before)"
+        );
+    }
 
     #[test]
     fn an_error_names_the_step_and_what_it_concerns() {
