@@ -51,6 +51,12 @@ impl AudioSamples {
         }
     }
 
+    /// A view of `range` of `storage`'s samples.
+    pub fn from_storage_range(storage: Arc<dyn SampleStorage>, range: Range<usize>) -> Self {
+        assert!(range.start <= range.end && range.end <= storage.samples().len());
+        Self { storage, range }
+    }
+
     /// A sub-view sharing the same storage; `range` is relative to this view.
     pub fn slice(&self, range: Range<usize>) -> Self {
         assert!(range.start <= range.end && range.end <= self.len());

@@ -1,6 +1,6 @@
 //! B17 and B18: what a WasmNode costs.
 //!
-//!     cargo bench -p remotemedia-signaling --bench wasm_node
+//!     cargo bench -p remotemedia-signaling --bench wasm_node [-- b17|b18]
 //!
 //! - B17: a gain of 0.5 on 10 ms of 48 kHz audio, mono and stereo, as a WasmNode against the
 //!   same gain as a native node, both through the `Node` trait on the same buffers, interleaved
@@ -175,15 +175,25 @@ fn b18() {
 }
 
 fn main() {
-    let built = built_gain();
-    let written = file("gain.wat", &wat::module("", GAIN));
-    for channels in [1, 2] {
-        b17(
-            channels,
-            "examples/wasm/gain.c (clang -O2 -msimd128)",
-            &built,
-        );
-        b17(channels, "hand-written WAT", &written);
+    // `-- b17` or `-- b18` runs only that one (cargo bench also passes `--bench`).
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|a| a == name);
+    if wanted("b17") {
+        let built = built_gain();
+        let written = file("gain.wat", &wat::module("", GAIN));
+        for channels in [1, 2] {
+            b17(
+                channels,
+                "examples/wasm/gain.c (clang -O2 -msimd128)",
+                &built,
+            );
+            b17(channels, "hand-written WAT", &written);
+        }
     }
-    b18();
+    if wanted("b18") {
+        b18();
+    }
 }

@@ -6,16 +6,23 @@
 //! `output_len_ptr`; the function writes its output and its length there and returns 0
 //! (success), -1 (error) or -2 (the output buffer is too small and the size it needs is at
 //! `output_len_ptr`: the host gives it that much and calls once more). The host's buffers are
-//! `alloc`ed once and kept, and `alloc` is called again only for a larger one, so a module may
-//! use a bump allocator.
+//! `alloc`ed once and kept, and `alloc` is called again only for a larger one, or for another
+//! output buffer while the audio in the earlier ones is still in use downstream (at most
+//! `LENDABLE` of them, and one more for when all are), so a module may use a bump allocator.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Linker, Memory, Module, Store, Trap, TypedFunc, UpdateDeadline};
 
 use super::host::HostState;
+use super::memory::{Lent, MEMORIES, Mapping};
 use super::watchdog::{engine, expect_timeout, watch_call};
+use crate::data::{AudioSamples, SampleStorage};
+
+/// Output buffers whose audio may be in use downstream at once; past them, the output is copied.
+const LENDABLE: usize = 8;
 
 /// What can go wrong with a module; the module's file names it in the message.
 #[derive(Debug, thiserror::Error)]
@@ -104,15 +111,49 @@ struct Region {
     capacity: u32,
 }
 
+/// An output buffer whose samples can be lent downstream: every view shares `lent`, so the
+/// buffer is free again when the guest holds the only reference (`None`: the buffer is not
+/// 4-aligned, its audio is copied).
+struct Lendable {
+    region: Region,
+    lent: Option<Arc<Lent>>,
+}
+
+impl Lendable {
+    fn is_free(&mut self) -> bool {
+        self.lent.as_mut().is_none_or(|l| Arc::get_mut(l).is_some())
+    }
+}
+
+/// The output buffer of a call.
+#[derive(Clone, Copy)]
+enum Target {
+    Lendable(usize),
+    /// Used while all lendable buffers are lent; never lent itself.
+    Spare,
+}
+
+/// What a call wrote, where.
+#[derive(Clone, Copy)]
+pub struct Written {
+    ptr: u32,
+    len: u32,
+    target: Target,
+}
+
 pub struct Guest {
     path: String,
     function_name: String,
     store: Store<HostState>,
     memory: Memory,
+    /// The memory's mapping, to lend from (`None`: outputs are copied).
+    mapping: Option<Arc<Mapping>>,
     alloc: TypedFunc<i32, i32>,
     function: TypedFunc<(i32, i32, i32, i32), i32>,
     input: Region,
-    output: Region,
+    lendable: Vec<Lendable>,
+    spare: Region,
+    target: Target,
     /// Where the output length goes: 4 bytes, `alloc`ed once.
     len_slot: u32,
     timeout: Duration,
@@ -153,18 +194,13 @@ impl Guest {
             }
         });
         // Start functions run under the limit too.
-        let now = Instant::now();
-        store.data_mut().deadline = Some(now + limits.timeout);
-        store.set_epoch_deadline(1);
-        let instance = {
-            let _watch = watch_call(now);
-            linker
-                .instantiate(&mut store, module)
-                .map_err(|e| WasmError::Instantiate {
-                    path: path.to_owned(),
-                    message: format!("{e:#}"),
-                })?
-        };
+        let instance = timed(&mut store, limits.timeout, |store| {
+            linker.instantiate(store, module)
+        })
+        .map_err(|e| WasmError::Instantiate {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        })?;
         let memory =
             instance
                 .get_memory(&mut store, "memory")
@@ -192,15 +228,19 @@ impl Guest {
         let function = function
             .typed::<(i32, i32, i32, i32), i32>(&store)
             .map_err(|e| signature(path, function_name, expected, &e))?;
+        let mapping = MEMORIES.mapping(memory.data_ptr(&store));
         let mut guest = Self {
             path: path.to_owned(),
             function_name: function_name.to_owned(),
             store,
             memory,
+            mapping,
             alloc,
             function,
             input: Region::default(),
-            output: Region::default(),
+            lendable: Vec::new(),
+            spare: Region::default(),
+            target: Target::Spare,
             len_slot: 0,
             timeout: limits.timeout,
         };
@@ -213,17 +253,18 @@ impl Guest {
     }
 
     /// Calls the function on `input`, with an output buffer of at least `capacity` bytes;
-    /// returns what it wrote, where it wrote it (valid until the next call).
-    pub fn call(&mut self, input: &[u8], capacity: usize) -> Result<&[u8], WasmError> {
+    /// returns where it wrote its output (`bytes` or `lend` it before the next call).
+    pub fn call(&mut self, input: &[u8], capacity: usize) -> Result<Written, WasmError> {
         self.input = self.region(self.input, input.len())?;
         self.write(self.input.ptr, input)?;
-        self.output = self.region(self.output, capacity.max(1))?;
+        self.target = self.free_output();
+        self.fit_output(capacity.max(1))?;
         let first = self.invoke(input.len())?;
         let code = match first {
             -2 => {
                 let needed = self.read_len()?;
-                let given = self.output.capacity;
-                self.output = self.region(self.output, needed as usize)?;
+                let given = self.output().capacity;
+                self.fit_output(needed as usize)?;
                 match self.invoke(input.len())? {
                     -2 => {
                         return Err(WasmError::TooSmallTwice {
@@ -241,10 +282,15 @@ impl Guest {
         match code {
             0 => {
                 let len = self.read_len()?;
-                if len > self.output.capacity {
-                    return Err(self.out_of_bounds("its output length", self.output.ptr, len));
+                let output = self.output();
+                if len > output.capacity {
+                    return Err(self.out_of_bounds("its output length", output.ptr, len));
                 }
-                self.read(self.output.ptr, len, "its output")
+                Ok(Written {
+                    ptr: output.ptr,
+                    len,
+                    target: self.target,
+                })
             }
             -1 => Err(WasmError::Failed {
                 path: self.path.clone(),
@@ -258,57 +304,125 @@ impl Guest {
         }
     }
 
+    /// The bytes a call wrote (in module memory, until the next call).
+    pub fn bytes(&self, written: Written) -> Result<&[u8], WasmError> {
+        self.read(written.ptr, written.len, "its output")
+    }
+
+    /// The samples a call wrote, lent in place: their buffer is not given to the module again
+    /// until the samples are dropped. `None` when they cannot be lent (not whole f32 samples,
+    /// or every lendable buffer already is): copy `bytes` then.
+    pub fn lend(&self, written: Written) -> Option<AudioSamples> {
+        let Target::Lendable(i) = written.target else {
+            return None;
+        };
+        let lent = self.lendable[i].lent.as_ref()?;
+        if !written.len.is_multiple_of(4) {
+            return None;
+        }
+        // The buffer's view, shared, over what the call wrote (the buffer starts at `ptr`).
+        let storage: Arc<dyn SampleStorage> = Arc::clone(lent) as _;
+        Some(AudioSamples::from_storage_range(
+            storage,
+            0..written.len as usize / 4,
+        ))
+    }
+
+    /// An output buffer with no views left downstream: a lendable one (the first has usually
+    /// come back by the next call), a new one while there are fewer than `LENDABLE`, else the
+    /// spare.
+    fn free_output(&mut self) -> Target {
+        if self.mapping.is_none() {
+            return Target::Spare;
+        }
+        if let Some(i) = self.lendable.iter_mut().position(Lendable::is_free) {
+            return Target::Lendable(i);
+        }
+        if self.lendable.len() < LENDABLE {
+            self.lendable.push(Lendable {
+                region: Region::default(),
+                lent: None,
+            });
+            return Target::Lendable(self.lendable.len() - 1);
+        }
+        Target::Spare
+    }
+
+    fn output(&self) -> Region {
+        match self.target {
+            Target::Lendable(i) => self.lendable[i].region,
+            Target::Spare => self.spare,
+        }
+    }
+
+    /// Makes the call's output buffer hold at least `len` bytes.
+    fn fit_output(&mut self, len: usize) -> Result<(), WasmError> {
+        let current = self.output();
+        let region = self.region(current, len)?;
+        match self.target {
+            Target::Lendable(i) if region.ptr != current.ptr || self.lendable[i].lent.is_none() => {
+                // A new buffer (or the first): its view, when it can have one. The buffer is
+                // free, so no view of the old one is alive.
+                let lent = self
+                    .mapping
+                    .as_ref()
+                    .filter(|_| region.ptr.is_multiple_of(4));
+                self.lendable[i] = Lendable {
+                    region,
+                    lent: lent.map(|m| {
+                        Arc::new(Lent::new(
+                            Arc::clone(m),
+                            region.ptr as usize,
+                            region.capacity as usize / 4,
+                        ))
+                    }),
+                };
+            }
+            Target::Lendable(_) => {}
+            Target::Spare => self.spare = region,
+        }
+        Ok(())
+    }
+
     /// One call of the function with the buffers as they are; its return code.
     fn invoke(&mut self, input_len: usize) -> Result<i32, WasmError> {
-        let capacity = self.output.capacity;
-        self.write(self.len_slot, &capacity.to_le_bytes())?;
+        let output = self.output();
+        self.write(self.len_slot, &output.capacity.to_le_bytes())?;
         let args = (
             self.input.ptr as i32,
             input_len as i32,
-            self.output.ptr as i32,
+            output.ptr as i32,
             self.len_slot as i32,
         );
-        let function = self.function.clone();
-        self.run(None, |store| function.call(store, args))
+        timed(&mut self.store, self.timeout, |store| {
+            self.function.call(store, args)
+        })
+        .map_err(|e| self.stopped(None, &e))
     }
 
-    /// Runs `f` under the time limit; a trap becomes a `WasmError` naming `what`, the node's
-    /// function when `None`.
-    fn run<T>(
-        &mut self,
-        what: Option<&str>,
-        f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
-    ) -> Result<T, WasmError> {
-        let now = Instant::now();
-        self.store.data_mut().deadline = Some(now + self.timeout);
-        self.store.set_epoch_deadline(1);
-        let result = {
-            let _watch = watch_call(now);
-            f(&mut self.store)
-        };
-        result.map_err(|e| {
-            let what = what.unwrap_or(&self.function_name).to_owned();
-            let memory = &mut self.store.data_mut().memory;
-            if std::mem::take(&mut memory.refused) {
-                WasmError::MemoryLimit {
-                    path: self.path.clone(),
-                    function: what,
-                    limit: memory.limit,
-                }
-            } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                WasmError::Timeout {
-                    path: self.path.clone(),
-                    function: what,
-                    ms: self.timeout.as_millis(),
-                }
-            } else {
-                WasmError::Trap {
-                    path: self.path.clone(),
-                    function: what,
-                    trap: format!("{e:#}"),
-                }
+    /// What stopped a call to `what` (the node's function when `None`).
+    fn stopped(&mut self, what: Option<&str>, e: &wasmtime::Error) -> WasmError {
+        let what = what.unwrap_or(&self.function_name).to_owned();
+        let memory = &mut self.store.data_mut().memory;
+        if std::mem::take(&mut memory.refused) {
+            WasmError::MemoryLimit {
+                path: self.path.clone(),
+                function: what,
+                limit: memory.limit,
             }
-        })
+        } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            WasmError::Timeout {
+                path: self.path.clone(),
+                function: what,
+                ms: self.timeout.as_millis(),
+            }
+        } else {
+            WasmError::Trap {
+                path: self.path.clone(),
+                function: what,
+                trap: format!("{e:#}"),
+            }
+        }
     }
 
     /// `current` if it holds `len` bytes, else a new buffer from `alloc`.
@@ -324,8 +438,10 @@ impl Guest {
     }
 
     fn allocate(&mut self, len: u32) -> Result<u32, WasmError> {
-        let alloc = self.alloc.clone();
-        let ptr = self.run(Some("alloc"), |store| alloc.call(store, len as i32))? as u32;
+        let ptr = timed(&mut self.store, self.timeout, |store| {
+            self.alloc.call(store, len as i32)
+        })
+        .map_err(|e| self.stopped(Some("alloc"), &e))? as u32;
         // The block must lie in memory: checked once here, so later writes cannot fail.
         self.read(ptr, len, "memory from alloc")?;
         Ok(ptr)
@@ -363,6 +479,20 @@ impl Guest {
             len,
         }
     }
+}
+
+/// Runs `f` on `store` under the time limit (a function, not a method: `f` borrows the
+/// guest's typed functions while the store is borrowed mutably, and cloning them costs).
+fn timed<T>(
+    store: &mut Store<HostState>,
+    timeout: Duration,
+    f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
+) -> wasmtime::Result<T> {
+    let now = Instant::now();
+    store.data_mut().deadline = Some(now + timeout);
+    store.set_epoch_deadline(1);
+    let _watch = watch_call(now);
+    f(store)
 }
 
 fn signature(path: &str, name: &str, expected: &'static str, e: &wasmtime::Error) -> WasmError {

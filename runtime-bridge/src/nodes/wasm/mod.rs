@@ -6,6 +6,7 @@
 
 mod guest;
 mod host;
+mod memory;
 mod payload;
 mod services;
 #[cfg(test)]
@@ -21,9 +22,9 @@ use crate::data::{Bytes, Packet, RuntimeData};
 use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
-use guest::{Guest, Limits, WasmError, compile};
+use guest::{Guest, Limits, WasmError, Written, compile};
 use host::HostState;
-use payload::{Kind, OutputError, decode, encode};
+use payload::{Kind, OutputError, decode, encode, lent_audio};
 
 const DEFAULT_FUNCTION: &str = "process_with_remote";
 const DEFAULT_MEMORY_LIMIT: i64 = 64 * 1024 * 1024;
@@ -197,6 +198,21 @@ impl WasmNode {
         }
     }
 
+    /// The data of what a call wrote: audio lent in place when it can be, else decoded from a
+    /// copy of the bytes.
+    fn output(
+        &self,
+        written: Written,
+        input: &RuntimeData,
+    ) -> Result<Result<Option<RuntimeData>, OutputError>, WasmError> {
+        if self.output_kind == Kind::Audio
+            && let Some(samples) = self.guest.lend(written)
+        {
+            return Ok(lent_audio(samples, input));
+        }
+        Ok(decode(self.output_kind, self.guest.bytes(written)?, input))
+    }
+
     fn bad_output(&self, e: OutputError) -> NodeError {
         NodeError::Failed(format!("WASM module {}: {e}", self.path))
     }
@@ -210,16 +226,20 @@ impl Node for WasmNode {
             return Ok(());
         };
         let capacity = self.output_capacity.unwrap_or(bytes.len());
-        self.guest.state().input = input.data.clone();
-        let output_kind = self.output_kind;
-        // Decoded straight from module memory: one copy out.
+        // Only services get to see the input (audio sent to them takes its format).
+        let serving = !self.guest.state().services.is_empty();
+        if serving {
+            self.guest.state().input = input.data.clone();
+        }
         let called = self
             .guest
             .call(&bytes, capacity)
-            .map(|written| decode(output_kind, written, &input.data));
+            .and_then(|written| self.output(written, &input.data));
         drop(bytes);
-        // Host functions see the input only during the call: nothing keeps it alive after.
-        self.guest.state().input = RuntimeData::Binary(Bytes::new());
+        if serving {
+            // Nothing keeps the input alive after the call.
+            self.guest.state().input = RuntimeData::Binary(Bytes::new());
+        }
         self.drain_host(out);
         let result = called?.map_err(|e| self.bad_output(e))?;
         if self.input_kind == Kind::Audio && self.output_kind != Kind::Audio {

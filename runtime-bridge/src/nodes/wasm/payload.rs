@@ -79,24 +79,48 @@ pub fn decode(
     Ok(Some(data))
 }
 
-/// Samples in module memory, with `like`'s rate, channels, stream and timestamp.
+/// Samples in module memory, copied out, with `like`'s rate, channels, stream and timestamp.
 fn audio_like(like: &AudioFrame, bytes: &[u8]) -> Result<AudioFrame, OutputError> {
-    let channels = like.channels.max(1);
-    if !bytes.len().is_multiple_of(4 * usize::from(channels)) {
-        return Err(OutputError::PartialFrame {
-            len: bytes.len(),
-            channels,
-        });
-    }
-    // Module memory is reused by the next call: the samples are copied out (one memcpy;
-    // wasm32 and the hosts we build for are little-endian).
+    whole_frames(like, bytes.len())?;
+    // Module memory is reused by the next call (one memcpy; wasm32 and the hosts we build for
+    // are little-endian).
     let mut samples = vec![0f32; bytes.len() / 4];
     bytemuck::cast_slice_mut::<f32, u8>(&mut samples).copy_from_slice(bytes);
-    let mut frame = AudioFrame::new(AudioSamples::from_vec(samples), like.sample_rate, channels);
+    Ok(frame_like(like, AudioSamples::from_vec(samples)))
+}
+
+fn whole_frames(like: &AudioFrame, len: usize) -> Result<(), OutputError> {
+    let channels = like.channels.max(1);
+    if len.is_multiple_of(4 * usize::from(channels)) {
+        Ok(())
+    } else {
+        Err(OutputError::PartialFrame { len, channels })
+    }
+}
+
+/// The module's audio output for `input`, from samples it lent (see `Guest::lend`); nothing
+/// for no samples.
+pub fn lent_audio(
+    samples: AudioSamples,
+    input: &RuntimeData,
+) -> Result<Option<RuntimeData>, OutputError> {
+    if samples.is_empty() {
+        return Ok(None);
+    }
+    let RuntimeData::Audio(like) = input else {
+        return Err(OutputError::AudioWithoutAudioInput);
+    };
+    whole_frames(like, samples.len() * 4)?;
+    Ok(Some(RuntimeData::Audio(frame_like(like, samples))))
+}
+
+fn frame_like(like: &AudioFrame, samples: AudioSamples) -> AudioFrame {
+    let channels = like.channels.max(1);
+    let mut frame = AudioFrame::new(samples, like.sample_rate, channels);
     frame.stream_id = like.stream_id.clone();
     frame.pts = like.pts;
     frame.duration = Some(frame.frames_to_ns(frame.frames()));
-    Ok(frame)
+    frame
 }
 
 /// Data a module sends to a service: bytes of the node's `input` kind, audio in the format of

@@ -265,6 +265,11 @@ impl Services {
     }
 
     /// The id of service `name`'s streaming session, while one is open.
+    /// No service is whitelisted.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
     pub fn session_id(&self, name: &str) -> Option<&str> {
         self.by_name
             .get(name)?

@@ -102,6 +102,53 @@ fn audio_goes_through_the_module_with_its_format_and_timestamps() {
     }
 }
 
+fn half_of(n: &mut WasmNode, samples: &[f32]) -> AudioSamples {
+    let mut out = Emitter::default();
+    n.process(audio(samples), &mut out).unwrap();
+    let [p] = &out.packets[..] else {
+        panic!("{:?}", out.packets)
+    };
+    let RuntimeData::Audio(a) = &p.data else {
+        panic!()
+    };
+    a.samples.clone()
+}
+
+fn is_lent(s: &AudioSamples) -> bool {
+    s.storage().as_any().is::<memory::Lent>()
+}
+
+#[test]
+fn output_audio_is_read_in_place_and_its_buffer_kept_while_in_use() {
+    let dir = tempdir::Dir::new("lend");
+    let path = module(&dir, "half.wat", HALF);
+    let mut n = node(json!({"wasm_path": path})).unwrap();
+    let input = |i: usize| [i as f32, -(i as f32)];
+    let expected = |i: usize| [i as f32 * 0.5, -(i as f32) * 0.5];
+    // Every output held: the first 8 are read from module memory, then they are copies.
+    let mut held: Vec<Option<AudioSamples>> =
+        (0..12).map(|i| Some(half_of(&mut n, &input(i)))).collect();
+    let lent: Vec<bool> = held.iter().flatten().map(is_lent).collect();
+    assert_eq!(lent, [vec![true; 8], vec![false; 4]].concat());
+    // One let go: its buffer is lent again, and no other output changes.
+    held[3] = None;
+    held[3] = Some(half_of(&mut n, &input(3)));
+    assert!(is_lent(held[3].as_ref().unwrap()));
+    // With all 8 in use the next are copies; an output let go right away leaves its buffer
+    // free for the next call.
+    assert!(!is_lent(&half_of(&mut n, &input(20))));
+    held[5] = None;
+    for i in 20..25 {
+        assert!(is_lent(&half_of(&mut n, &input(i))));
+    }
+    held[5] = Some(half_of(&mut n, &input(5)));
+    // The samples outlive the node and its module's memory.
+    drop(n);
+    for (i, s) in held.iter().enumerate() {
+        assert_eq!(&s.as_ref().unwrap()[..], &expected(i), "output {i}");
+    }
+}
+
 #[test]
 fn the_host_allocates_its_buffers_once_and_again_only_to_grow_them() {
     let dir = tempdir::Dir::new("allocs");

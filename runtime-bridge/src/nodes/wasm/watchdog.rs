@@ -10,11 +10,12 @@
 //! call after that takes the lock to wake it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, LazyLock, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, MemoryCreator};
 
+use super::memory::MEMORIES;
 use crate::sync::lock;
 
 const TICK: Duration = Duration::from_millis(5);
@@ -38,6 +39,10 @@ struct Watchdog {
 static WATCHDOG: LazyLock<Watchdog> = LazyLock::new(|| {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    // Memories the host maps itself, so output audio can be lent (memory.rs); they are filled
+    // by copying data segments, not by mapping the module's image over them.
+    config.with_host_memory(Arc::clone(&*MEMORIES) as Arc<dyn MemoryCreator>);
+    config.memory_init_cow(false);
     let engine = Engine::new(&config).expect("the default engine configuration is valid");
     std::thread::Builder::new()
         .name("remotemedia-wasm-watchdog".into())
@@ -77,7 +82,8 @@ pub fn watch_call(now: Instant) -> Watched {
     dog.running.fetch_add(1, Ordering::SeqCst);
     let since = now.saturating_duration_since(dog.base).as_nanos() as u64;
     dog.last_start.store(since, Ordering::Relaxed);
-    if dog.asleep.swap(false, Ordering::SeqCst) {
+    // A load first: the locked swap only when the thread sleeps.
+    if dog.asleep.load(Ordering::SeqCst) && dog.asleep.swap(false, Ordering::SeqCst) {
         // The thread holds `sleeping` from its `asleep` store until it waits: taking it here
         // means it waits now and gets the notification.
         drop(lock(&dog.sleeping));
