@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use wasmtime::{Linker, Memory, Module, Store, Trap, TypedFunc, UpdateDeadline};
 
 use super::host::HostState;
-use super::memory::{Lent, MEMORIES, Mapping};
+use super::memory::{Lent, MEMORIES, Mapping, write_at};
 use super::watchdog::{engine, expect_timeout, watch_call};
 use crate::data::{AudioSamples, SampleStorage};
 
@@ -105,7 +105,7 @@ pub struct Limits {
 }
 
 /// A buffer the host `alloc`ed in module memory.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, PartialEq)]
 struct Region {
     ptr: u32,
     capacity: u32,
@@ -360,7 +360,7 @@ impl Guest {
         let current = self.output();
         let region = self.region(current, len)?;
         match self.target {
-            Target::Lendable(i) if region.ptr != current.ptr || self.lendable[i].lent.is_none() => {
+            Target::Lendable(i) if region != current || self.lendable[i].lent.is_none() => {
                 // A new buffer (or the first): its view, when it can have one. The buffer is
                 // free, so no view of the old one is alive.
                 let lent = self
@@ -460,14 +460,10 @@ impl Guest {
     }
 
     fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<(), WasmError> {
-        let end = ptr as usize + bytes.len();
-        let data = self.memory.data_mut(&mut self.store);
-        match data.get_mut(ptr as usize..end) {
-            Some(dst) => {
-                dst.copy_from_slice(bytes);
-                Ok(())
-            }
-            None => Err(self.out_of_bounds("a host buffer", ptr, bytes.len() as u32)),
+        if write_at(&self.memory, &self.store, ptr as usize, bytes) {
+            Ok(())
+        } else {
+            Err(self.out_of_bounds("a host buffer", ptr, bytes.len() as u32))
         }
     }
 

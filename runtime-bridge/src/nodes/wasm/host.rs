@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use wasmtime::{Caller, Linker, ResourceLimiter};
 
+use super::memory::write_at;
 use super::payload::{Kind, service_input};
 use super::services::Services;
 use crate::data::RuntimeData;
@@ -228,22 +229,22 @@ fn write_sized(caller: &mut Caller<'_, HostState>, value: &[u8], ptr: i32, len_p
     let Some(mem) = memory(caller) else {
         return -1;
     };
-    let data = mem.data_mut(&mut *caller);
     let len_at = len_ptr as u32 as usize;
-    let Some(slot) = data.get(len_at..len_at + 4) else {
+    let Some(capacity) = mem
+        .data(&*caller)
+        .get(len_at..len_at + 4)
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
+    else {
         return -1;
     };
-    let capacity = u32::from_le_bytes([slot[0], slot[1], slot[2], slot[3]]) as usize;
     let needed = (value.len() as u32).to_le_bytes();
     if value.len() > capacity {
-        data[len_at..len_at + 4].copy_from_slice(&needed);
+        write_at(&mem, &*caller, len_at, &needed);
         return -2;
     }
-    let at = ptr as u32 as usize;
-    let Some(dst) = data.get_mut(at..at + value.len()) else {
+    if !write_at(&mem, &*caller, ptr as u32 as usize, value) {
         return -1;
-    };
-    dst.copy_from_slice(value);
-    data[len_at..len_at + 4].copy_from_slice(&needed);
+    }
+    write_at(&mem, &*caller, len_at, &needed);
     0
 }

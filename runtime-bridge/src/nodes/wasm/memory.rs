@@ -18,7 +18,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
-use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
+use wasmtime::{AsContext, LinearMemory, Memory, MemoryCreator, MemoryType};
 
 use crate::data::SampleStorage;
 use crate::sync::lock;
@@ -186,7 +186,7 @@ unsafe impl MemoryCreator for HostMemories {
         // A 32-bit memory cannot pass 4 GiB; wasmtime asks for that reservation on 64-bit hosts.
         let reserved = reserved_size_in_bytes
             .or(maximum)
-            .unwrap_or(1 << 32)
+            .unwrap_or_else(|| usize::try_from(1u64 << 32).unwrap_or(usize::MAX))
             .max(minimum);
         let mapping = Arc::new(Mapping::map(reserved, guard_size_in_bytes, minimum)?);
         let mut by_base = lock(&self.by_base);
@@ -199,6 +199,29 @@ unsafe impl MemoryCreator for HostMemories {
             size: minimum,
         }))
     }
+}
+
+/// Copies `bytes` into `memory` at byte `at`; `false` when they would not lie inside it. Through
+/// a raw pointer: a `&mut` over the whole memory (`Memory::data_mut`) would alias the samples
+/// lent out of it to other threads.
+pub fn write_at(memory: &Memory, store: impl AsContext, at: usize, bytes: &[u8]) -> bool {
+    let store = store.as_context();
+    let inside = at
+        .checked_add(bytes.len())
+        .is_some_and(|end| end <= memory.data_size(&store));
+    if inside {
+        // SAFETY: `at..at + len` lies in the memory's open part; no Rust reference to those
+        // bytes is alive here (lent views are never of buffers the host writes), and `bytes`
+        // is host memory, apart from the module's.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                memory.data_ptr(&store).add(at),
+                bytes.len(),
+            );
+        }
+    }
+    inside
 }
 
 /// An output buffer of a module, read in place. While a view of it is alive downstream, the
