@@ -145,7 +145,13 @@ impl AudioFrame {
 }
 
 pub fn frames_to_ns(frames: u64, rate: u32) -> u64 {
-    (u128::from(frames) * 1_000_000_000 / u128::from(rate.max(1))) as u64
+    let rate = rate.max(1);
+    // In u64 unless the product overflows it (over 213 days at 1 Hz): a u128 division is a
+    // libcall several times dearer, and this runs for every buffer.
+    match frames.checked_mul(1_000_000_000) {
+        Some(ns) => ns / u64::from(rate),
+        None => (u128::from(frames) * 1_000_000_000 / u128::from(rate)) as u64,
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,5 +288,7 @@ mod tests {
         assert_eq!(frames_to_ns(16000, 16000), 1_000_000_000);
         assert_eq!(frames_to_ns(480, 48000), 10_000_000);
         assert_eq!(frames_to_ns(1, 0), 1_000_000_000);
+        // Past u64 in the product: the wide path, same result.
+        assert_eq!(frames_to_ns(20_000_000_000, 48000), 416_666_666_666_666);
     }
 }

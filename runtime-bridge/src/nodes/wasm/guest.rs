@@ -12,7 +12,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::{Linker, Memory, Module, Store, Trap, TypedFunc, UpdateDeadline};
 
@@ -186,8 +186,8 @@ impl Guest {
         expect_timeout(limits.timeout);
         let mut store = Store::new(engine(), state);
         store.limiter(|s| &mut s.memory);
-        store.epoch_deadline_callback(|ctx| {
-            if ctx.data().deadline_passed() {
+        store.epoch_deadline_callback(|mut ctx| {
+            if ctx.data_mut().deadline_passed() {
                 Err(Trap::Interrupt.into())
             } else {
                 Ok(UpdateDeadline::Continue(1))
@@ -256,7 +256,7 @@ impl Guest {
     /// returns where it wrote its output (`bytes` or `lend` it before the next call).
     pub fn call(&mut self, input: &[u8], capacity: usize) -> Result<Written, WasmError> {
         self.input = self.region(self.input, input.len())?;
-        self.write(self.input.ptr, input)?;
+        self.write_block(self.input.ptr, input)?;
         self.target = self.free_output();
         self.fit_output(capacity.max(1))?;
         let first = self.invoke(input.len())?;
@@ -306,7 +306,7 @@ impl Guest {
 
     /// The bytes a call wrote (in module memory, until the next call).
     pub fn bytes(&self, written: Written) -> Result<&[u8], WasmError> {
-        self.read(written.ptr, written.len, "its output")
+        self.read_block(written.ptr, written.len, "its output")
     }
 
     /// The samples a call wrote, lent in place: their buffer is not given to the module again
@@ -387,7 +387,7 @@ impl Guest {
     /// One call of the function with the buffers as they are; its return code.
     fn invoke(&mut self, input_len: usize) -> Result<i32, WasmError> {
         let output = self.output();
-        self.write(self.len_slot, &output.capacity.to_le_bytes())?;
+        self.write_block(self.len_slot, &output.capacity.to_le_bytes())?;
         let args = (
             self.input.ptr as i32,
             input_len as i32,
@@ -448,7 +448,7 @@ impl Guest {
     }
 
     fn read_len(&self) -> Result<u32, WasmError> {
-        let b = self.read(self.len_slot, 4, "the output length")?;
+        let b = self.read_block(self.len_slot, 4, "the output length")?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
@@ -457,6 +457,30 @@ impl Guest {
         let end = ptr as usize + len as usize;
         data.get(ptr as usize..end)
             .ok_or_else(|| self.out_of_bounds(what, ptr, len))
+    }
+
+    /// Writes `bytes` at `ptr`, inside a block `alloc` gave the host: checked when it was
+    /// given (`allocate`), and memory never shrinks, so a host-mapped memory is written
+    /// without asking the store for its bounds again.
+    fn write_block(&mut self, ptr: u32, bytes: &[u8]) -> Result<(), WasmError> {
+        match &self.mapping {
+            Some(mapping) => {
+                // SAFETY: inside an allocated block (above); lent views are never of the
+                // input or the length slot, nor of an output buffer the module is given.
+                unsafe { mapping.write(ptr as usize, bytes) };
+                Ok(())
+            }
+            None => self.write(ptr, bytes),
+        }
+    }
+
+    /// Reads `len` bytes at `ptr`, inside a block `alloc` gave the host (see `write_block`).
+    fn read_block(&self, ptr: u32, len: u32, what: &'static str) -> Result<&[u8], WasmError> {
+        match &self.mapping {
+            // SAFETY: inside an allocated block; no module code runs while `self` is borrowed.
+            Some(mapping) => Ok(unsafe { mapping.read(ptr as usize, len as usize) }),
+            None => self.read(ptr, len, what),
+        }
     }
 
     fn write(&mut self, ptr: u32, bytes: &[u8]) -> Result<(), WasmError> {
@@ -484,10 +508,9 @@ fn timed<T>(
     timeout: Duration,
     f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
 ) -> wasmtime::Result<T> {
-    let now = Instant::now();
-    store.data_mut().deadline = Some(now + timeout);
+    store.data_mut().start_call(timeout);
     store.set_epoch_deadline(1);
-    let _watch = watch_call(now);
+    let _watch = watch_call();
     f(store)
 }
 

@@ -14,7 +14,7 @@
 //! A service not in the node's `services`, or one that fails, makes the call return -1 and
 //! posts a warning naming it; the pipeline goes on.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Caller, Linker, ResourceLimiter};
 
@@ -61,8 +61,11 @@ impl ResourceLimiter for MemoryCap {
 
 pub struct HostState {
     pub memory: MemoryCap,
-    /// When the call in progress must end.
-    pub deadline: Option<Instant>,
+    /// The time limit of the call in progress (`None` outside calls).
+    limit: Option<Duration>,
+    /// When the limit's clock started: at the first epoch tick or host call of the call, read
+    /// then and not at the call's start, which keeps the clock off the path of short calls.
+    since: Option<Instant>,
     pub services: Services,
     /// The node's `input` kind, and the input being processed (for audio sent to services).
     pub input_kind: Kind,
@@ -76,7 +79,8 @@ impl HostState {
     pub fn new(services: Services, input_kind: Kind) -> Self {
         Self {
             memory: MemoryCap::default(),
-            deadline: None,
+            limit: None,
+            since: None,
             services,
             input_kind,
             input: RuntimeData::Binary(Default::default()),
@@ -85,8 +89,22 @@ impl HostState {
         }
     }
 
-    pub fn deadline_passed(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
+    /// A call starts that may run for `limit`.
+    pub fn start_call(&mut self, limit: Duration) {
+        self.limit = Some(limit);
+        self.since = None;
+    }
+
+    /// When the call in progress must end. The clock starts on the first question, which
+    /// comes after the call started and at most one watchdog tick later (the tick runs the
+    /// epoch callback): a call is never stopped early, and at most that tick late.
+    pub fn deadline(&mut self) -> Option<Instant> {
+        let limit = self.limit?;
+        Some(*self.since.get_or_insert_with(Instant::now) + limit)
+    }
+
+    pub fn deadline_passed(&mut self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() >= d)
     }
 }
 
@@ -111,7 +129,7 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let sent = service_input(state.input_kind, &data, &state.input);
             let result = match sent {
                 Ok(sent) => {
-                    let deadline = state.deadline;
+                    let deadline = state.deadline();
                     state
                         .services
                         .call(&name, &data, sent, deadline, &mut state.warnings)
@@ -152,7 +170,7 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     return -1;
                 }
             };
-            let deadline = state.deadline;
+            let deadline = state.deadline();
             match state
                 .services
                 .stream(&name, sent, deadline, &mut state.warnings)

@@ -55,6 +55,25 @@ fn round_up(n: usize, page: usize) -> Option<usize> {
 }
 
 impl Mapping {
+    /// Copies `bytes` to byte `at` of the memory.
+    ///
+    /// # Safety
+    /// `at..at + bytes.len()` lies in the memory's open part, and no Rust reference to those
+    /// bytes is alive.
+    pub unsafe fn write(&self, at: usize, bytes: &[u8]) {
+        // SAFETY: as the caller promises; `bytes` is host memory, apart from the module's.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(at), bytes.len()) }
+    }
+
+    /// The `len` bytes at byte `at` of the memory.
+    ///
+    /// # Safety
+    /// They lie in the memory's open part, and no module code runs while the slice lives.
+    pub unsafe fn read(&self, at: usize, len: usize) -> &[u8] {
+        // SAFETY: as the caller promises.
+        unsafe { std::slice::from_raw_parts(self.base.add(at), len) }
+    }
+
     /// Reserves `reserved` bytes between two guards of `guard` bytes, the first `size`
     /// readable and writable (and zero).
     fn map(reserved: usize, guard: usize, size: usize) -> Result<Self, String> {

@@ -204,13 +204,15 @@ impl WasmNode {
         &self,
         written: Written,
         input: &RuntimeData,
-    ) -> Result<Result<Option<RuntimeData>, OutputError>, WasmError> {
-        if self.output_kind == Kind::Audio
+    ) -> Result<Option<RuntimeData>, NodeError> {
+        let decoded = if self.output_kind == Kind::Audio
             && let Some(samples) = self.guest.lend(written)
         {
-            return Ok(lent_audio(samples, input));
-        }
-        Ok(decode(self.output_kind, self.guest.bytes(written)?, input))
+            lent_audio(samples, input)
+        } else {
+            decode(self.output_kind, self.guest.bytes(written)?, input)
+        };
+        decoded.map_err(|e| self.bad_output(e))
     }
 
     fn bad_output(&self, e: OutputError) -> NodeError {
@@ -231,17 +233,14 @@ impl Node for WasmNode {
         if serving {
             self.guest.state().input = input.data.clone();
         }
-        let called = self
-            .guest
-            .call(&bytes, capacity)
-            .and_then(|written| self.output(written, &input.data));
+        let written = self.guest.call(&bytes, capacity);
         drop(bytes);
         if serving {
             // Nothing keeps the input alive after the call.
             self.guest.state().input = RuntimeData::Binary(Bytes::new());
         }
         self.drain_host(out);
-        let result = called?.map_err(|e| self.bad_output(e))?;
+        let result = self.output(written?, &input.data)?;
         if self.input_kind == Kind::Audio && self.output_kind != Kind::Audio {
             out.emit_at(input.data, input.pts);
         }

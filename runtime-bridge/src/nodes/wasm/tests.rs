@@ -423,3 +423,24 @@ fn the_readme_example_runs_as_written() {
     };
     assert_eq!(&a.samples[..], &[0.5, -0.25]);
 }
+
+#[test]
+fn a_calls_time_limit_counts_from_when_it_is_first_asked_never_earlier() {
+    use std::time::{Duration, Instant};
+
+    let mut state = host::HostState::new(services::Services::default(), payload::Kind::Audio);
+    assert_eq!(state.deadline(), None, "no limit outside a call");
+    let limit = Duration::from_millis(50);
+    state.start_call(limit);
+    let asked = Instant::now();
+    let deadline = state.deadline().expect("a call has a deadline");
+    assert!(deadline >= asked + limit);
+    assert!(!state.deadline_passed());
+    assert_eq!(state.deadline(), Some(deadline), "one clock per call");
+    std::thread::sleep(Duration::from_millis(2));
+    state.start_call(limit);
+    assert!(
+        state.deadline().expect("the next call has one too") > deadline,
+        "the next call's clock starts anew"
+    );
+}

@@ -1,13 +1,14 @@
-//! Time limits for module calls. All modules run on one engine; a call sets its deadline in its
+//! Time limits for module calls. All modules run on one engine; a call notes its limit in its
 //! store. While calls run, one thread bumps the engine's epoch every tick: each running call
 //! then checks its own deadline (`deadline_passed`) and only an overdue one stops. A tick is
-//! `TICK`, or the shortest `timeout_ms` of any node when that is shorter, so a call is stopped
-//! at most one tick after its deadline.
+//! `TICK`, or the shortest `timeout_ms` of any node when that is shorter. A call's clock starts
+//! at its first tick (`HostState::deadline`), so it is stopped at most two ticks after its
+//! deadline, never before.
 //!
 //! Calls come every few milliseconds on a live stream and last microseconds, so a call's whole
-//! cost here is two atomic counts and an atomic store: the thread stays on watch while calls
-//! keep coming and goes to sleep when none runs and none started for `LINGER`; only the first
-//! call after that takes the lock to wake it.
+//! cost here is two atomic counts and two plain stores, and no clock: the thread stays on watch
+//! while calls keep coming and goes to sleep when none ran for `LINGER`; only the first call
+//! after that takes the lock to wake it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
@@ -25,9 +26,8 @@ struct Watchdog {
     engine: Engine,
     /// Calls running now.
     running: AtomicUsize,
-    /// When the last call started, in nanoseconds since `base`.
-    last_start: AtomicU64,
-    base: Instant,
+    /// Set by every call, cleared by the thread at each tick: calls came since the last one.
+    called: AtomicBool,
     /// The tick in nanoseconds: `TICK` or the shortest timeout of a node.
     tick_ns: AtomicU64,
     /// Set by the thread, under `sleeping`, before it waits; cleared by the call that wakes it.
@@ -51,8 +51,7 @@ static WATCHDOG: LazyLock<Watchdog> = LazyLock::new(|| {
     Watchdog {
         engine,
         running: AtomicUsize::new(0),
-        last_start: AtomicU64::new(0),
-        base: Instant::now(),
+        called: AtomicBool::new(false),
         tick_ns: AtomicU64::new(TICK.as_nanos() as u64),
         asleep: AtomicBool::new(false),
         sleeping: Mutex::new(()),
@@ -74,14 +73,16 @@ pub fn expect_timeout(timeout: Duration) {
 /// A call in progress; dropping it ends the watch.
 pub struct Watched(());
 
-/// Watches a call that started at `now` (its deadline is in its store).
-pub fn watch_call(now: Instant) -> Watched {
+/// Watches a call that starts now (its limit is in its store).
+pub fn watch_call() -> Watched {
     let dog = &*WATCHDOG;
     // SeqCst with the thread's `asleep` store then `running` load: either it sees this call, or
     // this call sees it asleep and wakes it.
     dog.running.fetch_add(1, Ordering::SeqCst);
-    let since = now.saturating_duration_since(dog.base).as_nanos() as u64;
-    dog.last_start.store(since, Ordering::Relaxed);
+    // A load first: no write to a line the thread reads while it is already set.
+    if !dog.called.load(Ordering::Relaxed) {
+        dog.called.store(true, Ordering::Relaxed);
+    }
     // A load first: the locked swap only when the thread sleeps.
     if dog.asleep.load(Ordering::SeqCst) && dog.asleep.swap(false, Ordering::SeqCst) {
         // The thread holds `sleeping` from its `asleep` store until it waits: taking it here
@@ -100,17 +101,24 @@ impl Drop for Watched {
 
 fn watch() {
     let dog = &*WATCHDOG;
+    // The first of the ticks in a row that saw no call: the thread sleeps `LINGER` after it.
+    let mut idle_since: Option<Instant> = None;
     loop {
         let tick = Duration::from_nanos(dog.tick_ns.load(Ordering::Relaxed));
         std::thread::sleep(tick);
-        if dog.running.load(Ordering::SeqCst) > 0 {
+        let called = dog.called.swap(false, Ordering::Relaxed);
+        let running = dog.running.load(Ordering::SeqCst) > 0;
+        if running {
             dog.engine.increment_epoch();
+        }
+        if running || called {
+            idle_since = None;
             continue;
         }
-        let idle_since = dog.base + Duration::from_nanos(dog.last_start.load(Ordering::Relaxed));
-        if idle_since.elapsed() < LINGER {
+        if idle_since.get_or_insert_with(Instant::now).elapsed() < LINGER {
             continue;
         }
+        idle_since = None;
         let mut guard = lock(&dog.sleeping);
         dog.asleep.store(true, Ordering::SeqCst);
         if dog.running.load(Ordering::SeqCst) > 0 {
