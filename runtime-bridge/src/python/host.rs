@@ -155,10 +155,7 @@ impl Worker {
         let waker = channel.self_waker(Side::Host).map_err(channel_failed)?;
         let params = Value::Object(cfg.params.clone()).to_string();
         let container = match &cfg.container {
-            Some(spec) => Some(
-                container::acquire(spec, &module_dirs(cfg))
-                    .map_err(|e| NodeError::Config(e.to_string()))?,
-            ),
+            Some(spec) => Some(container::acquire(spec, &module_dirs(cfg))?),
             None => None,
         };
         let mut cmd = match &container {

@@ -269,6 +269,9 @@ impl Container {
         .into();
         // The worker has the network its host has, as a local worker would.
         args.extend(["--network", "host"].map(String::from));
+        // No SELinux relabelling: the host's /dev/shm and iceoryx2 directory are shared as they
+        // are (a relabel would be refused, or would change their label for the host too).
+        args.extend(["--security-opt", "label=disable"].map(String::from));
         if let Some(mb) = spec.memory_mb {
             // No swap beyond the limit: past it the kernel kills.
             args.extend(["--memory".into(), format!("{mb}m")]);
