@@ -22,7 +22,7 @@ use crate::data::{Bytes, Packet, RuntimeData};
 use crate::node::{Emitter, Node, NodeError, NodeSpec, StreamFormat, Threading, no_latency};
 use crate::params::{ParamDefault, ParamSpec, ParamType, Params};
 
-use guest::{Guest, Limits, WasmError, Written, compile};
+use guest::{Guest, Limits, WasmError, compile};
 use host::HostState;
 use payload::{Kind, OutputError, decode, encode, lent_audio};
 
@@ -198,23 +198,6 @@ impl WasmNode {
         }
     }
 
-    /// The data of what a call wrote: audio lent in place when it can be, else decoded from a
-    /// copy of the bytes.
-    fn output(
-        &self,
-        written: Written,
-        input: &RuntimeData,
-    ) -> Result<Option<RuntimeData>, NodeError> {
-        let decoded = if self.output_kind == Kind::Audio
-            && let Some(samples) = self.guest.lend(written)
-        {
-            lent_audio(samples, input)
-        } else {
-            decode(self.output_kind, self.guest.bytes(written)?, input)
-        };
-        decoded.map_err(|e| self.bad_output(e))
-    }
-
     fn bad_output(&self, e: OutputError) -> NodeError {
         NodeError::Failed(format!("WASM module {}: {e}", self.path))
     }
@@ -240,7 +223,18 @@ impl Node for WasmNode {
             self.guest.state().input = RuntimeData::Binary(Bytes::new());
         }
         self.drain_host(out);
-        let result = self.output(written?, &input.data)?;
+        let written = written?;
+        // Audio lent in place: the frame is built where it is emitted (no input passes by).
+        if self.output_kind == Kind::Audio
+            && let Some(samples) = self.guest.lend(written)
+        {
+            let pts = input.pts;
+            return lent_audio(samples, &input.data, |data| out.emit_at(data, pts))
+                .map_err(|e| self.bad_output(e));
+        }
+        // Else decoded from a copy of the bytes.
+        let result = decode(self.output_kind, self.guest.bytes(written)?, &input.data)
+            .map_err(|e| self.bad_output(e))?;
         if self.input_kind == Kind::Audio && self.output_kind != Kind::Audio {
             out.emit_at(input.data, input.pts);
         }

@@ -98,20 +98,22 @@ fn whole_frames(like: &AudioFrame, len: usize) -> Result<(), OutputError> {
     }
 }
 
-/// The module's audio output for `input`, from samples it lent (see `Guest::lend`); nothing
-/// for no samples.
+/// The module's audio output for `input`, from samples it lent (see `Guest::lend`), handed to
+/// `emit` (built where it goes, not moved through a result); nothing for no samples.
 pub fn lent_audio(
     samples: AudioSamples,
     input: &RuntimeData,
-) -> Result<Option<RuntimeData>, OutputError> {
+    emit: impl FnOnce(RuntimeData),
+) -> Result<(), OutputError> {
     if samples.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     let RuntimeData::Audio(like) = input else {
         return Err(OutputError::AudioWithoutAudioInput);
     };
     whole_frames(like, samples.len() * 4)?;
-    Ok(Some(RuntimeData::Audio(frame_like(like, samples))))
+    emit(RuntimeData::Audio(frame_like(like, samples)));
+    Ok(())
 }
 
 fn frame_like(like: &AudioFrame, samples: AudioSamples) -> AudioFrame {
