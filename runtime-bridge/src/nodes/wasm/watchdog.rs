@@ -6,9 +6,9 @@
 //! deadline, never before.
 //!
 //! Calls come every few milliseconds on a live stream and last microseconds, so a call's whole
-//! cost here is two atomic counts and two plain stores, and no clock: the thread stays on watch
-//! while calls keep coming and goes to sleep when none ran for `LINGER`; only the first call
-//! after that takes the lock to wake it.
+//! cost here is two atomic counts, a flag set (skipped when already set) and a load, and no
+//! clock: the thread stays on watch while calls keep coming and goes to sleep when none ran for
+//! `LINGER`; only the first call after that takes the lock to wake it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
