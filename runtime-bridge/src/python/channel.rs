@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use iceoryx2::port::listener::Listener;
+use iceoryx2::port::listener::{Listener, ListenerWaitError};
 use iceoryx2::port::notifier::Notifier;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
@@ -359,9 +359,12 @@ impl Channel {
             Some(t) => self.listener.timed_wait(|_| {}, t),
             None => self.listener.blocking_wait(|_| {}),
         };
-        result
-            .map(|_| ())
-            .map_err(failed("wait for the other process", &self.name))
+        match result {
+            // A signal cut the wait short (a cgroup freezer thawing the process, a debugger):
+            // a spurious wake-up, which callers already check for like a timeout.
+            Ok(_) | Err(ListenerWaitError::InterruptSignal) => Ok(()),
+            Err(e) => Err(failed("wait for the other process", &self.name)(e)),
+        }
     }
 }
 
